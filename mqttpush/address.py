@@ -1,0 +1,116 @@
+"""Agent addresses and the MQTT topics they map to.
+
+An address ``name@domain`` (``sender@fame.fabric``) owns the topic base
+``{prefix}/{domain}/{name}``; under it live ``rpc`` (requests to the agent) and
+``push/{task_id}`` (notifications for the agent). Callers receive replies on
+``{prefix}/_reply/{client_id}/{correlation_id}``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from mqttpush.errors import InvalidAddressError
+
+__all__ = ["DEFAULT_PREFIX", "Address", "Topics", "check_level", "check_prefix"]
+
+DEFAULT_PREFIX = "mqttpush/v1"
+_FORBIDDEN = frozenset("/+#\x00")
+_MAX_LEVEL = 256  # far below MQTT's 65,535-byte topic limit, and enough for any name
+
+
+def check_level(value: str, what: str) -> str:
+    """Return ``value`` if it can stand as one MQTT topic level, else raise.
+
+    Args:
+        value: The candidate level, such as an agent name or a task id.
+        what: What the value is, for the error message.
+
+    Raises:
+        InvalidAddressError: Empty, too long, containing ``/``, ``+``, ``#``, NUL or
+            whitespace, or starting with ``$`` (reserved by brokers).
+    """
+    if not value:
+        raise InvalidAddressError(f"{what} must not be empty")
+    if len(value) > _MAX_LEVEL:
+        raise InvalidAddressError(f"{what} is longer than {_MAX_LEVEL} characters")
+    bad = sorted({c for c in value if c in _FORBIDDEN or c.isspace()})
+    if bad:
+        raise InvalidAddressError(f"{what} {value!r} contains characters not allowed in a topic level: {bad!r}")
+    if value.startswith("$"):
+        raise InvalidAddressError(f"{what} {value!r} must not start with '$' (reserved by MQTT brokers)")
+    return value
+
+
+def check_prefix(prefix: str) -> str:
+    """Return ``prefix`` if every level of it is a valid topic level, else raise."""
+    for level in prefix.split("/"):
+        check_level(level, f"topic prefix level in {prefix!r}")
+    return prefix
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    """An agent's logical address, ``name@domain``.
+
+    Attributes:
+        name: The agent's name, e.g. ``sender``.
+        domain: The agent's domain, e.g. ``fame.fabric``.
+    """
+
+    name: str
+    domain: str
+
+    def __post_init__(self) -> None:
+        check_level(self.name, "agent name")
+        check_level(self.domain, "agent domain")
+        if "@" in self.name or "@" in self.domain:
+            raise InvalidAddressError(f"{self.name}@{self.domain}: '@' may appear only once")
+
+    @classmethod
+    def parse(cls, value: str | Address) -> Address:
+        """Parse ``name@domain``.
+
+        Raises:
+            InvalidAddressError: The text is not exactly one ``@`` between two valid levels.
+        """
+        if isinstance(value, Address):
+            return value
+        if not isinstance(value, str):
+            raise InvalidAddressError(f"an address must be a string, not {type(value).__name__}")
+        name, sep, domain = value.partition("@")
+        if not sep:
+            raise InvalidAddressError(f"address {value!r} must have the form name@domain")
+        return cls(name, domain)
+
+    def __str__(self) -> str:
+        return f"{self.name}@{self.domain}"
+
+
+@dataclass(frozen=True, slots=True)
+class Topics:
+    """Topic naming under one prefix; the only place topic strings are built."""
+
+    prefix: str = DEFAULT_PREFIX
+
+    def __post_init__(self) -> None:
+        check_prefix(self.prefix)
+
+    def base(self, address: Address) -> str:
+        """Return ``{prefix}/{domain}/{name}``."""
+        return f"{self.prefix}/{address.domain}/{address.name}"
+
+    def rpc(self, address: Address) -> str:
+        """Return the topic the agent at ``address`` takes requests on."""
+        return f"{self.base(address)}/rpc"
+
+    def push_base(self, address: Address) -> str:
+        """Return the topic under which ``address`` receives notifications (without task id)."""
+        return f"{self.base(address)}/push"
+
+    def push(self, address: Address, task_id: str) -> str:
+        """Return the topic for notifications of ``task_id`` sent to ``address``."""
+        return f"{self.push_base(address)}/{check_level(task_id, 'task id')}"
+
+    def reply_base(self, client_id: str) -> str:
+        """Return the reply-topic base of one caller (subscribe to ``base + '/+'``)."""
+        return f"{self.prefix}/_reply/{check_level(client_id, 'client id')}"

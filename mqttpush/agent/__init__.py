@@ -1,0 +1,1 @@
+"""Agents: operations over JSON-RPC, background tasks, push notifications, remote proxies."""

@@ -1,0 +1,208 @@
+"""BackgroundTaskAgent: long-running tasks with status, cancellation and push notifications.
+
+``run_task`` returns at once with the task submitted; the work runs in
+:meth:`BackgroundTaskAgent.run_background_task`, which pushes notifications to every
+endpoint registered for the task with :meth:`TaskContext.push`. When the task ends,
+each endpoint gets a last notification carrying the terminal state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Annotated, Any
+
+import pydantic_core
+from pydantic import Field
+
+from mqttpush import _context, codec
+from mqttpush.address import Address, check_level
+from mqttpush.agent.base import Agent
+from mqttpush.agent.operation import operation
+from mqttpush.agent.tasks import TaskRecord, TaskRegistry
+from mqttpush.errors import TaskNotCancelableError, TaskStateError
+from mqttpush.models import (
+    ErrorInfo,
+    PushNotification,
+    TaskPushNotificationConfig,
+    TaskState,
+    TaskStatus,
+    new_id,
+)
+
+if TYPE_CHECKING:
+    from mqttpush.fabric import Fabric
+
+__all__ = ["BackgroundTaskAgent", "TaskContext"]
+
+log = logging.getLogger(__name__)
+
+_CANCEL_WAIT = 10.0  # seconds cancel_task waits for the work to unwind
+_MAX_WAIT = 300.0  # longest get_task_status long-poll
+
+
+class TaskContext:
+    """What a running task sees: its id, its params, and a way to push notifications."""
+
+    def __init__(self, agent: BackgroundTaskAgent, record: TaskRecord) -> None:
+        self._agent = agent
+        self._record = record
+
+    @property
+    def task_id(self) -> str:
+        """The task's id."""
+        return self._record.task_id
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The params given to ``run_task`` (empty when none)."""
+        return self._record.params or {}
+
+    async def push(self, message: str, data: dict[str, Any] | None = None) -> PushNotification:
+        """Publish a notification to every endpoint registered for this task.
+
+        Raises:
+            TaskStateError: The task has already ended (e.g. was canceled).
+            ConnectionLostError: The broker connection is down.
+        """
+        if self._record.state.is_terminal:
+            raise TaskStateError(f"task {self.task_id} is {self._record.state}: no more notifications")
+        return await self._agent.push(self._record, message, data)
+
+
+class BackgroundTaskAgent(Agent):
+    """An agent whose work runs as background tasks. Override :meth:`run_background_task`.
+
+    Args:
+        max_finished_tasks: Finished tasks kept for ``get_task_status``; defaults to
+            the ``agent.max_finished_tasks`` setting.
+        max_concurrency: See :class:`Agent`.
+    """
+
+    def __init__(self, *, max_finished_tasks: int | None = None, max_concurrency: int | None = None) -> None:
+        super().__init__(max_concurrency=max_concurrency)
+        self._max_finished = max_finished_tasks
+        self.tasks = TaskRegistry(max_finished_tasks or 10_000)
+        self._endpoints: dict[str, dict[str, TaskPushNotificationConfig]] = {}
+
+    def bind(self, fabric: Fabric, address: Address) -> None:
+        """Attach to the fabric; the finished-task bound comes from settings unless given."""
+        super().bind(fabric, address)
+        if self._max_finished is None:
+            self.tasks = TaskRegistry(fabric.settings.agent.max_finished_tasks)
+
+    async def run_background_task(self, task: TaskContext) -> Any:  # noqa: ANN401 - the task's JSON result
+        """Do the task's work; the return value becomes the task's result."""
+        raise NotImplementedError(f"{type(self).__name__} must implement run_background_task")
+
+    @operation
+    async def run_task(self, task_id: str | None = None, params: dict[str, Any] | None = None) -> TaskStatus:
+        """Start a task in the background and return its status at once.
+
+        A ``task_id`` chosen by the caller makes the call idempotent: running an id
+        that exists returns that task's status and starts nothing.
+        """
+        task_id = check_level(task_id, "task id") if task_id is not None else new_id()
+        record, created = self.tasks.create(task_id, params)
+        if created:
+            record.runner = self.fabric.spawn(self._run(record), name=f"mqttpush-task-{task_id}")
+        return record.status()
+
+    @operation
+    async def get_task_status(
+        self, task_id: str, wait: Annotated[float, Field(ge=0, le=_MAX_WAIT)] = 0.0
+    ) -> TaskStatus:
+        """Return a task's status; with ``wait`` > 0, first wait up to that many seconds for it to end."""
+        record = self.tasks.get(task_id)
+        if wait > 0 and not record.state.is_terminal:
+            try:
+                async with asyncio.timeout(wait):
+                    await record.done.wait()
+            except TimeoutError:
+                pass  # still running: the status says so
+        return record.status()
+
+    @operation
+    async def cancel_task(self, task_id: str) -> TaskStatus:
+        """Stop a task's work and its notifications; the endpoints get a last ``canceled`` one."""
+        record = self.tasks.get(task_id)
+        if record.state.is_terminal:
+            raise TaskNotCancelableError(data={"task_id": task_id, "state": record.state.value})
+        record.cancel_requested = True
+        runner = record.runner
+        if runner is not None and not runner.done():
+            runner.cancel()
+            await asyncio.wait({runner}, timeout=_CANCEL_WAIT)
+        if not record.state.is_terminal:  # canceled before its work ever started
+            await self._finish(record, TaskState.CANCELED)
+        return record.status()
+
+    @operation
+    async def register_push_endpoint(self, config: TaskPushNotificationConfig) -> TaskPushNotificationConfig:
+        """Send a task's notifications to ``config.address`` (several endpoints per task allowed)."""
+        self._endpoints.setdefault(config.task_id, {})[config.address] = config
+        return config
+
+    @operation
+    async def list_push_endpoints(self, task_id: str) -> list[TaskPushNotificationConfig]:
+        """Return the endpoints registered for a task."""
+        return list(self._endpoints.get(task_id, {}).values())
+
+    async def _run(self, record: TaskRecord) -> None:
+        try:
+            self.tasks.transition(record, TaskState.WORKING)
+            result = pydantic_core.to_jsonable_python(await self.run_background_task(TaskContext(self, record)))
+        except asyncio.CancelledError:
+            if not record.cancel_requested:
+                raise  # the fabric is shutting down
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+            await self._finish(record, TaskState.CANCELED)
+        except Exception as exc:
+            log.exception("%s: task %s failed", self.address, record.task_id)
+            await self._finish(record, TaskState.FAILED, error=ErrorInfo(type=type(exc).__name__, message=str(exc)))
+        else:
+            await self._finish(record, TaskState.COMPLETED, result=result)
+
+    async def _finish(
+        self,
+        record: TaskRecord,
+        state: TaskState,
+        *,
+        result: Any = None,  # noqa: ANN401
+        error: ErrorInfo | None = None,
+    ) -> None:
+        self.tasks.transition(record, state, result=result, error=error)
+        message = f"Task {state.value}" + (f": {error.message}" if error else "")
+        try:
+            await self.push(record, message, None, state=state)
+        except Exception:
+            log.exception("%s: final notification of task %s not sent", self.address, record.task_id)
+        finally:
+            self._endpoints.pop(record.task_id, None)
+
+    async def push(
+        self,
+        record: TaskRecord,
+        message: str,
+        data: dict[str, Any] | None,
+        *,
+        state: TaskState = TaskState.WORKING,
+    ) -> PushNotification:
+        """Publish one notification of ``record`` to each of its endpoints (QoS 1)."""
+        record.pushed += 1
+        notification = PushNotification(task_id=record.task_id, seq=record.pushed, state=state, message=message, data=data)
+        endpoints = self._endpoints.get(record.task_id)
+        if endpoints:
+            envelope = codec.Envelope(str(self.address), "push", None, _context.trace_id.get())
+            topics = self.fabric.topics
+            messages = [
+                codec.encode_notification(topics.push(Address.parse(c.address), record.task_id), notification, envelope)
+                for c in endpoints.values()
+            ]
+            if len(messages) == 1:
+                await self.fabric.publish(messages[0])
+            else:
+                await asyncio.gather(*(self.fabric.publish(m) for m in messages))
+        return notification

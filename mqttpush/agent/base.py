@@ -1,0 +1,202 @@
+"""The Agent: operations served over JSON-RPC, and a handler for push notifications.
+
+Each request and notification is handled in its own task, at most
+``max_concurrency`` at once per agent. Whatever a handler raises becomes an error
+reply (requests) or a logged, counted failure (notifications); it never stops the agent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from mqttpush import _context, codec
+from mqttpush.agent.operation import Operation, operations_of
+from mqttpush.errors import (
+    InternalError,
+    MethodNotFoundError,
+    MqttPushError,
+    ProtocolError,
+    RequestExpiredError,
+    RpcError,
+)
+from mqttpush.fabric import Fabric
+from mqttpush.models import new_id
+
+if TYPE_CHECKING:
+    from mqttpush.address import Address
+    from mqttpush.agent.remote import RemoteAgent
+    from mqttpush.models import JsonRpcId, PushNotification
+    from mqttpush.transport.base import Message
+
+__all__ = ["Agent", "AgentStats"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class AgentStats:
+    """Counters of what an agent has handled; every refusal and failure is counted."""
+
+    requests: int = 0
+    request_errors: int = 0
+    requests_expired: int = 0
+    handler_failures: int = 0
+    notifications: int = 0
+    notifications_malformed: int = 0
+    notifications_unknown_task: int = 0
+
+
+class Agent:
+    """Base class of agents. Decorate ``async def`` methods with ``@operation``.
+
+    Args:
+        max_concurrency: Requests and notifications handled at once; defaults to the
+            fabric's ``rpc.max_concurrency`` setting.
+    """
+
+    _operations: ClassVar[dict[str, Operation]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:  # noqa: ANN401 - passed through to object
+        super().__init_subclass__(**kwargs)
+        cls._operations = operations_of(cls)
+
+    def __init__(self, *, max_concurrency: int | None = None) -> None:
+        self._max_concurrency = max_concurrency
+        self._slots: asyncio.Semaphore | None = None
+        self._fabric: Fabric | None = None
+        self._address: Address | None = None
+        self.stats = AgentStats()
+
+    @property
+    def fabric(self) -> Fabric:
+        """The fabric this agent is served on."""
+        if self._fabric is None:
+            raise MqttPushError(f"{type(self).__name__} is not served: call fabric.serve(agent, address)")
+        return self._fabric
+
+    @property
+    def address(self) -> Address:
+        """The address this agent is served at."""
+        if self._address is None:
+            raise MqttPushError(f"{type(self).__name__} is not served: call fabric.serve(agent, address)")
+        return self._address
+
+    @classmethod
+    def operations(cls) -> dict[str, Operation]:
+        """The operations this agent class serves, by JSON-RPC method name."""
+        return dict(cls._operations)
+
+    def bind(self, fabric: Fabric, address: Address) -> None:
+        """Attach to ``fabric`` at ``address`` (called by :meth:`Fabric.serve`)."""
+        if self._fabric is not None:
+            raise MqttPushError(f"{type(self).__name__} is already served at {self._address}")
+        self._fabric = fabric
+        self._address = address
+        self._slots = asyncio.Semaphore(self._max_concurrency or fabric.settings.rpc.max_concurrency)
+
+    async def on_start(self) -> None:
+        """Run once when the agent starts being served."""
+
+    async def on_stop(self) -> None:
+        """Run once when the fabric closes."""
+
+    async def on_message(self, notification: PushNotification) -> None:
+        """Handle a push notification sent to this agent (override to receive them).
+
+        The default logs and counts it as a notification for an unknown task.
+        """
+        self.stats.notifications_unknown_task += 1
+        log.warning("%s: notification for unknown task %s ignored", self._address, notification.task_id)
+
+    def remote(self, address: str | Address, *, timeout: float | None = None) -> RemoteAgent:
+        """Return a proxy to another agent; calls carry this agent's address as sender."""
+        return self.fabric.remote(address, sender=str(self.address), timeout=timeout)
+
+    @classmethod
+    def remote_by_address(cls, address: str | Address, *, timeout: float | None = None) -> RemoteAgent:
+        """Return a proxy to the agent at ``address`` on the current fabric."""
+        return Fabric.current().remote(address, timeout=timeout)
+
+    async def handle_request(self, message: Message) -> None:
+        """Handle one RPC request message and publish the reply (called by the fabric)."""
+        assert self._slots is not None  # noqa: S101 - bind() ran before any routing
+        async with self._slots:
+            self.stats.requests += 1
+            envelope = codec.Envelope.of(message)
+            _context.trace_id.set(envelope.trace_id or new_id())
+            request_id, decoded = codec.decode_request(message.payload)
+            method = decoded.method if not isinstance(decoded, RpcError) else None
+            try:
+                if isinstance(decoded, RpcError):
+                    raise decoded
+                left = codec.remaining_expiry(message)
+                if left is not None and left <= 0:
+                    self.stats.requests_expired += 1
+                    raise RequestExpiredError(data={"method": decoded.method})
+                result = await self._invoke(decoded.method, decoded.params)
+            except RpcError as exc:
+                self.stats.request_errors += 1
+                await self._reply(message, request_id, method, envelope, error=exc)
+            except Exception as exc:
+                self.stats.request_errors += 1
+                self.stats.handler_failures += 1
+                log.exception("%s: operation %s failed", self._address, method)
+                error = InternalError(data={"type": type(exc).__name__, "message": str(exc)})
+                await self._reply(message, request_id, method, envelope, error=error)
+            else:
+                await self._reply(message, request_id, method, envelope, result=result)
+
+    async def _invoke(self, method: str, params: dict[str, Any] | list[Any] | None) -> Any:  # noqa: ANN401
+        op = self._operations.get(method)
+        if op is None:
+            raise MethodNotFoundError(data={"method": method, "available": sorted(self._operations)})
+        kwargs = op.validate(params)
+        return op.dump_result(await getattr(self, op.attr)(**kwargs))
+
+    async def _reply(
+        self,
+        request: Message,
+        request_id: JsonRpcId,
+        method: str | None,
+        envelope: codec.Envelope,
+        *,
+        result: Any = None,  # noqa: ANN401
+        error: RpcError | None = None,
+    ) -> None:
+        reply = codec.encode_reply(
+            request,
+            request_id,
+            result=result,
+            error=error,
+            envelope=codec.Envelope(str(self.address), method, envelope.correlation_id, envelope.trace_id),
+        )
+        if reply is None:
+            log.debug("%s: request without a response topic, no reply sent", self._address)
+            return
+        try:
+            await self.fabric.publish(reply)
+        except MqttPushError as exc:
+            log.warning("%s: reply to %s not sent: %s", self._address, request.response_topic, exc)
+
+    async def handle_push(self, message: Message, task_id: str) -> None:
+        """Handle one push notification message (called by the fabric)."""
+        assert self._slots is not None  # noqa: S101 - bind() ran before any routing
+        async with self._slots:
+            try:
+                notification = codec.decode_notification(message.payload)
+                if notification.task_id != task_id:
+                    raise ProtocolError(f"task id {notification.task_id!r} does not match the topic's {task_id!r}")
+            except ProtocolError as exc:
+                self.stats.notifications_malformed += 1
+                log.warning("%s: malformed notification on %s: %s", self._address, message.topic, exc)
+                return
+            self.stats.notifications += 1
+            _context.trace_id.set(codec.Envelope.of(message).trace_id)
+            try:
+                await self.on_message(notification)
+            except Exception:
+                self.stats.handler_failures += 1
+                log.exception("%s: on_message failed for notification %s", self._address, notification.id)

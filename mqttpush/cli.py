@@ -1,0 +1,146 @@
+"""The ``mqttpush`` command: serve the seed's agents, run its client, call any operation.
+
+Exit codes: 0 success, 1 unexpected error, 2 bad arguments, 3 broker unreachable,
+4 timeout, 5 remote error, 6 task failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from mqttpush.errors import (
+    BrokerUnavailableError,
+    ConnectionLostError,
+    MqttPushError,
+    RpcError,
+    RpcTimeoutError,
+    TaskFailedError,
+)
+from mqttpush.fabric import Fabric
+from mqttpush.settings import Settings
+
+__all__ = ["main"]
+
+EXIT_ERROR, EXIT_USAGE, EXIT_BROKER, EXIT_TIMEOUT, EXIT_REMOTE, EXIT_TASK = 1, 2, 3, 4, 5, 6
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mqttpush", description=__doc__.split("\n\n")[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="serve an agent until SIGTERM or SIGINT")
+    serve.add_argument("agent", choices=["sender", "receiver"])
+    sub.add_parser("run", help="run the seed's client and print the notifications as JSON")
+    call = sub.add_parser("call", help="call an operation and print its JSON result")
+    call.add_argument("address", help="agent address, e.g. sender@fame.fabric")
+    call.add_argument("method", help="operation name, e.g. get_task_status")
+    call.add_argument("--params", default="{}", help="params as a JSON object (default: {})")
+    call.add_argument("--timeout", type=float, default=None, help="seconds to wait for the reply")
+    broker = sub.add_parser("dev-broker", help="run mosquitto in the foreground with the repository config")
+    broker.add_argument("--config", type=Path, default=Path("mosquitto.conf"))
+    broker.add_argument("--port", type=int, default=1883)
+    broker.add_argument("--bind", default="127.0.0.1")
+    broker.add_argument("--run-dir", type=Path, default=Path(".run"))
+    return parser
+
+
+async def _serve(settings: Settings, which: str) -> None:
+    from mqttpush.demo import PushReceiver, PushSender  # noqa: PLC0415 - only this command needs them
+
+    demo = settings.demo
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with Fabric(settings) as fabric:
+        if which == "sender":
+            await fabric.serve(PushSender(count=demo.notification_count, interval=demo.notification_interval),
+                               demo.sender_address)
+        else:
+            await fabric.serve(PushReceiver(demo.sender_address, task_timeout=demo.task_timeout),
+                               demo.receiver_address)
+        await stop.wait()
+    logging.getLogger("mqttpush").info("%s stopped", which)
+
+
+async def _call(settings: Settings, address: str, method: str, params: dict[str, Any], timeout: float | None) -> Any:  # noqa: ANN401
+    async with Fabric(settings) as fabric:
+        return await fabric.remote(address).call(method, params, timeout=timeout)
+
+
+def _run_broker(args: argparse.Namespace) -> int:
+    from mqttpush.devbroker import find_mosquitto, render_config  # noqa: PLC0415
+
+    args.run_dir.mkdir(parents=True, exist_ok=True)
+    conf = args.run_dir / "mosquitto.conf"
+    conf.write_text(render_config(args.config.read_text(), port=args.port, bind=args.bind))
+    binary = find_mosquitto()
+    os.execv(binary, [binary, "-c", str(conf)])  # noqa: S606 - replace this process: its pid is the broker's
+    return EXIT_ERROR  # pragma: no cover - execv does not return
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "dev-broker":
+        return _run_broker(args)
+    settings = Settings()
+    if args.command == "serve":
+        asyncio.run(_serve(settings, args.agent))
+    elif args.command == "run":
+        from mqttpush.demo import run_client  # noqa: PLC0415
+
+        print(json.dumps(asyncio.run(run_client(settings)), indent=2))  # noqa: T201 - the command's output
+    else:
+        try:
+            params = json.loads(args.params)
+        except json.JSONDecodeError as exc:
+            print(f"mqttpush: --params is not valid JSON: {exc}", file=sys.stderr)  # noqa: T201
+            return EXIT_USAGE
+        if not isinstance(params, dict):
+            print("mqttpush: --params must be a JSON object", file=sys.stderr)  # noqa: T201
+            return EXIT_USAGE
+        result = asyncio.run(_call(settings, args.address, args.method, params, args.timeout))
+        print(json.dumps(result, indent=2))  # noqa: T201 - the command's output
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; return the exit code."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return _dispatch(args)
+    except ValidationError as exc:
+        print(f"mqttpush: invalid setting: {exc}", file=sys.stderr)  # noqa: T201
+        return EXIT_USAGE
+    except BrokerUnavailableError as exc:
+        print(f"mqttpush: {exc} (is the broker running? try 'make start')", file=sys.stderr)  # noqa: T201
+        return EXIT_BROKER
+    except RpcTimeoutError as exc:
+        print(f"mqttpush: timeout: {exc}", file=sys.stderr)  # noqa: T201
+        return EXIT_TIMEOUT
+    except RpcError as exc:
+        data = f" {json.dumps(exc.data)}" if exc.data is not None else ""
+        print(f"mqttpush: remote error {exc.code}: {exc.message}{data}", file=sys.stderr)  # noqa: T201
+        return EXIT_REMOTE
+    except TaskFailedError as exc:
+        print(f"mqttpush: {exc}", file=sys.stderr)  # noqa: T201
+        return EXIT_TASK
+    except (ConnectionLostError, MqttPushError) as exc:
+        print(f"mqttpush: {exc}", file=sys.stderr)  # noqa: T201
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,194 @@
+"""The one codec: wire models to payload bytes plus MQTT 5 properties, and back.
+
+Nothing else in mqttpush builds payloads or reads properties; see docs/protocol.md.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import pydantic_core
+from pydantic import ValidationError
+
+from mqttpush.errors import InvalidRequestError, ParseError, ProtocolError, RpcError
+from mqttpush.models import JsonRpcRequest, JsonRpcResponse, PushNotification
+from mqttpush.transport.base import Message
+
+if TYPE_CHECKING:
+    from mqttpush.models import JsonRpcId
+
+__all__ = [
+    "CONTENT_TYPE",
+    "Envelope",
+    "decode_notification",
+    "decode_request",
+    "decode_response",
+    "encode_notification",
+    "encode_reply",
+    "encode_request",
+    "remaining_expiry",
+]
+
+CONTENT_TYPE = "application/json"
+
+# User property names of the envelope metadata (docs/protocol.md, "Envelope").
+SENDER = "mqttpush-sender"
+OPERATION = "mqttpush-op"
+CORRELATION_ID = "mqttpush-cid"
+TRACE_ID = "mqttpush-trace"
+
+
+def _validation_detail(exc: ValidationError) -> list[dict[str, Any]]:
+    """Return pydantic's errors as plain JSON (no URLs, no exception objects)."""
+    return [
+        {"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]}
+        for e in exc.errors(include_url=False, include_context=False, include_input=False)
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """Metadata that travels in MQTT 5 user properties beside every payload."""
+
+    sender: str | None = None
+    operation: str | None = None
+    correlation_id: str | None = None
+    trace_id: str | None = None
+
+    def to_user_properties(self) -> tuple[tuple[str, str], ...]:
+        """Return the envelope as user properties, leaving out unset fields."""
+        pairs = (
+            (SENDER, self.sender),
+            (OPERATION, self.operation),
+            (CORRELATION_ID, self.correlation_id),
+            (TRACE_ID, self.trace_id),
+        )
+        return tuple((k, v) for k, v in pairs if v is not None)
+
+    @classmethod
+    def of(cls, message: Message) -> Envelope:
+        """Read the envelope from a received message."""
+        props = dict(message.user_properties)
+        return cls(props.get(SENDER), props.get(OPERATION), props.get(CORRELATION_ID), props.get(TRACE_ID))
+
+
+def remaining_expiry(message: Message, now: float | None = None) -> float | None:
+    """Seconds left before ``message`` expires (may be negative), or None if it never does."""
+    if message.message_expiry is None:
+        return None
+    now = time.monotonic() if now is None else now
+    return message.message_expiry - (now - message.received_at)
+
+
+def encode_request(
+    *,
+    topic: str,
+    method: str,
+    params: Any,  # noqa: ANN401 - any JSON-serialisable object or pydantic model
+    correlation_id: str,
+    reply_topic: str,
+    timeout: float | None,
+    envelope: Envelope,
+) -> Message:
+    """Build a JSON-RPC request whose id is the correlation id."""
+    body: dict[str, Any] = {"jsonrpc": "2.0", "id": correlation_id, "method": method}
+    if params is not None:
+        body["params"] = params
+    return Message(
+        topic=topic,
+        payload=pydantic_core.to_json(body),
+        qos=1,
+        content_type=CONTENT_TYPE,
+        correlation_data=correlation_id.encode(),
+        response_topic=reply_topic,
+        message_expiry=None if timeout is None else max(1, math.ceil(timeout)),
+        user_properties=envelope.to_user_properties(),
+    )
+
+
+def decode_request(payload: bytes) -> tuple[JsonRpcId, JsonRpcRequest | RpcError]:
+    """Decode a request payload.
+
+    Returns:
+        The request's id (None when it cannot be read) and either the request or the
+        error to answer it with (-32700 or -32600).
+    """
+    try:
+        obj = pydantic_core.from_json(payload)
+    except ValueError as exc:
+        return None, ParseError(data={"detail": str(exc)})
+    if not isinstance(obj, dict):
+        kind = "batch requests are not supported" if isinstance(obj, list) else "a request must be a JSON object"
+        return None, InvalidRequestError(data={"detail": kind})
+    raw_id = obj.get("id")
+    request_id: JsonRpcId = raw_id if isinstance(raw_id, str | int) and not isinstance(raw_id, bool) else None
+    try:
+        return request_id, JsonRpcRequest.model_validate(obj)
+    except ValidationError as exc:
+        return request_id, InvalidRequestError(data=_validation_detail(exc))
+
+
+def encode_reply(
+    request: Message,
+    request_id: JsonRpcId,
+    *,
+    result: Any = None,  # noqa: ANN401 - any JSON value
+    error: RpcError | None = None,
+    envelope: Envelope,
+) -> Message | None:
+    """Build the response to ``request``, or None when it carries no Response Topic."""
+    if not request.response_topic:
+        return None
+    body: dict[str, Any] = {"jsonrpc": "2.0", "id": request_id}
+    if error is None:
+        body["result"] = result
+    else:
+        body["error"] = error.to_wire()
+    left = remaining_expiry(request)
+    return Message(
+        topic=request.response_topic,
+        payload=pydantic_core.to_json(body),
+        qos=1,
+        content_type=CONTENT_TYPE,
+        correlation_data=request.correlation_data,
+        message_expiry=None if left is None else max(1, math.ceil(left)),
+        user_properties=envelope.to_user_properties(),
+    )
+
+
+def decode_response(payload: bytes) -> JsonRpcResponse:
+    """Decode a response payload.
+
+    Raises:
+        ProtocolError: Not a JSON-RPC 2.0 response object.
+    """
+    try:
+        return JsonRpcResponse.model_validate_json(payload)
+    except ValidationError as exc:
+        raise ProtocolError(f"malformed JSON-RPC response: {_validation_detail(exc)}") from exc
+
+
+def encode_notification(topic: str, notification: PushNotification, envelope: Envelope) -> Message:
+    """Build the QoS 1 message for one push notification."""
+    return Message(
+        topic=topic,
+        payload=notification.__pydantic_serializer__.to_json(notification, exclude_none=True),
+        qos=1,
+        content_type=CONTENT_TYPE,
+        user_properties=envelope.to_user_properties(),
+    )
+
+
+def decode_notification(payload: bytes) -> PushNotification:
+    """Decode a push notification payload.
+
+    Raises:
+        ProtocolError: Not a valid notification.
+    """
+    try:
+        return PushNotification.model_validate_json(payload)
+    except ValidationError as exc:
+        raise ProtocolError(f"malformed push notification: {_validation_detail(exc)}") from exc

@@ -1,0 +1,51 @@
+"""The client: runs one receiver task and returns the notifications it collected."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from mqttpush.errors import RpcTimeoutError, TaskFailedError
+from mqttpush.fabric import Fabric
+from mqttpush.models import TaskState, TaskStatus
+from mqttpush.settings import Settings
+
+__all__ = ["run_client", "wait_for_task"]
+
+_POLL = 10.0  # seconds one get_task_status long-poll waits on the agent
+
+
+async def wait_for_task(fabric: Fabric, address: str, task_id: str, *, timeout: float) -> TaskStatus:
+    """Long-poll ``get_task_status`` until the task ends; no fixed sleeps.
+
+    Raises:
+        RpcTimeoutError: The task did not end within ``timeout`` seconds.
+        TaskFailedError: The task ended failed or canceled.
+    """
+    agent = fabric.remote(address)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        left = deadline - loop.time()
+        if left <= 0:
+            raise RpcTimeoutError(address, "get_task_status", timeout)
+        wait = min(_POLL, left)
+        raw = await agent.call("get_task_status", {"task_id": task_id, "wait": wait}, timeout=wait + 5)
+        status = TaskStatus.model_validate(raw)
+        if status.state.is_terminal:
+            break
+    if status.state is not TaskState.COMPLETED:
+        detail = status.error.message if status.error else status.state.value
+        raise TaskFailedError(f"task {task_id} on {address} ended {status.state.value}: {detail}", raw)
+    return status
+
+
+async def run_client(settings: Settings | None = None) -> Any:  # noqa: ANN401 - the receiver's JSON result
+    """Run the seed scenario's client: one receiver task, waited for; returns its result."""
+    settings = settings or Settings()
+    demo = settings.demo
+    async with Fabric(settings) as fabric:
+        receiver = fabric.remote(demo.receiver_address)
+        started = TaskStatus.model_validate(await receiver.run_task())
+        status = await wait_for_task(fabric, demo.receiver_address, started.task_id, timeout=demo.task_timeout + 10)
+        return status.result

@@ -1,0 +1,97 @@
+"""PushReceiver: registers itself with the sender, runs the sender's task, collects its pushes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+from mqttpush.agent.background import BackgroundTaskAgent, TaskContext
+from mqttpush.errors import MqttPushError
+from mqttpush.models import TaskState, new_id
+
+if TYPE_CHECKING:
+    from mqttpush.models import PushNotification
+
+__all__ = ["PushReceiver"]
+
+log = logging.getLogger("mqttpush.demo.receiver")
+
+
+class _Collector:
+    """Notifications of one sender task, by sequence number; complete once gap-free up to the last."""
+
+    def __init__(self) -> None:
+        self.by_seq: dict[int, PushNotification] = {}
+        self.last: PushNotification | None = None
+        self.duplicates = 0
+        self._complete = asyncio.Event()
+
+    def add(self, notification: PushNotification) -> None:
+        if notification.seq in self.by_seq or (self.last and self.last.seq == notification.seq):
+            self.duplicates += 1
+            return
+        if notification.state.is_terminal:
+            self.last = notification
+        else:
+            self.by_seq[notification.seq] = notification
+        if self.last is not None and len(self.by_seq) == self.last.seq - 1:
+            self._complete.set()
+
+    async def wait(self) -> PushNotification:
+        await self._complete.wait()
+        assert self.last is not None  # noqa: S101 - set before the event
+        return self.last
+
+    def messages(self) -> list[str]:
+        return [self.by_seq[seq].message for seq in sorted(self.by_seq)]
+
+
+class PushReceiver(BackgroundTaskAgent):
+    """Each task asks the sender for a run of notifications and returns them.
+
+    Args:
+        sender_address: Where the PushSender is served.
+        task_timeout: Longest wait for the sender's task to finish, in seconds.
+    """
+
+    def __init__(self, sender_address: str, *, task_timeout: float = 120.0, max_concurrency: int | None = None) -> None:
+        super().__init__(max_concurrency=max_concurrency)
+        self.sender_address = sender_address
+        self.task_timeout = task_timeout
+        self._collectors: dict[str, _Collector] = {}
+
+    async def run_background_task(self, task: TaskContext) -> dict[str, list[str]]:
+        """Register with the sender, start its task, and wait for its last notification."""
+        log.info("PushReceiver running task %s", task.task_id)
+        sender = self.remote(self.sender_address)
+        sender_task_id = new_id()
+        collector = self._collectors[sender_task_id] = _Collector()
+        try:
+            await sender.register_push_endpoint(config={"task_id": sender_task_id, "address": str(self.address)})
+            log.info("Configured push notification endpoint for task %s", sender_task_id)
+            await sender.run_task(task_id=sender_task_id)
+            try:
+                async with asyncio.timeout(self.task_timeout):
+                    last = await collector.wait()
+            except TimeoutError:
+                raise MqttPushError(
+                    f"sender task {sender_task_id} did not finish within {self.task_timeout:g} s "
+                    f"({len(collector.by_seq)} notifications received)"
+                ) from None
+        finally:
+            del self._collectors[sender_task_id]
+        if last.state is not TaskState.COMPLETED:
+            raise MqttPushError(f"sender task {sender_task_id} ended {last.state.value}: {last.message}")
+        return {"notifications": collector.messages()}
+
+    async def on_message(self, notification: PushNotification) -> None:
+        """Collect a notification of one of this receiver's running tasks."""
+        collector = self._collectors.get(notification.task_id)
+        if collector is None:
+            await super().on_message(notification)  # logged and counted as unknown
+            return
+        log.info(
+            "PushReceiver got notification: {task_id: '%s', message: '%s'}", notification.task_id, notification.message
+        )
+        collector.add(notification)

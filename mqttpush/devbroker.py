@@ -1,0 +1,127 @@
+"""A Mosquitto process for development and tests, started from the OS package.
+
+The repository's ``mosquitto.conf`` is the single source of broker settings; this
+module only rewrites its listener (port and bind address) for the process it starts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Self
+
+from mqttpush.errors import BrokerUnavailableError
+
+__all__ = ["LocalMosquitto", "find_mosquitto", "free_port", "render_config", "wait_for_port"]
+
+_LISTENER = re.compile(r"^\s*listener\s+\d+.*$", re.MULTILINE)
+
+
+def render_config(template: str, *, port: int, bind: str = "127.0.0.1") -> str:
+    """Return ``template`` with its (first) listener moved to ``bind:port``."""
+    line = f"listener {port} {bind}"
+    if _LISTENER.search(template) is None:
+        return f"{line}\n{template}"
+    return _LISTENER.sub(line, template, count=1)
+
+
+def find_mosquitto() -> str:
+    """Return the path of the ``mosquitto`` binary.
+
+    Raises:
+        BrokerUnavailableError: It is not installed (the message says how to install it).
+    """
+    for candidate in (shutil.which("mosquitto"), "/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto"):
+        if candidate and Path(candidate).exists():
+            return candidate
+    raise BrokerUnavailableError(
+        "mosquitto is not installed: on Debian/Ubuntu run 'apt-get install mosquitto mosquitto-clients'"
+    )
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for_port(host: str, port: int, timeout: float) -> None:
+    """Wait until ``host:port`` accepts TCP connections.
+
+    Raises:
+        BrokerUnavailableError: Not within ``timeout`` seconds.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
+            return
+        time.sleep(0.05)
+    raise BrokerUnavailableError(f"nothing accepts connections on {host}:{port} after {timeout:g} s")
+
+
+class LocalMosquitto:
+    """A mosquitto process on 127.0.0.1, configured from the repository's ``mosquitto.conf``.
+
+    Args:
+        config: Path of the configuration template.
+        port: The port to listen on; a free one when omitted.
+    """
+
+    def __init__(self, config: Path, *, port: int | None = None) -> None:
+        self.config = config
+        self.host = "127.0.0.1"
+        self.port = port or free_port()
+        self._dir = tempfile.TemporaryDirectory(prefix="mqttpush-broker-")
+        self.log_path = Path(self._dir.name) / "mosquitto.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 10.0) -> Self:
+        """Start mosquitto and wait until it accepts connections."""
+        conf = Path(self._dir.name) / "mosquitto.conf"
+        conf.write_text(render_config(self.config.read_text(), port=self.port, bind=self.host))
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(  # noqa: S603 - fixed binary, our own config
+                [find_mosquitto(), "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT
+            )
+        try:
+            wait_for_port(self.host, self.port, timeout)
+        except BrokerUnavailableError:
+            self.stop()
+            raise BrokerUnavailableError(
+                f"mosquitto did not start on port {self.port}: {self.log_path.read_text(errors='replace')[-2000:]}"
+            ) from None
+        return self
+
+    def kill(self) -> None:
+        """Kill the process at once (SIGKILL), as a crash would."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        """Stop the process this object started (SIGTERM, then SIGKILL after 5 s)."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def close(self) -> None:
+        """Stop the process and remove its files."""
+        self.stop()
+        self._dir.cleanup()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,223 @@
+"""The one exception tree of mqttpush.
+
+Every error the library raises derives from :class:`MqttPushError`::
+
+    MqttPushError
+    ├── InvalidAddressError            (also ValueError)
+    ├── ProtocolError                  a payload that does not follow docs/protocol.md
+    ├── TransportError
+    │   ├── BrokerUnavailableError     the broker could not be reached or refused us
+    │   └── ConnectionLostError        the connection dropped; pending calls fail with it
+    ├── RpcTimeoutError                (also TimeoutError) no reply within the timeout
+    ├── TaskStateError                 a task change refused, e.g. after a terminal state
+    ├── TaskFailedError                a task that was waited for ended failed or canceled
+    └── RpcError                       a JSON-RPC error object, local or remote
+        ├── ParseError                 -32700
+        ├── InvalidRequestError        -32600
+        ├── MethodNotFoundError        -32601
+        ├── InvalidParamsError         -32602
+        ├── InternalError              -32603
+        ├── TaskNotFoundError          -32001
+        ├── TaskNotCancelableError     -32002
+        └── RequestExpiredError        -32003
+
+An :class:`RpcError` raised inside an operation handler is sent to the caller as
+that error object; on the caller's side the reply is raised again as the subclass
+matching its code, so ``except TaskNotFoundError`` works across the wire.
+Errors from the MQTT client library are translated in ``mqttpush.transport.mqtt``
+and nowhere else.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+__all__ = [
+    "BrokerUnavailableError",
+    "ConnectionLostError",
+    "InternalError",
+    "InvalidAddressError",
+    "InvalidParamsError",
+    "InvalidRequestError",
+    "MethodNotFoundError",
+    "MqttPushError",
+    "ParseError",
+    "ProtocolError",
+    "RequestExpiredError",
+    "RpcError",
+    "RpcTimeoutError",
+    "TaskNotCancelableError",
+    "TaskFailedError",
+    "TaskNotFoundError",
+    "TaskStateError",
+    "TransportError",
+    "rpc_error_from_code",
+]
+
+
+class MqttPushError(Exception):
+    """Root of every error raised by mqttpush."""
+
+
+class InvalidAddressError(MqttPushError, ValueError):
+    """An agent address, name or topic prefix that cannot be mapped to MQTT topics."""
+
+
+class ProtocolError(MqttPushError):
+    """A message that does not follow the mqttpush wire protocol."""
+
+
+class TransportError(MqttPushError):
+    """The connection to the broker failed."""
+
+
+class BrokerUnavailableError(TransportError):
+    """The broker could not be reached, or refused the connection."""
+
+
+class ConnectionLostError(TransportError):
+    """The connection to the broker dropped, or is not up."""
+
+
+class RpcTimeoutError(MqttPushError, TimeoutError):
+    """No reply arrived within the call's timeout.
+
+    Attributes:
+        address: The agent that was called.
+        method: The operation that was called.
+        timeout: The timeout that expired, in seconds.
+    """
+
+    def __init__(self, address: str, method: str, timeout: float) -> None:
+        super().__init__(f"{method} on {address}: no reply within {timeout:g} s")
+        self.address = address
+        self.method = method
+        self.timeout = timeout
+
+
+class TaskStateError(MqttPushError):
+    """A task state change that is not allowed, such as any change after a terminal state."""
+
+
+class TaskFailedError(MqttPushError):
+    """A task that was waited for ended failed or canceled.
+
+    Attributes:
+        status: The task's final status as a JSON object (``TaskStatus`` fields).
+    """
+
+    def __init__(self, message: str, status: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class RpcError(MqttPushError):
+    """A JSON-RPC error: raised by handlers to answer with it, raised by callers on receipt.
+
+    Attributes:
+        code: The JSON-RPC error code.
+        message: The short, human-readable description.
+        data: Optional structured detail (validation errors, exception type, ...).
+    """
+
+    code: ClassVar[int] = -32000
+    default_message: ClassVar[str] = "Server error"
+
+    def __init__(self, message: str | None = None, data: Any = None) -> None:  # noqa: ANN401 - JSON value
+        self.message = message or self.default_message
+        self.data = data
+        super().__init__(self.message)
+
+    def __str__(self) -> str:
+        return f"[{self.code}] {self.message}"
+
+    def to_wire(self) -> dict[str, Any]:
+        """Return the JSON-RPC error object for this error."""
+        wire: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.data is not None:
+            wire["data"] = self.data
+        return wire
+
+
+class ParseError(RpcError):
+    """The payload is not valid JSON."""
+
+    code = -32700
+    default_message = "Parse error"
+
+
+class InvalidRequestError(RpcError):
+    """The payload is JSON but not a valid JSON-RPC 2.0 request object."""
+
+    code = -32600
+    default_message = "Invalid request"
+
+
+class MethodNotFoundError(RpcError):
+    """The agent has no operation of that name."""
+
+    code = -32601
+    default_message = "Method not found"
+
+
+class InvalidParamsError(RpcError):
+    """The params do not validate against the operation's signature."""
+
+    code = -32602
+    default_message = "Invalid params"
+
+
+class InternalError(RpcError):
+    """The operation raised an unexpected exception."""
+
+    code = -32603
+    default_message = "Internal error"
+
+
+class TaskNotFoundError(RpcError):
+    """No task with that id is known to the agent."""
+
+    code = -32001
+    default_message = "Task not found"
+
+
+class TaskNotCancelableError(RpcError):
+    """The task has already reached a terminal state."""
+
+    code = -32002
+    default_message = "Task cannot be canceled"
+
+
+class RequestExpiredError(RpcError):
+    """The request's message expiry passed before the agent could start it; it was not run."""
+
+    code = -32003
+    default_message = "Request expired"
+
+
+_BY_CODE: dict[int, type[RpcError]] = {
+    cls.code: cls
+    for cls in (
+        ParseError,
+        InvalidRequestError,
+        MethodNotFoundError,
+        InvalidParamsError,
+        InternalError,
+        TaskNotFoundError,
+        TaskNotCancelableError,
+        RequestExpiredError,
+    )
+}
+
+
+def rpc_error_from_code(code: int, message: str, data: Any = None) -> RpcError:  # noqa: ANN401
+    """Build the :class:`RpcError` subclass for a JSON-RPC error code received on the wire.
+
+    Unknown codes give a plain :class:`RpcError` that keeps the received code.
+    """
+    cls = _BY_CODE.get(code)
+    if cls is not None:
+        return cls(message, data)
+    error = RpcError(message, data)
+    error.code = code  # type: ignore[misc]  # keep an application-defined code as received
+    return error

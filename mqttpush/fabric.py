@@ -1,0 +1,202 @@
+"""The fabric: one broker connection shared by the agents and callers of a process.
+
+It connects (and reconnects, restoring its subscriptions), routes every inbound
+message by topic to the RPC caller or to the agent served there, and owns every
+background task in one TaskGroup::
+
+    async with Fabric(settings) as fabric:
+        await fabric.serve(PushSender(), "sender@fame.fabric")
+        receiver = fabric.remote("receiver@fame.fabric")
+        status = await receiver.run_task()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any, Self
+
+from mqttpush.address import Address, Topics
+from mqttpush.errors import BrokerUnavailableError, ConnectionLostError, MqttPushError
+from mqttpush.rpc.caller import RpcCaller
+from mqttpush.settings import Settings
+from mqttpush.transport.mqtt import MqttTransport
+
+if TYPE_CHECKING:
+    from collections.abc import Coroutine
+    from types import TracebackType
+
+    from mqttpush.agent.base import Agent
+    from mqttpush.agent.remote import RemoteAgent
+    from mqttpush.transport.base import Message, Transport
+
+__all__ = ["Fabric"]
+
+log = logging.getLogger(__name__)
+_current: ContextVar[Fabric] = ContextVar("mqttpush_fabric")
+
+
+class Fabric:
+    """A connection to the broker with the agents served on it.
+
+    Args:
+        settings: All settings; read from the environment when omitted.
+        transport: The transport to use instead of MQTT over TCP (tests pass an
+            in-memory one).
+    """
+
+    def __init__(self, settings: Settings | None = None, *, transport: Transport | None = None) -> None:
+        self.settings = settings or Settings()
+        self.topics = Topics(self.settings.topic_prefix)
+        self._transport = transport or MqttTransport(self.settings.broker)
+        self._reply_base = self.topics.reply_base(self._transport.client_id)
+        self._reply_prefix = self._reply_base + "/"
+        self._caller = RpcCaller(self.publish, self._reply_base)
+        self._filters: list[str] = [self._caller.reply_filter]
+        self._rpc_routes: dict[str, Agent] = {}
+        self._push_routes: dict[str, Agent] = {}
+        self._agents: list[Agent] = []
+        self._stack = contextlib.AsyncExitStack()
+        self._group: asyncio.TaskGroup | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._token: Any = None
+        self.unrouted = 0
+        self.reconnects = 0
+
+    @classmethod
+    def current(cls) -> Fabric:
+        """Return the fabric of the innermost ``async with Fabric()`` in this context.
+
+        Raises:
+            MqttPushError: No fabric is open.
+        """
+        try:
+            return _current.get()
+        except LookupError:
+            raise MqttPushError("no Fabric is open here: use 'async with Fabric(...)' first") from None
+
+    @property
+    def client_id(self) -> str:
+        """The MQTT client id of this fabric's connection."""
+        return self._transport.client_id
+
+    @property
+    def caller(self) -> RpcCaller:
+        """The RPC caller that owns this fabric's reply subscription."""
+        return self._caller
+
+    async def __aenter__(self) -> Self:
+        """Connect, subscribe to replies, and start routing inbound messages.
+
+        Raises:
+            BrokerUnavailableError: The broker cannot be reached.
+        """
+        self._group = await self._stack.enter_async_context(asyncio.TaskGroup())
+        try:
+            await self._transport.connect()
+            await self._transport.subscribe(self._caller.reply_filter, 1)
+        except BaseException:
+            await self._stack.aclose()
+            raise
+        self.spawn(self._pump(), name="mqttpush-pump")
+        self._token = _current.set(self)
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        """Stop every task this fabric started, then disconnect."""
+        _current.reset(self._token)
+        for task in list(self._tasks):
+            task.cancel()
+        for agent in self._agents:
+            await agent.on_stop()
+        await self._stack.aclose()
+        await self._transport.disconnect()
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str) -> asyncio.Task[Any]:
+        """Run ``coro`` as a named task owned by this fabric; it is cancelled on exit."""
+        if self._group is None:
+            coro.close()
+            raise MqttPushError("the fabric is not open")
+        task = self._group.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def serve(self, agent: Agent, address: str | Address) -> Agent:
+        """Serve ``agent`` at ``address``: subscribe to its ``rpc`` and ``push/+`` topics."""
+        addr = Address.parse(address)
+        rpc_topic = self.topics.rpc(addr)
+        if rpc_topic in self._rpc_routes:
+            raise MqttPushError(f"an agent is already served at {addr} on this fabric")
+        agent.bind(self, addr)
+        push_base = self.topics.push_base(addr)
+        self._rpc_routes[rpc_topic] = agent
+        self._push_routes[push_base] = agent
+        self._agents.append(agent)
+        for topic_filter in (rpc_topic, f"{push_base}/+"):
+            self._filters.append(topic_filter)
+            await self._transport.subscribe(topic_filter, 1)
+        await agent.on_start()
+        log.info("serving %s at %s", type(agent).__name__, self.topics.base(addr))
+        return agent
+
+    def remote(self, address: str | Address, *, sender: str | None = None, timeout: float | None = None) -> RemoteAgent:
+        """Return a proxy whose method calls are RPC calls to the agent at ``address``."""
+        from mqttpush.agent.remote import RemoteAgent  # noqa: PLC0415 - remote imports fabric
+
+        return RemoteAgent(self, Address.parse(address), sender=sender or self.client_id, timeout=timeout)
+
+    async def publish(self, message: Message) -> None:
+        """Publish through the transport (raises ConnectionLostError while disconnected)."""
+        await self._transport.publish(message)
+
+    def _route(self, message: Message) -> None:
+        topic = message.topic
+        if topic.startswith(self._reply_prefix):
+            self._caller.resolve(message)
+            return
+        agent = self._rpc_routes.get(topic)
+        if agent is not None:
+            self.spawn(agent.handle_request(message), name="mqttpush-request")
+            return
+        head, _, task_id = topic.rpartition("/")
+        agent = self._push_routes.get(head)
+        if agent is not None:
+            self.spawn(agent.handle_push(message, task_id), name="mqttpush-push")
+            return
+        self.unrouted += 1
+        log.debug("no route for a message on %s", topic)
+
+    async def _pump(self) -> None:
+        while True:
+            try:
+                async for message in self._transport.messages():
+                    self._route(message)
+            except ConnectionLostError as exc:
+                log.warning("%s; reconnecting", exc)
+                self._caller.fail_all(exc)
+                await self._reconnect()
+
+    async def _reconnect(self) -> None:
+        broker = self.settings.broker
+        delay = broker.reconnect_min_delay
+        while True:
+            # Full jitter keeps many agents from reconnecting in lock-step after a broker restart.
+            await asyncio.sleep(random.uniform(0, delay))  # noqa: S311 - jitter, not cryptography
+            try:
+                await self._transport.connect()
+                for topic_filter in self._filters:
+                    await self._transport.subscribe(topic_filter, 1)
+            except (BrokerUnavailableError, ConnectionLostError) as exc:
+                log.warning("reconnect failed: %s", exc)
+                await self._transport.disconnect()
+                delay = min(delay * 2, broker.reconnect_max_delay)
+                continue
+            self.reconnects += 1
+            log.warning("reconnected to the broker; %d subscriptions restored", len(self._filters))
+            return

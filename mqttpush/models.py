@@ -1,0 +1,147 @@
+"""Wire models: every JSON object mqttpush puts on or takes off the wire.
+
+All share :class:`WireModel` (unknown fields refused, field names as on the wire).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from mqttpush.address import Address, check_level
+
+__all__ = [
+    "ErrorInfo",
+    "JsonRpcError",
+    "JsonRpcRequest",
+    "JsonRpcResponse",
+    "PushNotification",
+    "TaskPushNotificationConfig",
+    "TaskState",
+    "TaskStatus",
+    "WireModel",
+    "new_id",
+    "utc_now",
+]
+
+
+def new_id() -> str:
+    """Return a fresh random id (32 hex digits), safe as a topic level."""
+    return uuid.uuid4().hex
+
+
+def utc_now() -> datetime:
+    """Return the current time, timezone-aware, in UTC."""
+    return datetime.now(UTC)
+
+
+class WireModel(BaseModel):
+    """Base of every wire type: strict about unknown fields, immutable once built."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+JsonRpcId = str | int | None
+
+
+class JsonRpcRequest(WireModel):
+    """A JSON-RPC 2.0 request object; params are by name."""
+
+    jsonrpc: Literal["2.0"]
+    method: str = Field(min_length=1)
+    params: dict[str, Any] | list[Any] | None = None
+    id: JsonRpcId = None
+
+
+class JsonRpcError(WireModel):
+    """A JSON-RPC 2.0 error object."""
+
+    code: int
+    message: str
+    data: Any = None
+
+
+class JsonRpcResponse(WireModel):
+    """A JSON-RPC 2.0 response object: ``result`` or ``error``, never both."""
+
+    jsonrpc: Literal["2.0"]
+    id: JsonRpcId
+    result: Any = None
+    error: JsonRpcError | None = None
+
+
+class TaskState(StrEnum):
+    """Task lifecycle states (A2A spelling)."""
+
+    SUBMITTED = "submitted"
+    WORKING = "working"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+    @property
+    def is_terminal(self) -> bool:
+        """Whether no change can follow this state."""
+        return self in _TERMINAL
+
+
+_TERMINAL = frozenset({TaskState.COMPLETED, TaskState.FAILED, TaskState.CANCELED})
+
+
+class ErrorInfo(WireModel):
+    """Why a task failed."""
+
+    type: str
+    message: str
+
+
+class TaskStatus(WireModel):
+    """A snapshot of one task, as returned by ``run_task``, ``get_task_status`` and ``cancel_task``."""
+
+    task_id: str
+    state: TaskState
+    result: Any = None
+    error: ErrorInfo | None = None
+    created_at: datetime
+    updated_at: datetime
+
+
+def _check_task_id(value: str) -> str:
+    return check_level(value, "task id")
+
+
+class TaskPushNotificationConfig(WireModel):
+    """Where to push notifications of one task: an agent address and an optional token."""
+
+    task_id: str
+    address: str
+    token: str | None = None
+
+    _task_id_is_a_topic_level = field_validator("task_id")(_check_task_id)
+
+    @field_validator("address")
+    @classmethod
+    def _address_parses(cls, value: str) -> str:
+        return str(Address.parse(value))
+
+
+class PushNotification(WireModel):
+    """One notification about a task, as published to ``{base}/push/{task_id}``.
+
+    ``seq`` counts from 1 per task. The task's last notification carries a terminal
+    ``state`` (completed, failed or canceled); the others carry ``working``.
+    """
+
+    id: str = Field(default_factory=new_id)
+    task_id: str
+    seq: int = Field(ge=1)
+    state: TaskState = TaskState.WORKING
+    message: str
+    timestamp: datetime = Field(default_factory=utc_now)
+    data: dict[str, Any] | None = None
+
+    _task_id_is_a_topic_level = field_validator("task_id")(_check_task_id)

@@ -1,0 +1,94 @@
+"""The transport seam: neutral message type and the interface every transport implements.
+
+Nothing above this seam sees the MQTT client library; nothing below it sees JSON-RPC.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+__all__ = ["Message", "Transport"]
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One MQTT 5 message with the properties mqttpush uses.
+
+    Attributes:
+        topic: The topic published to.
+        payload: The raw payload bytes.
+        qos: Quality of service, 0, 1 or 2.
+        retain: The retain flag.
+        content_type: MQTT 5 Content Type.
+        correlation_data: MQTT 5 Correlation Data.
+        response_topic: MQTT 5 Response Topic.
+        message_expiry: MQTT 5 Message Expiry Interval in seconds (remaining, on receipt).
+        user_properties: MQTT 5 User Properties, in order.
+        received_at: ``time.monotonic()`` when the transport took the message in.
+    """
+
+    topic: str
+    payload: bytes
+    qos: int = 1
+    retain: bool = False
+    content_type: str | None = None
+    correlation_data: bytes | None = None
+    response_topic: str | None = None
+    message_expiry: int | None = None
+    user_properties: tuple[tuple[str, str], ...] = ()
+    received_at: float = field(default_factory=time.monotonic, compare=False)
+
+    def user_property(self, key: str) -> str | None:
+        """Return the first user property named ``key``, if any."""
+        for name, value in self.user_properties:
+            if name == key:
+                return value
+        return None
+
+    def __repr__(self) -> str:
+        return f"Message(topic={self.topic!r}, qos={self.qos}, payload={len(self.payload)} bytes)"
+
+
+class Transport(ABC):
+    """A connection to a broker that can be opened again after it drops.
+
+    Implementations translate their library's errors into
+    :class:`~mqttpush.errors.BrokerUnavailableError` (on ``connect``) and
+    :class:`~mqttpush.errors.ConnectionLostError` (anywhere after).
+    """
+
+    @property
+    @abstractmethod
+    def client_id(self) -> str:
+        """The MQTT client identifier of this connection."""
+
+    @property
+    @abstractmethod
+    def is_connected(self) -> bool:
+        """Whether the connection is up now."""
+
+    @abstractmethod
+    async def connect(self) -> None:
+        """Open the connection (again)."""
+
+    @abstractmethod
+    async def disconnect(self) -> None:
+        """Close the connection; safe to call when already closed."""
+
+    @abstractmethod
+    async def subscribe(self, topic_filter: str, qos: int = 1) -> None:
+        """Subscribe to ``topic_filter``."""
+
+    @abstractmethod
+    async def publish(self, message: Message) -> None:
+        """Publish ``message``; for QoS 1 and 2, return once the broker has acknowledged it."""
+
+    @abstractmethod
+    def messages(self) -> AsyncIterator[Message]:
+        """Yield inbound messages until the connection drops (then raise ConnectionLostError)."""

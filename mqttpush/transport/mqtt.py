@@ -1,0 +1,166 @@
+"""The MQTT 5 transport on aiomqtt: the only module that imports aiomqtt or paho-mqtt.
+
+Every aiomqtt/paho error is translated here into the mqttpush exception tree.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import time
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import aiomqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from mqttpush.errors import BrokerUnavailableError, ConnectionLostError
+from mqttpush.transport.base import Message, Transport
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from mqttpush.settings import BrokerSettings
+
+__all__ = ["MqttTransport"]
+
+# Without TCP_NODELAY a QoS 1 request/response round trip waits on Nagle's algorithm
+# and delayed ACKs: ~88 ms instead of ~0.4 ms on loopback.
+_SOCKET_OPTIONS = ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)
+
+
+def _to_properties(message: Message) -> Properties | None:
+    props = Properties(PacketTypes.PUBLISH)
+    empty = True
+    if message.content_type is not None:
+        props.ContentType = message.content_type
+        empty = False
+    if message.correlation_data is not None:
+        props.CorrelationData = message.correlation_data
+        empty = False
+    if message.response_topic is not None:
+        props.ResponseTopic = message.response_topic
+        empty = False
+    if message.message_expiry is not None:
+        props.MessageExpiryInterval = message.message_expiry
+        empty = False
+    if message.user_properties:
+        props.UserProperty = list(message.user_properties)
+        empty = False
+    return None if empty else props
+
+
+def _from_aiomqtt(raw: aiomqtt.Message) -> Message:
+    props: Any = raw.properties
+    payload = raw.payload
+    if not isinstance(payload, bytes | bytearray):
+        payload = b"" if payload is None else str(payload).encode()
+    return Message(
+        topic=raw.topic.value,
+        payload=bytes(payload),
+        qos=raw.qos,
+        retain=raw.retain,
+        content_type=getattr(props, "ContentType", None),
+        correlation_data=getattr(props, "CorrelationData", None),
+        response_topic=getattr(props, "ResponseTopic", None),
+        message_expiry=getattr(props, "MessageExpiryInterval", None),
+        user_properties=tuple(getattr(props, "UserProperty", ())),
+        received_at=time.monotonic(),
+    )
+
+
+class MqttTransport(Transport):
+    """An MQTT 5 connection to Mosquitto (or any MQTT 5 broker) through aiomqtt."""
+
+    def __init__(self, settings: BrokerSettings) -> None:
+        self._settings = settings
+        self._client_id = settings.client_id or f"mqttpush-{uuid.uuid4().hex[:16]}"
+        self._client: aiomqtt.Client | None = None
+
+    @property
+    def client_id(self) -> str:
+        """The MQTT client identifier."""
+        return self._client_id
+
+    @property
+    def is_connected(self) -> bool:
+        """Whether the connection is up now."""
+        return self._client is not None
+
+    @property
+    def where(self) -> str:
+        """``host:port`` of the broker, for messages."""
+        return f"{self._settings.host}:{self._settings.port}"
+
+    async def connect(self) -> None:
+        """Connect with MQTT 5 and TCP_NODELAY.
+
+        Raises:
+            BrokerUnavailableError: The broker is unreachable or refused the connection.
+        """
+        s = self._settings
+        client = aiomqtt.Client(
+            s.host,
+            s.port,
+            username=s.username,
+            password=s.password.get_secret_value() if s.password else None,
+            identifier=self._client_id,
+            protocol=aiomqtt.ProtocolVersion.V5,
+            keepalive=s.keepalive,
+            timeout=s.connect_timeout,
+            socket_options=_SOCKET_OPTIONS,
+        )
+        try:
+            await client.__aenter__()
+        except aiomqtt.MqttError as exc:
+            raise BrokerUnavailableError(f"cannot connect to the MQTT broker at {self.where}: {exc}") from exc
+        self._client = client
+
+    async def disconnect(self) -> None:
+        """Disconnect; errors while closing an already broken connection are ignored."""
+        client, self._client = self._client, None
+        if client is None:
+            return
+        try:
+            await client.__aexit__(None, None, None)
+        except aiomqtt.MqttError:
+            pass  # the connection is gone either way, which is what was asked
+
+    def _require(self) -> aiomqtt.Client:
+        if self._client is None:
+            raise ConnectionLostError(f"not connected to the MQTT broker at {self.where}")
+        return self._client
+
+    async def subscribe(self, topic_filter: str, qos: int = 1) -> None:
+        """Subscribe and wait for SUBACK."""
+        try:
+            await self._require().subscribe(topic_filter, qos)
+        except aiomqtt.MqttError as exc:
+            raise ConnectionLostError(f"subscribe to {topic_filter!r} failed: {exc}") from exc
+
+    async def publish(self, message: Message) -> None:
+        """Publish and, for QoS 1/2, wait for the broker's acknowledgement."""
+        try:
+            await self._require().publish(
+                message.topic,
+                message.payload,
+                qos=message.qos,
+                retain=message.retain,
+                properties=_to_properties(message),
+            )
+        except aiomqtt.MqttError as exc:
+            raise ConnectionLostError(f"publish to {message.topic!r} failed: {exc}") from exc
+
+    async def messages(self) -> AsyncIterator[Message]:
+        """Yield inbound messages until the connection drops."""
+        client = self._require()
+        try:
+            async for raw in client.messages:
+                yield _from_aiomqtt(raw)
+        except aiomqtt.MqttError as exc:
+            if self._client is client:
+                self._client = None
+            with contextlib.suppress(aiomqtt.MqttError):
+                await client.__aexit__(None, None, None)  # release the broken client's resources
+            raise ConnectionLostError(f"connection to the MQTT broker at {self.where} lost: {exc}") from exc
