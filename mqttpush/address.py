@@ -9,6 +9,7 @@ An address ``name@domain`` (``sender@fame.fabric``) owns the topic base
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 from mqttpush.errors import InvalidAddressError
 
 __all__ = ["DEFAULT_PREFIX", "Address", "Topics", "check_level", "check_prefix"]
@@ -35,9 +36,13 @@ def check_level(value: str, what: str) -> str:
         raise InvalidAddressError(f"{what} is longer than {_MAX_LEVEL} characters")
     bad = sorted({c for c in value if c in _FORBIDDEN or c.isspace()})
     if bad:
-        raise InvalidAddressError(f"{what} {value!r} contains characters not allowed in a topic level: {bad!r}")
+        raise InvalidAddressError(
+            f"{what} {value!r} contains characters not allowed in a topic level: {bad!r}"
+        )
     if value.startswith("$"):
-        raise InvalidAddressError(f"{what} {value!r} must not start with '$' (reserved by MQTT brokers)")
+        raise InvalidAddressError(
+            f"{what} {value!r} must not start with '$' (reserved by MQTT brokers)"
+        )
     return value
 
 

@@ -46,7 +46,9 @@ def _parser() -> argparse.ArgumentParser:
     call.add_argument("method", help="operation name, e.g. get_task_status")
     call.add_argument("--params", default="{}", help="params as a JSON object (default: {})")
     call.add_argument("--timeout", type=float, default=None, help="seconds to wait for the reply")
-    broker = sub.add_parser("dev-broker", help="run mosquitto in the foreground with the repository config")
+    broker = sub.add_parser(
+        "dev-broker", help="run mosquitto in the foreground with the repository config"
+    )
     broker.add_argument("--config", type=Path, default=Path("mosquitto.conf"))
     broker.add_argument("--port", type=int, default=1883)
     broker.add_argument("--bind", default="127.0.0.1")
@@ -64,16 +66,22 @@ async def _serve(settings: Settings, which: str) -> None:
         loop.add_signal_handler(sig, stop.set)
     async with Fabric(settings) as fabric:
         if which == "sender":
-            await fabric.serve(PushSender(count=demo.notification_count, interval=demo.notification_interval),
-                               demo.sender_address)
+            await fabric.serve(
+                PushSender(count=demo.notification_count, interval=demo.notification_interval),
+                demo.sender_address,
+            )
         else:
-            await fabric.serve(PushReceiver(demo.sender_address, task_timeout=demo.task_timeout),
-                               demo.receiver_address)
+            await fabric.serve(
+                PushReceiver(demo.sender_address, task_timeout=demo.task_timeout),
+                demo.receiver_address,
+            )
         await stop.wait()
     logging.getLogger("mqttpush").info("%s stopped", which)
 
 
-async def _call(settings: Settings, address: str, method: str, params: dict[str, Any], timeout: float | None) -> Any:  # noqa: ANN401
+async def _call(
+    settings: Settings, address: str, method: str, params: dict[str, Any], timeout: float | None
+) -> Any:  # noqa: ANN401
     async with Fabric(settings) as fabric:
         return await fabric.remote(address).call(method, params, timeout=timeout)
 
@@ -86,7 +94,6 @@ def _run_broker(args: argparse.Namespace) -> int:
     conf.write_text(render_config(args.config.read_text(), port=args.port, bind=args.bind))
     binary = find_mosquitto()
     os.execv(binary, [binary, "-c", str(conf)])  # noqa: S606 - replace this process: its pid is the broker's
-    return EXIT_ERROR  # pragma: no cover - execv does not return
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -98,22 +105,22 @@ def _dispatch(args: argparse.Namespace) -> int:
     elif args.command == "run":
         from mqttpush.demo import run_client  # noqa: PLC0415
 
-        print(json.dumps(asyncio.run(run_client(settings)), indent=2))  # noqa: T201 - the command's output
+        print(json.dumps(asyncio.run(run_client(settings)), indent=2))
     else:
         try:
             params = json.loads(args.params)
         except json.JSONDecodeError as exc:
-            print(f"mqttpush: --params is not valid JSON: {exc}", file=sys.stderr)  # noqa: T201
+            print(f"mqttpush: --params is not valid JSON: {exc}", file=sys.stderr)
             return EXIT_USAGE
         if not isinstance(params, dict):
-            print("mqttpush: --params must be a JSON object", file=sys.stderr)  # noqa: T201
+            print("mqttpush: --params must be a JSON object", file=sys.stderr)
             return EXIT_USAGE
         result = asyncio.run(_call(settings, args.address, args.method, params, args.timeout))
-        print(json.dumps(result, indent=2))  # noqa: T201 - the command's output
+        print(json.dumps(result, indent=2))
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None) -> int:  # noqa: PLR0911 - one return per exit code
     """Run the command line; return the exit code."""
     args = _parser().parse_args(argv)
     logging.basicConfig(
@@ -124,23 +131,23 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _dispatch(args)
     except ValidationError as exc:
-        print(f"mqttpush: invalid setting: {exc}", file=sys.stderr)  # noqa: T201
+        print(f"mqttpush: invalid setting: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except BrokerUnavailableError as exc:
-        print(f"mqttpush: {exc} (is the broker running? try 'make start')", file=sys.stderr)  # noqa: T201
+        print(f"mqttpush: {exc} (is the broker running? try 'make start')", file=sys.stderr)
         return EXIT_BROKER
     except RpcTimeoutError as exc:
-        print(f"mqttpush: timeout: {exc}", file=sys.stderr)  # noqa: T201
+        print(f"mqttpush: timeout: {exc}", file=sys.stderr)
         return EXIT_TIMEOUT
     except RpcError as exc:
         data = f" {json.dumps(exc.data)}" if exc.data is not None else ""
-        print(f"mqttpush: remote error {exc.code}: {exc.message}{data}", file=sys.stderr)  # noqa: T201
+        print(f"mqttpush: remote error {exc.code}: {exc.message}{data}", file=sys.stderr)
         return EXIT_REMOTE
     except TaskFailedError as exc:
-        print(f"mqttpush: {exc}", file=sys.stderr)  # noqa: T201
+        print(f"mqttpush: {exc}", file=sys.stderr)
         return EXIT_TASK
     except (ConnectionLostError, MqttPushError) as exc:
-        print(f"mqttpush: {exc}", file=sys.stderr)  # noqa: T201
+        print(f"mqttpush: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         return 130

@@ -72,7 +72,9 @@ class Envelope:
     def of(cls, message: Message) -> Envelope:
         """Read the envelope from a received message."""
         props = dict(message.user_properties)
-        return cls(props.get(SENDER), props.get(OPERATION), props.get(CORRELATION_ID), props.get(TRACE_ID))
+        return cls(
+            props.get(SENDER), props.get(OPERATION), props.get(CORRELATION_ID), props.get(TRACE_ID)
+        )
 
 
 def remaining_expiry(message: Message, now: float | None = None) -> float | None:
@@ -121,10 +123,16 @@ def decode_request(payload: bytes) -> tuple[JsonRpcId, JsonRpcRequest | RpcError
     except ValueError as exc:
         return None, ParseError(data={"detail": str(exc)})
     if not isinstance(obj, dict):
-        kind = "batch requests are not supported" if isinstance(obj, list) else "a request must be a JSON object"
+        kind = (
+            "batch requests are not supported"
+            if isinstance(obj, list)
+            else "a request must be a JSON object"
+        )
         return None, InvalidRequestError(data={"detail": kind})
     raw_id = obj.get("id")
-    request_id: JsonRpcId = raw_id if isinstance(raw_id, str | int) and not isinstance(raw_id, bool) else None
+    request_id: JsonRpcId = (
+        raw_id if isinstance(raw_id, str | int) and not isinstance(raw_id, bool) else None
+    )
     try:
         return request_id, JsonRpcRequest.model_validate(obj)
     except ValidationError as exc:

@@ -37,11 +37,16 @@ def find_mosquitto() -> str:
     Raises:
         BrokerUnavailableError: It is not installed (the message says how to install it).
     """
-    for candidate in (shutil.which("mosquitto"), "/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto"):
+    for candidate in (
+        shutil.which("mosquitto"),
+        "/usr/sbin/mosquitto",
+        "/usr/local/sbin/mosquitto",
+    ):
         if candidate and Path(candidate).exists():
             return candidate
     raise BrokerUnavailableError(
-        "mosquitto is not installed: on Debian/Ubuntu run 'apt-get install mosquitto mosquitto-clients'"
+        "mosquitto is not installed: on Debian/Ubuntu run "
+        "'apt-get install mosquitto mosquitto-clients'"
     )
 
 
@@ -63,7 +68,9 @@ def wait_for_port(host: str, port: int, timeout: float) -> None:
         with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
             return
         time.sleep(0.05)
-    raise BrokerUnavailableError(f"nothing accepts connections on {host}:{port} after {timeout:g} s")
+    raise BrokerUnavailableError(
+        f"nothing accepts connections on {host}:{port} after {timeout:g} s"
+    )
 
 
 class LocalMosquitto:
@@ -94,8 +101,9 @@ class LocalMosquitto:
             wait_for_port(self.host, self.port, timeout)
         except BrokerUnavailableError:
             self.stop()
+            tail = self.log_path.read_text(errors="replace")[-2000:]
             raise BrokerUnavailableError(
-                f"mosquitto did not start on port {self.port}: {self.log_path.read_text(errors='replace')[-2000:]}"
+                f"mosquitto did not start on port {self.port}: {tail}"
             ) from None
         return self
 

@@ -48,7 +48,9 @@ class Fabric:
             in-memory one).
     """
 
-    def __init__(self, settings: Settings | None = None, *, transport: Transport | None = None) -> None:
+    def __init__(
+        self, settings: Settings | None = None, *, transport: Transport | None = None
+    ) -> None:
         self.settings = settings or Settings()
         self.topics = Topics(self.settings.topic_prefix)
         self._transport = transport or MqttTransport(self.settings.broker)
@@ -76,7 +78,9 @@ class Fabric:
         try:
             return _current.get()
         except LookupError:
-            raise MqttPushError("no Fabric is open here: use 'async with Fabric(...)' first") from None
+            raise MqttPushError(
+                "no Fabric is open here: use 'async with Fabric(...)' first"
+            ) from None
 
     @property
     def client_id(self) -> str:
@@ -106,7 +110,10 @@ class Fabric:
         return self
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         """Stop every task this fabric started, then disconnect."""
         _current.reset(self._token)
@@ -145,11 +152,15 @@ class Fabric:
         log.info("serving %s at %s", type(agent).__name__, self.topics.base(addr))
         return agent
 
-    def remote(self, address: str | Address, *, sender: str | None = None, timeout: float | None = None) -> RemoteAgent:
+    def remote(
+        self, address: str | Address, *, sender: str | None = None, timeout: float | None = None
+    ) -> RemoteAgent:
         """Return a proxy whose method calls are RPC calls to the agent at ``address``."""
         from mqttpush.agent.remote import RemoteAgent  # noqa: PLC0415 - remote imports fabric
 
-        return RemoteAgent(self, Address.parse(address), sender=sender or self.client_id, timeout=timeout)
+        return RemoteAgent(
+            self, Address.parse(address), sender=sender or self.client_id, timeout=timeout
+        )
 
     async def publish(self, message: Message) -> None:
         """Publish through the transport (raises ConnectionLostError while disconnected)."""

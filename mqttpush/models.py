@@ -100,7 +100,7 @@ class ErrorInfo(WireModel):
 
 
 class TaskStatus(WireModel):
-    """A snapshot of one task, as returned by ``run_task``, ``get_task_status`` and ``cancel_task``."""
+    """A task snapshot, as ``run_task``, ``get_task_status`` and ``cancel_task`` return it."""
 
     task_id: str
     state: TaskState

@@ -37,7 +37,7 @@ __all__ = ["BackgroundTaskAgent", "TaskContext"]
 
 log = logging.getLogger(__name__)
 
-_CANCEL_WAIT = 10.0  # seconds cancel_task waits for the work to unwind
+_CANCEL_WAIT = 5.0  # seconds cancel_task waits for the work to unwind
 _MAX_WAIT = 300.0  # longest get_task_status long-poll
 
 
@@ -65,8 +65,14 @@ class TaskContext:
             TaskStateError: The task has already ended (e.g. was canceled).
             ConnectionLostError: The broker connection is down.
         """
+        if self._record.cancel_requested:
+            # A cancellation can be lost inside a library's wait_for (Python 3.11);
+            # refusing to push makes sure a canceled task never pushes again.
+            raise asyncio.CancelledError
         if self._record.state.is_terminal:
-            raise TaskStateError(f"task {self.task_id} is {self._record.state}: no more notifications")
+            raise TaskStateError(
+                f"task {self.task_id} is {self._record.state}: no more notifications"
+            )
         return await self._agent.push(self._record, message, data)
 
 
@@ -79,7 +85,9 @@ class BackgroundTaskAgent(Agent):
         max_concurrency: See :class:`Agent`.
     """
 
-    def __init__(self, *, max_finished_tasks: int | None = None, max_concurrency: int | None = None) -> None:
+    def __init__(
+        self, *, max_finished_tasks: int | None = None, max_concurrency: int | None = None
+    ) -> None:
         super().__init__(max_concurrency=max_concurrency)
         self._max_finished = max_finished_tasks
         self.tasks = TaskRegistry(max_finished_tasks or 10_000)
@@ -96,7 +104,9 @@ class BackgroundTaskAgent(Agent):
         raise NotImplementedError(f"{type(self).__name__} must implement run_background_task")
 
     @operation
-    async def run_task(self, task_id: str | None = None, params: dict[str, Any] | None = None) -> TaskStatus:
+    async def run_task(
+        self, task_id: str | None = None, params: dict[str, Any] | None = None
+    ) -> TaskStatus:
         """Start a task in the background and return its status at once.
 
         A ``task_id`` chosen by the caller makes the call idempotent: running an id
@@ -112,7 +122,7 @@ class BackgroundTaskAgent(Agent):
     async def get_task_status(
         self, task_id: str, wait: Annotated[float, Field(ge=0, le=_MAX_WAIT)] = 0.0
     ) -> TaskStatus:
-        """Return a task's status; with ``wait`` > 0, first wait up to that many seconds for it to end."""
+        """Return a task's status; with ``wait`` > 0, first wait up to that long for it to end."""
         record = self.tasks.get(task_id)
         if wait > 0 and not record.state.is_terminal:
             try:
@@ -130,16 +140,22 @@ class BackgroundTaskAgent(Agent):
             raise TaskNotCancelableError(data={"task_id": task_id, "state": record.state.value})
         record.cancel_requested = True
         runner = record.runner
-        if runner is not None and not runner.done():
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + _CANCEL_WAIT
+        # Cancel again until the work unwinds: one cancellation can be swallowed by
+        # code the task awaits, and the work must really stop.
+        while runner is not None and not runner.done() and loop.time() < deadline:
             runner.cancel()
-            await asyncio.wait({runner}, timeout=_CANCEL_WAIT)
+            await asyncio.wait({runner}, timeout=0.1)
         if not record.state.is_terminal:  # canceled before its work ever started
             await self._finish(record, TaskState.CANCELED)
         return record.status()
 
     @operation
-    async def register_push_endpoint(self, config: TaskPushNotificationConfig) -> TaskPushNotificationConfig:
-        """Send a task's notifications to ``config.address`` (several endpoints per task allowed)."""
+    async def register_push_endpoint(
+        self, config: TaskPushNotificationConfig
+    ) -> TaskPushNotificationConfig:
+        """Send a task's notifications to ``config.address`` too (several per task allowed)."""
         self._endpoints.setdefault(config.task_id, {})[config.address] = config
         return config
 
@@ -151,7 +167,9 @@ class BackgroundTaskAgent(Agent):
     async def _run(self, record: TaskRecord) -> None:
         try:
             self.tasks.transition(record, TaskState.WORKING)
-            result = pydantic_core.to_jsonable_python(await self.run_background_task(TaskContext(self, record)))
+            result = pydantic_core.to_jsonable_python(
+                await self.run_background_task(TaskContext(self, record))
+            )
         except asyncio.CancelledError:
             if not record.cancel_requested:
                 raise  # the fabric is shutting down
@@ -161,7 +179,9 @@ class BackgroundTaskAgent(Agent):
             await self._finish(record, TaskState.CANCELED)
         except Exception as exc:
             log.exception("%s: task %s failed", self.address, record.task_id)
-            await self._finish(record, TaskState.FAILED, error=ErrorInfo(type=type(exc).__name__, message=str(exc)))
+            await self._finish(
+                record, TaskState.FAILED, error=ErrorInfo(type=type(exc).__name__, message=str(exc))
+            )
         else:
             await self._finish(record, TaskState.COMPLETED, result=result)
 
@@ -178,7 +198,9 @@ class BackgroundTaskAgent(Agent):
         try:
             await self.push(record, message, None, state=state)
         except Exception:
-            log.exception("%s: final notification of task %s not sent", self.address, record.task_id)
+            log.exception(
+                "%s: final notification of task %s not sent", self.address, record.task_id
+            )
         finally:
             self._endpoints.pop(record.task_id, None)
 
@@ -192,13 +214,17 @@ class BackgroundTaskAgent(Agent):
     ) -> PushNotification:
         """Publish one notification of ``record`` to each of its endpoints (QoS 1)."""
         record.pushed += 1
-        notification = PushNotification(task_id=record.task_id, seq=record.pushed, state=state, message=message, data=data)
+        notification = PushNotification(
+            task_id=record.task_id, seq=record.pushed, state=state, message=message, data=data
+        )
         endpoints = self._endpoints.get(record.task_id)
         if endpoints:
             envelope = codec.Envelope(str(self.address), "push", None, _context.trace_id.get())
             topics = self.fabric.topics
             messages = [
-                codec.encode_notification(topics.push(Address.parse(c.address), record.task_id), notification, envelope)
+                codec.encode_notification(
+                    topics.push(Address.parse(c.address), record.task_id), notification, envelope
+                )
                 for c in endpoints.values()
             ]
             if len(messages) == 1:

@@ -28,7 +28,7 @@ from mqttpush.models import new_id
 if TYPE_CHECKING:
     from mqttpush.address import Address
     from mqttpush.agent.remote import RemoteAgent
-    from mqttpush.models import JsonRpcId, PushNotification
+    from mqttpush.models import JsonRpcId, JsonRpcRequest, PushNotification
     from mqttpush.transport.base import Message
 
 __all__ = ["Agent", "AgentStats"]
@@ -74,14 +74,18 @@ class Agent:
     def fabric(self) -> Fabric:
         """The fabric this agent is served on."""
         if self._fabric is None:
-            raise MqttPushError(f"{type(self).__name__} is not served: call fabric.serve(agent, address)")
+            raise MqttPushError(
+                f"{type(self).__name__} is not served: call fabric.serve(agent, address)"
+            )
         return self._fabric
 
     @property
     def address(self) -> Address:
         """The address this agent is served at."""
         if self._address is None:
-            raise MqttPushError(f"{type(self).__name__} is not served: call fabric.serve(agent, address)")
+            raise MqttPushError(
+                f"{type(self).__name__} is not served: call fabric.serve(agent, address)"
+            )
         return self._address
 
     @classmethod
@@ -95,7 +99,9 @@ class Agent:
             raise MqttPushError(f"{type(self).__name__} is already served at {self._address}")
         self._fabric = fabric
         self._address = address
-        self._slots = asyncio.Semaphore(self._max_concurrency or fabric.settings.rpc.max_concurrency)
+        self._slots = asyncio.Semaphore(
+            self._max_concurrency or fabric.settings.rpc.max_concurrency
+        )
 
     async def on_start(self) -> None:
         """Run once when the agent starts being served."""
@@ -109,14 +115,18 @@ class Agent:
         The default logs and counts it as a notification for an unknown task.
         """
         self.stats.notifications_unknown_task += 1
-        log.warning("%s: notification for unknown task %s ignored", self._address, notification.task_id)
+        log.warning(
+            "%s: notification for unknown task %s ignored", self._address, notification.task_id
+        )
 
     def remote(self, address: str | Address, *, timeout: float | None = None) -> RemoteAgent:
         """Return a proxy to another agent; calls carry this agent's address as sender."""
         return self.fabric.remote(address, sender=str(self.address), timeout=timeout)
 
     @classmethod
-    def remote_by_address(cls, address: str | Address, *, timeout: float | None = None) -> RemoteAgent:
+    def remote_by_address(
+        cls, address: str | Address, *, timeout: float | None = None
+    ) -> RemoteAgent:
         """Return a proxy to the agent at ``address`` on the current fabric."""
         return Fabric.current().remote(address, timeout=timeout)
 
@@ -128,15 +138,9 @@ class Agent:
             envelope = codec.Envelope.of(message)
             _context.trace_id.set(envelope.trace_id or new_id())
             request_id, decoded = codec.decode_request(message.payload)
-            method = decoded.method if not isinstance(decoded, RpcError) else None
+            method = None if isinstance(decoded, RpcError) else decoded.method
             try:
-                if isinstance(decoded, RpcError):
-                    raise decoded
-                left = codec.remaining_expiry(message)
-                if left is not None and left <= 0:
-                    self.stats.requests_expired += 1
-                    raise RequestExpiredError(data={"method": decoded.method})
-                result = await self._invoke(decoded.method, decoded.params)
+                result = await self._execute(message, decoded)
             except RpcError as exc:
                 self.stats.request_errors += 1
                 await self._reply(message, request_id, method, envelope, error=exc)
@@ -149,10 +153,21 @@ class Agent:
             else:
                 await self._reply(message, request_id, method, envelope, result=result)
 
+    async def _execute(self, message: Message, decoded: JsonRpcRequest | RpcError) -> Any:  # noqa: ANN401
+        if isinstance(decoded, RpcError):
+            raise decoded
+        left = codec.remaining_expiry(message)
+        if left is not None and left <= 0:
+            self.stats.requests_expired += 1
+            raise RequestExpiredError(data={"method": decoded.method})
+        return await self._invoke(decoded.method, decoded.params)
+
     async def _invoke(self, method: str, params: dict[str, Any] | list[Any] | None) -> Any:  # noqa: ANN401
         op = self._operations.get(method)
         if op is None:
-            raise MethodNotFoundError(data={"method": method, "available": sorted(self._operations)})
+            raise MethodNotFoundError(
+                data={"method": method, "available": sorted(self._operations)}
+            )
         kwargs = op.validate(params)
         return op.dump_result(await getattr(self, op.attr)(**kwargs))
 
@@ -171,7 +186,9 @@ class Agent:
             request_id,
             result=result,
             error=error,
-            envelope=codec.Envelope(str(self.address), method, envelope.correlation_id, envelope.trace_id),
+            envelope=codec.Envelope(
+                str(self.address), method, envelope.correlation_id, envelope.trace_id
+            ),
         )
         if reply is None:
             log.debug("%s: request without a response topic, no reply sent", self._address)
@@ -186,12 +203,12 @@ class Agent:
         assert self._slots is not None  # noqa: S101 - bind() ran before any routing
         async with self._slots:
             try:
-                notification = codec.decode_notification(message.payload)
-                if notification.task_id != task_id:
-                    raise ProtocolError(f"task id {notification.task_id!r} does not match the topic's {task_id!r}")
+                notification = _decode_push(message, task_id)
             except ProtocolError as exc:
                 self.stats.notifications_malformed += 1
-                log.warning("%s: malformed notification on %s: %s", self._address, message.topic, exc)
+                log.warning(
+                    "%s: malformed notification on %s: %s", self._address, message.topic, exc
+                )
                 return
             self.stats.notifications += 1
             _context.trace_id.set(codec.Envelope.of(message).trace_id)
@@ -199,4 +216,15 @@ class Agent:
                 await self.on_message(notification)
             except Exception:
                 self.stats.handler_failures += 1
-                log.exception("%s: on_message failed for notification %s", self._address, notification.id)
+                log.exception(
+                    "%s: on_message failed for notification %s", self._address, notification.id
+                )
+
+
+def _decode_push(message: Message, task_id: str) -> PushNotification:
+    notification = codec.decode_notification(message.payload)
+    if notification.task_id != task_id:
+        raise ProtocolError(
+            f"task id {notification.task_id!r} does not match the topic's {task_id!r}"
+        )
+    return notification

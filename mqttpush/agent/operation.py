@@ -58,9 +58,7 @@ class Operation:
             default = ... if param.default is param.empty else param.default
             fields[pname] = (hints.get(pname, Any), default)
         self._names = tuple(fields)
-        return create_model(  # type: ignore[call-overload,no-any-return]
-            f"{self.name}_params", __config__=ConfigDict(extra="forbid"), **fields
-        )
+        return create_model(f"{self.name}_params", __config__=ConfigDict(extra="forbid"), **fields)
 
     @cached_property
     def result_adapter(self) -> TypeAdapter[Any]:
@@ -75,7 +73,9 @@ class Operation:
                 (the detail is in ``data``).
         """
         if isinstance(params, list):
-            raise InvalidParamsError("params must be an object (by name)", data={"method": self.name})
+            raise InvalidParamsError(
+                "params must be an object (by name)", data={"method": self.name}
+            )
         model = self.params_model
         try:
             validated = model.model_validate(params or {})
@@ -100,9 +100,7 @@ def operation(
 ) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]: ...
 
 
-def operation(
-    func: Callable[P, Awaitable[R]] | None = None, /, *, name: str | None = None
-) -> Any:  # noqa: ANN401 - returns the decorator or the decorated function (see overloads)
+def operation(func: Callable[P, Awaitable[R]] | None = None, /, *, name: str | None = None) -> Any:
     """Mark an ``async def`` method of an :class:`~mqttpush.Agent` as a remote operation.
 
     Use as ``@operation`` or ``@operation(name="wire_name")``.

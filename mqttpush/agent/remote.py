@@ -24,7 +24,9 @@ class RemoteAgent:
     ``await remote.run_task(task_id="t1")`` is ``await remote.call("run_task", {"task_id": "t1"})``.
     """
 
-    def __init__(self, fabric: Fabric, address: Address, *, sender: str, timeout: float | None = None) -> None:
+    def __init__(
+        self, fabric: Fabric, address: Address, *, sender: str, timeout: float | None = None
+    ) -> None:
         self._fabric = fabric
         self._address = address
         self._topic = fabric.topics.rpc(address)

@@ -9,10 +9,13 @@ from __future__ import annotations
 import asyncio
 import collections
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mqttpush.errors import TaskNotFoundError, TaskStateError
 from mqttpush.models import ErrorInfo, TaskState, TaskStatus, utc_now
+
+if TYPE_CHECKING:
+    from datetime import datetime
 
 __all__ = ["TaskRecord", "TaskRegistry"]
 
@@ -31,8 +34,8 @@ class TaskRecord:
     state: TaskState = TaskState.SUBMITTED
     result: Any = None
     error: ErrorInfo | None = None
-    created_at: Any = field(default_factory=utc_now)
-    updated_at: Any = None
+    created_at: datetime = field(default_factory=utc_now)
+    updated_at: datetime | None = None
     done: asyncio.Event = field(default_factory=asyncio.Event)
     runner: asyncio.Task[Any] | None = None
     cancel_requested: bool = False

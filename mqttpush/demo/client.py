@@ -15,7 +15,9 @@ __all__ = ["run_client", "wait_for_task"]
 _POLL = 10.0  # seconds one get_task_status long-poll waits on the agent
 
 
-async def wait_for_task(fabric: Fabric, address: str, task_id: str, *, timeout: float) -> TaskStatus:
+async def wait_for_task(
+    fabric: Fabric, address: str, task_id: str, *, timeout: float
+) -> TaskStatus:
     """Long-poll ``get_task_status`` until the task ends; no fixed sleeps.
 
     Raises:
@@ -30,13 +32,17 @@ async def wait_for_task(fabric: Fabric, address: str, task_id: str, *, timeout: 
         if left <= 0:
             raise RpcTimeoutError(address, "get_task_status", timeout)
         wait = min(_POLL, left)
-        raw = await agent.call("get_task_status", {"task_id": task_id, "wait": wait}, timeout=wait + 5)
+        raw = await agent.call(
+            "get_task_status", {"task_id": task_id, "wait": wait}, timeout=wait + 5
+        )
         status = TaskStatus.model_validate(raw)
         if status.state.is_terminal:
             break
     if status.state is not TaskState.COMPLETED:
         detail = status.error.message if status.error else status.state.value
-        raise TaskFailedError(f"task {task_id} on {address} ended {status.state.value}: {detail}", raw)
+        raise TaskFailedError(
+            f"task {task_id} on {address} ended {status.state.value}: {detail}", raw
+        )
     return status
 
 
@@ -47,5 +53,7 @@ async def run_client(settings: Settings | None = None) -> Any:  # noqa: ANN401 -
     async with Fabric(settings) as fabric:
         receiver = fabric.remote(demo.receiver_address)
         started = TaskStatus.model_validate(await receiver.run_task())
-        status = await wait_for_task(fabric, demo.receiver_address, started.task_id, timeout=demo.task_timeout + 10)
+        status = await wait_for_task(
+            fabric, demo.receiver_address, started.task_id, timeout=demo.task_timeout + 10
+        )
         return status.result

@@ -19,7 +19,7 @@ log = logging.getLogger("mqttpush.demo.receiver")
 
 
 class _Collector:
-    """Notifications of one sender task, by sequence number; complete once gap-free up to the last."""
+    """Notifications of one sender task by sequence number; complete when gap-free to the last."""
 
     def __init__(self) -> None:
         self.by_seq: dict[int, PushNotification] = {}
@@ -55,7 +55,13 @@ class PushReceiver(BackgroundTaskAgent):
         task_timeout: Longest wait for the sender's task to finish, in seconds.
     """
 
-    def __init__(self, sender_address: str, *, task_timeout: float = 120.0, max_concurrency: int | None = None) -> None:
+    def __init__(
+        self,
+        sender_address: str,
+        *,
+        task_timeout: float = 120.0,
+        max_concurrency: int | None = None,
+    ) -> None:
         super().__init__(max_concurrency=max_concurrency)
         self.sender_address = sender_address
         self.task_timeout = task_timeout
@@ -68,7 +74,9 @@ class PushReceiver(BackgroundTaskAgent):
         sender_task_id = new_id()
         collector = self._collectors[sender_task_id] = _Collector()
         try:
-            await sender.register_push_endpoint(config={"task_id": sender_task_id, "address": str(self.address)})
+            await sender.register_push_endpoint(
+                config={"task_id": sender_task_id, "address": str(self.address)}
+            )
             log.info("Configured push notification endpoint for task %s", sender_task_id)
             await sender.run_task(task_id=sender_task_id)
             try:
@@ -82,7 +90,9 @@ class PushReceiver(BackgroundTaskAgent):
         finally:
             del self._collectors[sender_task_id]
         if last.state is not TaskState.COMPLETED:
-            raise MqttPushError(f"sender task {sender_task_id} ended {last.state.value}: {last.message}")
+            raise MqttPushError(
+                f"sender task {sender_task_id} ended {last.state.value}: {last.message}"
+            )
         return {"notifications": collector.messages()}
 
     async def on_message(self, notification: PushNotification) -> None:
@@ -92,6 +102,8 @@ class PushReceiver(BackgroundTaskAgent):
             await super().on_message(notification)  # logged and counted as unknown
             return
         log.info(
-            "PushReceiver got notification: {task_id: '%s', message: '%s'}", notification.task_id, notification.message
+            "PushReceiver got notification: {task_id: '%s', message: '%s'}",
+            notification.task_id,
+            notification.message,
         )
         collector.add(notification)

@@ -20,7 +20,9 @@ class PushSender(BackgroundTaskAgent):
         interval: Seconds between two notifications (the seed waits 0.2 s).
     """
 
-    def __init__(self, *, count: int = 9, interval: float = 0.2, max_concurrency: int | None = None) -> None:
+    def __init__(
+        self, *, count: int = 9, interval: float = 0.2, max_concurrency: int | None = None
+    ) -> None:
         super().__init__(max_concurrency=max_concurrency)
         self.count = count
         self.interval = interval
@@ -32,6 +34,10 @@ class PushSender(BackgroundTaskAgent):
             if i > 1 and self.interval > 0:
                 await asyncio.sleep(self.interval)
             sent = await task.push(f"Notification #{i}")
-            log.info("PushSender sent notification {task_id: '%s', message: '%s'}", sent.task_id, sent.message)
+            log.info(
+                "PushSender sent notification {task_id: '%s', message: '%s'}",
+                sent.task_id,
+                sent.message,
+            )
         log.info("PushSender completed task %s", task.task_id)
         return {"sent": self.count}

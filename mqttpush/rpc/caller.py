@@ -73,9 +73,7 @@ class RpcCaller:
             correlation_id=correlation_id,
             reply_topic=f"{self._reply_base}/{correlation_id}",
             timeout=timeout,
-            envelope=codec.Envelope(
-                envelope.sender, method, correlation_id, envelope.trace_id
-            ),
+            envelope=codec.Envelope(envelope.sender, method, correlation_id, envelope.trace_id),
         )
         try:
             async with asyncio.timeout(timeout):

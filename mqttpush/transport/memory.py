@@ -118,7 +118,7 @@ class MemoryTransport(Transport):
         if not self._connected:
             raise ConnectionLostError("not connected to the in-memory broker")
 
-    async def subscribe(self, topic_filter: str, qos: int = 1) -> None:  # noqa: ARG002 - QoS is always honoured in memory
+    async def subscribe(self, topic_filter: str, qos: int = 1) -> None:
         """Subscribe."""
         self._require()
         self._broker.subscribe(self, topic_filter)

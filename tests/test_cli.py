@@ -1,0 +1,143 @@
+"""The command line, as separate processes against the real broker (as `make run` uses it)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from mqttpush.devbroker import free_port
+
+EXPECTED = """{
+  "notifications": [
+    "Notification #1",
+    "Notification #2",
+    "Notification #3",
+    "Notification #4",
+    "Notification #5",
+    "Notification #6",
+    "Notification #7",
+    "Notification #8",
+    "Notification #9"
+  ]
+}
+"""
+
+
+def _env(broker, prefix: str, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MQTTPUSH_")}
+    env.update(
+        MQTTPUSH_BROKER__HOST=broker.host,
+        MQTTPUSH_BROKER__PORT=str(broker.port),
+        MQTTPUSH_TOPIC_PREFIX=prefix,
+    )
+    env.update(extra)
+    return env
+
+
+def _cli(*args: str, env: dict[str, str], timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mqttpush", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@pytest.fixture
+def agents(broker, request):
+    """The sender and the receiver as background processes, stopped by pid afterwards."""
+    prefix = f"cli/{request.node.name[:20]}/{time.monotonic_ns()}"
+    env = _env(broker, prefix, MQTTPUSH_DEMO__NOTIFICATION_INTERVAL="0.01")
+    procs = [
+        subprocess.Popen([sys.executable, "-m", "mqttpush", "serve", which], env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for which in ("sender", "receiver")
+    ]  # fmt: skip
+    deadline = time.monotonic() + 20
+    ready = False
+    while not ready and time.monotonic() < deadline:  # bounded: wait until both answer
+        ready = all(
+            _cli(
+                "call",
+                addr,
+                "get_task_status",
+                "--params",
+                '{"task_id": "probe"}',
+                "--timeout",
+                "2",
+                env=env,
+            ).returncode
+            == 5
+            for addr in ("sender@fame.fabric", "receiver@fame.fabric")
+        )
+    yield env, procs, ready
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=10)  # reap it and close its pipes
+
+
+def test_run_prints_exactly_the_seed_output(agents):
+    env, procs, ready = agents
+    assert ready, "agents did not come up"
+    result = _cli("run", env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == EXPECTED
+    for proc in procs:  # SIGTERM: a clean, quick shutdown with exit code 0
+        proc.send_signal(signal.SIGTERM)
+    logs = []
+    for proc in procs:
+        _, err = proc.communicate(timeout=15)
+        assert proc.returncode == 0, err
+        logs.append(err)
+    sender_log, receiver_log = logs
+    assert "PushSender running task" in sender_log
+    assert sender_log.count("PushSender sent notification") == 9
+    assert "PushSender completed task" in sender_log
+    assert "Configured push notification endpoint for task" in receiver_log
+    assert receiver_log.count("PushReceiver got notification") == 10  # nine and the final one
+
+
+def test_call_prints_results_and_maps_errors_to_exit_codes(agents, broker):
+    env, _, ready = agents
+    assert ready, "agents did not come up"
+    ok = _cli("call", "sender@fame.fabric", "run_task", "--params", '{"task_id": "cli-1"}', env=env)
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)["task_id"] == "cli-1"
+    remote = _cli(
+        "call", "sender@fame.fabric", "get_task_status", "--params", '{"task_id": "zzz"}', env=env
+    )
+    assert remote.returncode == 5
+    assert "-32001" in remote.stderr
+    timeout = _cli("call", "nobody@fame.fabric", "ping", "--timeout", "0.5", env=env)
+    assert timeout.returncode == 4
+    assert "timeout" in timeout.stderr
+    bad_json = _cli("call", "sender@fame.fabric", "run_task", "--params", "{", env=env)
+    assert bad_json.returncode == 2
+    bad_address = _cli("call", "no-at-sign", "run_task", env=env)
+    assert bad_address.returncode == 1
+    assert "name@domain" in bad_address.stderr
+
+
+def test_unreachable_broker_is_one_clear_line_and_exit_code_3(broker):
+    env = _env(broker, "cli/none")
+    env["MQTTPUSH_BROKER__PORT"] = str(free_port())
+    result = _cli("run", env=env)
+    assert result.returncode == 3
+    assert result.stderr.strip().count("\n") == 0
+    assert "cannot connect to the MQTT broker at 127.0.0.1:" in result.stderr
+
+
+def test_invalid_setting_names_the_setting(broker):
+    env = _env(broker, "cli/bad", MQTTPUSH_DEMO__NOTIFICATION_COUNT="-3")
+    result = _cli("run", env=env)
+    assert result.returncode == 2
+    assert "notification_count" in result.stderr

@@ -1,0 +1,103 @@
+import json
+
+import pytest
+
+from mqttpush import codec
+from mqttpush.errors import InvalidRequestError, ParseError, ProtocolError
+from mqttpush.models import JsonRpcRequest, PushNotification, TaskState
+from mqttpush.transport.base import Message
+
+
+def test_request_carries_mqtt5_properties_and_jsonrpc_body():
+    msg = codec.encode_request(
+        topic="p/d/n/rpc",
+        method="echo",
+        params={"x": 1},
+        correlation_id="abc",
+        reply_topic="p/_reply/c/abc",
+        timeout=2.5,
+        envelope=codec.Envelope(
+            sender="me@d", operation="echo", correlation_id="abc", trace_id="t"
+        ),
+    )
+    assert msg.qos == 1
+    assert msg.content_type == "application/json"
+    assert msg.correlation_data == b"abc"
+    assert msg.response_topic == "p/_reply/c/abc"
+    assert msg.message_expiry == 3  # whole seconds, rounded up
+    assert json.loads(msg.payload) == {
+        "jsonrpc": "2.0",
+        "id": "abc",
+        "method": "echo",
+        "params": {"x": 1},
+    }
+    assert dict(msg.user_properties) == {
+        "mqttpush-sender": "me@d",
+        "mqttpush-op": "echo",
+        "mqttpush-cid": "abc",
+        "mqttpush-trace": "t",
+    }
+
+
+def test_decode_request_distinguishes_parse_errors_from_invalid_requests():
+    assert isinstance(codec.decode_request(b"{nope")[1], ParseError)
+    rid, err = codec.decode_request(b'{"jsonrpc": "1.0", "id": 7, "method": "m"}')
+    assert rid == 7
+    assert isinstance(err, InvalidRequestError)
+    assert isinstance(codec.decode_request(b"[]")[1], InvalidRequestError)
+    assert isinstance(codec.decode_request(b'"text"')[1], InvalidRequestError)
+    rid, req = codec.decode_request(
+        b'{"jsonrpc": "2.0", "id": "a", "method": "m", "params": {"k": 1}}'
+    )
+    assert rid == "a"
+    assert isinstance(req, JsonRpcRequest)
+    assert req.params == {"k": 1}
+
+
+def test_reply_goes_to_the_response_topic_with_the_same_correlation_data():
+    request = Message(
+        topic="x/rpc",
+        payload=b"{}",
+        response_topic="r/1",
+        correlation_data=b"cid",
+        message_expiry=10,
+    )
+    reply = codec.encode_reply(request, 5, result={"ok": True}, envelope=codec.Envelope())
+    assert reply is not None
+    assert reply.topic == "r/1"
+    assert reply.correlation_data == b"cid"
+    assert 1 <= (reply.message_expiry or 0) <= 10
+    assert json.loads(reply.payload) == {"jsonrpc": "2.0", "id": 5, "result": {"ok": True}}
+    error = codec.encode_reply(
+        request, 5, error=ParseError(data={"d": 1}), envelope=codec.Envelope()
+    )
+    assert error is not None
+    assert json.loads(error.payload)["error"] == {
+        "code": -32700,
+        "message": "Parse error",
+        "data": {"d": 1},
+    }
+
+
+def test_no_reply_without_a_response_topic():
+    assert (
+        codec.encode_reply(Message(topic="x", payload=b""), 1, result=1, envelope=codec.Envelope())
+        is None
+    )
+
+
+def test_notification_round_trip_and_malformed_notifications():
+    n = PushNotification(task_id="t1", seq=1, message="Notification #1")
+    msg = codec.encode_notification("p/push/t1", n, codec.Envelope(sender="s@d", operation="push"))
+    body = json.loads(msg.payload)
+    assert set(body) == {"id", "task_id", "seq", "state", "message", "timestamp"}
+    assert body["state"] == TaskState.WORKING
+    assert codec.decode_notification(msg.payload) == n
+    for bad in (b"", b"{}", b"[1]", b'{"task_id": "t", "seq": 0, "message": "m"}', b"\xff\xfe"):
+        with pytest.raises(ProtocolError):
+            codec.decode_notification(bad)
+
+
+def test_malformed_response_is_a_protocol_error():
+    with pytest.raises(ProtocolError):
+        codec.decode_response(b'{"jsonrpc": "2.0"}')
