@@ -39,6 +39,7 @@ SENDER = "mqttpush-sender"
 OPERATION = "mqttpush-op"
 CORRELATION_ID = "mqttpush-cid"
 TRACE_ID = "mqttpush-trace"
+TOKEN = "mqttpush-token"  # noqa: S105 - a user property name, not a secret
 
 
 def _validation_detail(exc: ValidationError) -> list[dict[str, Any]]:
@@ -57,6 +58,7 @@ class Envelope:
     operation: str | None = None
     correlation_id: str | None = None
     trace_id: str | None = None
+    token: str | None = None
 
     def to_user_properties(self) -> tuple[tuple[str, str], ...]:
         """Return the envelope as user properties, leaving out unset fields."""
@@ -65,16 +67,15 @@ class Envelope:
             (OPERATION, self.operation),
             (CORRELATION_ID, self.correlation_id),
             (TRACE_ID, self.trace_id),
+            (TOKEN, self.token),
         )
         return tuple((k, v) for k, v in pairs if v is not None)
 
     @classmethod
     def of(cls, message: Message) -> Envelope:
-        """Read the envelope from a received message."""
-        props = dict(message.user_properties)
-        return cls(
-            props.get(SENDER), props.get(OPERATION), props.get(CORRELATION_ID), props.get(TRACE_ID)
-        )
+        """Read the envelope from a received message (the first value of a repeated name)."""
+        get = message.user_property
+        return cls(get(SENDER), get(OPERATION), get(CORRELATION_ID), get(TRACE_ID), get(TOKEN))
 
 
 def remaining_expiry(message: Message, now: float | None = None) -> float | None:

@@ -19,7 +19,8 @@ Every error the library raises derives from :class:`MqttPushError`::
         ├── InternalError              -32603
         ├── TaskNotFoundError          -32001
         ├── TaskNotCancelableError     -32002
-        └── RequestExpiredError        -32003
+        ├── RequestExpiredError        -32003
+        └── TaskFinishedError          -32004
 
 An :class:`RpcError` raised inside an operation handler is sent to the caller as
 that error object; on the caller's side the reply is raised again as the subclass
@@ -47,6 +48,7 @@ __all__ = [
     "RpcError",
     "RpcTimeoutError",
     "TaskFailedError",
+    "TaskFinishedError",
     "TaskNotCancelableError",
     "TaskNotFoundError",
     "TaskStateError",
@@ -195,6 +197,13 @@ class RequestExpiredError(RpcError):
     default_message = "Request expired"
 
 
+class TaskFinishedError(RpcError):
+    """The task has already ended, so the request (e.g. a new push endpoint) has no effect."""
+
+    code = -32004
+    default_message = "Task already finished"
+
+
 _BY_CODE: dict[int, type[RpcError]] = {
     cls.code: cls
     for cls in (
@@ -206,6 +215,7 @@ _BY_CODE: dict[int, type[RpcError]] = {
         TaskNotFoundError,
         TaskNotCancelableError,
         RequestExpiredError,
+        TaskFinishedError,
     )
 }
 

@@ -67,6 +67,7 @@ class Fabric:
         self._token: Any = None
         self.unrouted = 0
         self.reconnects = 0
+        self.task_failures = 0
 
     @classmethod
     def current(cls) -> Fabric:
@@ -125,14 +126,26 @@ class Fabric:
         await self._transport.disconnect()
 
     def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str) -> asyncio.Task[Any]:
-        """Run ``coro`` as a named task owned by this fabric; it is cancelled on exit."""
+        """Run ``coro`` as a named task owned by this fabric; it is cancelled on exit.
+
+        An exception escaping ``coro`` is logged and counted in ``task_failures``; it
+        never reaches the TaskGroup, so one bug cannot stop every agent on the fabric.
+        """
         if self._group is None:
             coro.close()
             raise MqttPushError("the fabric is not open")
-        task = self._group.create_task(coro, name=name)
+        task = self._group.create_task(self._guarded(coro, name), name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
+
+    async def _guarded(self, coro: Coroutine[Any, Any, Any], name: str) -> Any:  # noqa: ANN401
+        try:
+            return await coro
+        except Exception:
+            self.task_failures += 1
+            log.exception("task %s failed", name)
+            return None
 
     async def serve(self, agent: Agent, address: str | Address) -> Agent:
         """Serve ``agent`` at ``address``: subscribe to its ``rpc`` and ``push/+`` topics."""
@@ -187,7 +200,11 @@ class Fabric:
         while True:
             try:
                 async for message in self._transport.messages():
-                    self._route(message)
+                    try:
+                        self._route(message)
+                    except Exception:  # a bug in routing one message must not stop the rest
+                        self.task_failures += 1
+                        log.exception("routing a message on %s failed", message.topic)
             except ConnectionLostError as exc:
                 log.warning("%s; reconnecting", exc)
                 self._caller.fail_all(exc)

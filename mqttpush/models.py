@@ -8,9 +8,9 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from mqttpush.address import Address, check_level
 
@@ -20,6 +20,7 @@ __all__ = [
     "JsonRpcRequest",
     "JsonRpcResponse",
     "PushNotification",
+    "TaskId",
     "TaskPushNotificationConfig",
     "TaskState",
     "TaskStatus",
@@ -114,14 +115,16 @@ def _check_task_id(value: str) -> str:
     return check_level(value, "task id")
 
 
+#: A task id: any string that can stand as one topic level (it ends push topics).
+TaskId = Annotated[str, AfterValidator(_check_task_id)]
+
+
 class TaskPushNotificationConfig(WireModel):
     """Where to push notifications of one task: an agent address and an optional token."""
 
-    task_id: str
+    task_id: TaskId
     address: str
     token: str | None = None
-
-    _task_id_is_a_topic_level = field_validator("task_id")(_check_task_id)
 
     @field_validator("address")
     @classmethod
@@ -137,11 +140,9 @@ class PushNotification(WireModel):
     """
 
     id: str = Field(default_factory=new_id)
-    task_id: str
+    task_id: TaskId
     seq: int = Field(ge=1)
     state: TaskState = TaskState.WORKING
     message: str
     timestamp: datetime = Field(default_factory=utc_now)
     data: dict[str, Any] | None = None
-
-    _task_id_is_a_topic_level = field_validator("task_id")(_check_task_id)

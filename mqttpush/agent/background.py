@@ -16,14 +16,15 @@ import pydantic_core
 from pydantic import Field
 
 from mqttpush import _context, codec
-from mqttpush.address import Address, check_level
+from mqttpush.address import Address
 from mqttpush.agent.base import Agent
 from mqttpush.agent.operation import operation
 from mqttpush.agent.tasks import TaskRecord, TaskRegistry
-from mqttpush.errors import TaskNotCancelableError, TaskStateError
+from mqttpush.errors import TaskFinishedError, TaskNotCancelableError, TaskStateError
 from mqttpush.models import (
     ErrorInfo,
     PushNotification,
+    TaskId,
     TaskPushNotificationConfig,
     TaskState,
     TaskStatus,
@@ -105,14 +106,14 @@ class BackgroundTaskAgent(Agent):
 
     @operation
     async def run_task(
-        self, task_id: str | None = None, params: dict[str, Any] | None = None
+        self, task_id: TaskId | None = None, params: dict[str, Any] | None = None
     ) -> TaskStatus:
         """Start a task in the background and return its status at once.
 
         A ``task_id`` chosen by the caller makes the call idempotent: running an id
         that exists returns that task's status and starts nothing.
         """
-        task_id = check_level(task_id, "task id") if task_id is not None else new_id()
+        task_id = task_id or new_id()
         record, created = self.tasks.create(task_id, params)
         if created:
             record.runner = self.fabric.spawn(self._run(record), name=f"mqttpush-task-{task_id}")
@@ -120,20 +121,25 @@ class BackgroundTaskAgent(Agent):
 
     @operation
     async def get_task_status(
-        self, task_id: str, wait: Annotated[float, Field(ge=0, le=_MAX_WAIT)] = 0.0
+        self, task_id: TaskId, wait: Annotated[float, Field(ge=0, le=_MAX_WAIT)] = 0.0
     ) -> TaskStatus:
-        """Return a task's status; with ``wait`` > 0, first wait up to that long for it to end."""
+        """Return a task's status; with ``wait`` > 0, first wait up to that long for it to end.
+
+        The wait holds none of the agent's request slots, so long polls never starve
+        other requests.
+        """
         record = self.tasks.get(task_id)
         if wait > 0 and not record.state.is_terminal:
-            try:
-                async with asyncio.timeout(wait):
-                    await record.done.wait()
-            except TimeoutError:
-                pass  # still running: the status says so
+            async with self.slot_released():
+                try:
+                    async with asyncio.timeout(wait):
+                        await record.done.wait()
+                except TimeoutError:
+                    pass  # still running: the status says so
         return record.status()
 
     @operation
-    async def cancel_task(self, task_id: str) -> TaskStatus:
+    async def cancel_task(self, task_id: TaskId) -> TaskStatus:
         """Stop a task's work and its notifications; the endpoints get a last ``canceled`` one."""
         record = self.tasks.get(task_id)
         if record.state.is_terminal:
@@ -155,12 +161,19 @@ class BackgroundTaskAgent(Agent):
     async def register_push_endpoint(
         self, config: TaskPushNotificationConfig
     ) -> TaskPushNotificationConfig:
-        """Send a task's notifications to ``config.address`` too (several per task allowed)."""
+        """Send a task's notifications to ``config.address`` too (several per task allowed).
+
+        An endpoint may be registered before the task runs. Registering for a task
+        that has already ended is refused (-32004), since nothing would be sent.
+        """
+        record = self.tasks.find(config.task_id)
+        if record is not None and record.state.is_terminal:
+            raise TaskFinishedError(data={"task_id": config.task_id, "state": record.state.value})
         self._endpoints.setdefault(config.task_id, {})[config.address] = config
         return config
 
     @operation
-    async def list_push_endpoints(self, task_id: str) -> list[TaskPushNotificationConfig]:
+    async def list_push_endpoints(self, task_id: TaskId) -> list[TaskPushNotificationConfig]:
         """Return the endpoints registered for a task."""
         return list(self._endpoints.get(task_id, {}).values())
 
@@ -193,6 +206,8 @@ class BackgroundTaskAgent(Agent):
         result: Any = None,  # noqa: ANN401
         error: ErrorInfo | None = None,
     ) -> None:
+        if record.state.is_terminal:
+            return  # already ended (e.g. cancel_task gave up waiting and ended it)
         self.tasks.transition(record, state, result=result, error=error)
         message = f"Task {state.value}" + (f": {error.message}" if error else "")
         try:
@@ -219,11 +234,13 @@ class BackgroundTaskAgent(Agent):
         )
         endpoints = self._endpoints.get(record.task_id)
         if endpoints:
-            envelope = codec.Envelope(str(self.address), "push", None, _context.trace_id.get())
+            sender, trace = str(self.address), _context.trace_id.get()
             topics = self.fabric.topics
             messages = [
                 codec.encode_notification(
-                    topics.push(Address.parse(c.address), record.task_id), notification, envelope
+                    topics.push(Address.parse(c.address), record.task_id),
+                    notification,
+                    codec.Envelope(sender, "push", None, trace, c.token),
                 )
                 for c in endpoints.values()
             ]

@@ -1,14 +1,18 @@
 """The Agent: operations served over JSON-RPC, and a handler for push notifications.
 
-Each request and notification is handled in its own task, at most
-``max_concurrency`` at once per agent. Whatever a handler raises becomes an error
-reply (requests) or a logged, counted failure (notifications); it never stops the agent.
+Each request and notification is handled in its own task. Requests and notifications
+have separate pools of ``max_concurrency`` slots each, so a flood of one never starves
+the other; an operation that waits a long time (a long poll) gives its slot back with
+:meth:`Agent.slot_released`. Whatever a handler raises becomes an error reply
+(requests) or a logged, counted failure (notifications); it never stops the agent.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -26,6 +30,8 @@ from mqttpush.fabric import Fabric
 from mqttpush.models import new_id
 
 if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
     from mqttpush.address import Address
     from mqttpush.agent.remote import RemoteAgent
     from mqttpush.models import JsonRpcId, JsonRpcRequest, PushNotification
@@ -34,6 +40,9 @@ if TYPE_CHECKING:
 __all__ = ["Agent", "AgentStats"]
 
 log = logging.getLogger(__name__)
+
+# Whether the current request task holds one of its agent's request slots.
+_holding_slot: ContextVar[bool] = ContextVar("mqttpush_holding_slot", default=False)
 
 
 @dataclass
@@ -65,7 +74,8 @@ class Agent:
 
     def __init__(self, *, max_concurrency: int | None = None) -> None:
         self._max_concurrency = max_concurrency
-        self._slots: asyncio.Semaphore | None = None
+        self._request_slots = asyncio.Semaphore(1)
+        self._push_slots = asyncio.Semaphore(1)
         self._fabric: Fabric | None = None
         self._address: Address | None = None
         self.stats = AgentStats()
@@ -99,9 +109,26 @@ class Agent:
             raise MqttPushError(f"{type(self).__name__} is already served at {self._address}")
         self._fabric = fabric
         self._address = address
-        self._slots = asyncio.Semaphore(
-            self._max_concurrency or fabric.settings.rpc.max_concurrency
-        )
+        limit = self._max_concurrency or fabric.settings.rpc.max_concurrency
+        self._request_slots = asyncio.Semaphore(limit)
+        self._push_slots = asyncio.Semaphore(limit)
+
+    @contextlib.asynccontextmanager
+    async def slot_released(self) -> AsyncIterator[None]:
+        """Give the current request's slot back while waiting (use around long waits).
+
+        Outside a request handler this does nothing.
+        """
+        if not _holding_slot.get():
+            yield
+            return
+        _holding_slot.set(False)
+        self._request_slots.release()
+        try:
+            yield
+        finally:
+            await self._request_slots.acquire()  # if cancelled here, no slot is held or released
+            _holding_slot.set(True)
 
     async def on_start(self) -> None:
         """Run once when the agent starts being served."""
@@ -132,26 +159,33 @@ class Agent:
 
     async def handle_request(self, message: Message) -> None:
         """Handle one RPC request message and publish the reply (called by the fabric)."""
-        assert self._slots is not None  # noqa: S101 - bind() ran before any routing
-        async with self._slots:
-            self.stats.requests += 1
-            envelope = codec.Envelope.of(message)
-            _context.trace_id.set(envelope.trace_id or new_id())
-            request_id, decoded = codec.decode_request(message.payload)
-            method = None if isinstance(decoded, RpcError) else decoded.method
-            try:
-                result = await self._execute(message, decoded)
-            except RpcError as exc:
-                self.stats.request_errors += 1
-                await self._reply(message, request_id, method, envelope, error=exc)
-            except Exception as exc:
-                self.stats.request_errors += 1
-                self.stats.handler_failures += 1
-                log.exception("%s: operation %s failed", self._address, method)
-                error = InternalError(data={"type": type(exc).__name__, "message": str(exc)})
-                await self._reply(message, request_id, method, envelope, error=error)
-            else:
-                await self._reply(message, request_id, method, envelope, result=result)
+        await self._request_slots.acquire()
+        _holding_slot.set(True)
+        try:
+            await self._answer(message)
+        finally:
+            if _holding_slot.get():
+                self._request_slots.release()
+
+    async def _answer(self, message: Message) -> None:
+        self.stats.requests += 1
+        envelope = codec.Envelope.of(message)
+        _context.trace_id.set(envelope.trace_id or new_id())
+        request_id, decoded = codec.decode_request(message.payload)
+        method = None if isinstance(decoded, RpcError) else decoded.method
+        try:
+            result = await self._execute(message, decoded)
+        except RpcError as exc:
+            self.stats.request_errors += 1
+            await self._reply(message, request_id, method, envelope, error=exc)
+        except Exception as exc:
+            self.stats.request_errors += 1
+            self.stats.handler_failures += 1
+            log.exception("%s: operation %s failed", self._address, method)
+            error = InternalError(data={"type": type(exc).__name__, "message": str(exc)})
+            await self._reply(message, request_id, method, envelope, error=error)
+        else:
+            await self._reply(message, request_id, method, envelope, result=result)
 
     async def _execute(self, message: Message, decoded: JsonRpcRequest | RpcError) -> Any:  # noqa: ANN401
         if isinstance(decoded, RpcError):
@@ -200,8 +234,7 @@ class Agent:
 
     async def handle_push(self, message: Message, task_id: str) -> None:
         """Handle one push notification message (called by the fabric)."""
-        assert self._slots is not None  # noqa: S101 - bind() ran before any routing
-        async with self._slots:
+        async with self._push_slots:
             try:
                 notification = _decode_push(message, task_id)
             except ProtocolError as exc:

@@ -48,7 +48,7 @@ class Operation:
     @cached_property
     def params_model(self) -> type[BaseModel]:
         """The pydantic model for the params object."""
-        hints = typing.get_type_hints(self.func)
+        hints = typing.get_type_hints(self.func, include_extras=True)
         fields: dict[str, Any] = {}
         for i, (pname, param) in enumerate(inspect.signature(self.func).parameters.items()):
             if i == 0:
@@ -63,7 +63,7 @@ class Operation:
     @cached_property
     def result_adapter(self) -> TypeAdapter[Any]:
         """Serialiser for the return value."""
-        return TypeAdapter(typing.get_type_hints(self.func).get("return", Any))
+        return TypeAdapter(typing.get_type_hints(self.func, include_extras=True).get("return", Any))
 
     def validate(self, params: dict[str, Any] | list[Any] | None) -> dict[str, Any]:
         """Validate JSON-RPC params into keyword arguments.

@@ -76,6 +76,10 @@ class TaskRegistry:
         record = self._tasks[task_id] = TaskRecord(task_id, params)
         return record, True
 
+    def find(self, task_id: str) -> TaskRecord | None:
+        """Return the task with this id, or None."""
+        return self._tasks.get(task_id)
+
     def get(self, task_id: str) -> TaskRecord:
         """Return the task with this id.
 

@@ -83,10 +83,14 @@ class PushReceiver(BackgroundTaskAgent):
                 async with asyncio.timeout(self.task_timeout):
                     last = await collector.wait()
             except TimeoutError:
+                await self._cancel_quietly(sender_task_id)
                 raise MqttPushError(
                     f"sender task {sender_task_id} did not finish within {self.task_timeout:g} s "
                     f"({len(collector.by_seq)} notifications received)"
                 ) from None
+            except asyncio.CancelledError:  # this task was canceled: stop the sender's too
+                await self._cancel_quietly(sender_task_id)
+                raise
         finally:
             del self._collectors[sender_task_id]
         if last.state is not TaskState.COMPLETED:
@@ -94,6 +98,13 @@ class PushReceiver(BackgroundTaskAgent):
                 f"sender task {sender_task_id} ended {last.state.value}: {last.message}"
             )
         return {"notifications": collector.messages()}
+
+    async def _cancel_quietly(self, sender_task_id: str) -> None:
+        """Best effort: ask the sender to stop a task whose notifications nobody awaits."""
+        try:
+            await self.remote(self.sender_address, timeout=5).cancel_task(task_id=sender_task_id)
+        except MqttPushError as exc:
+            log.info("sender task %s not canceled: %s", sender_task_id, exc)
 
     async def on_message(self, notification: PushNotification) -> None:
         """Collect a notification of one of this receiver's running tasks."""
