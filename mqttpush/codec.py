@@ -30,6 +30,7 @@ __all__ = [
     "encode_reply",
     "encode_request",
     "remaining_expiry",
+    "validation_detail",
 ]
 
 CONTENT_TYPE = "application/json"
@@ -42,7 +43,7 @@ TRACE_ID = "mqttpush-trace"
 TOKEN = "mqttpush-token"  # noqa: S105 - a user property name, not a secret
 
 
-def _validation_detail(exc: ValidationError) -> list[dict[str, Any]]:
+def validation_detail(exc: ValidationError) -> list[dict[str, Any]]:
     """Return pydantic's errors as plain JSON (no URLs, no exception objects)."""
     return [
         {"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]}
@@ -137,7 +138,7 @@ def decode_request(payload: bytes) -> tuple[JsonRpcId, JsonRpcRequest | RpcError
     try:
         return request_id, JsonRpcRequest.model_validate(obj)
     except ValidationError as exc:
-        return request_id, InvalidRequestError(data=_validation_detail(exc))
+        return request_id, InvalidRequestError(data=validation_detail(exc))
 
 
 def encode_reply(
@@ -177,7 +178,7 @@ def decode_response(payload: bytes) -> JsonRpcResponse:
     try:
         return JsonRpcResponse.model_validate_json(payload)
     except ValidationError as exc:
-        raise ProtocolError(f"malformed JSON-RPC response: {_validation_detail(exc)}") from exc
+        raise ProtocolError(f"malformed JSON-RPC response: {validation_detail(exc)}") from exc
 
 
 def encode_notification(topic: str, notification: PushNotification, envelope: Envelope) -> Message:
@@ -200,4 +201,4 @@ def decode_notification(payload: bytes) -> PushNotification:
     try:
         return PushNotification.model_validate_json(payload)
     except ValidationError as exc:
-        raise ProtocolError(f"malformed push notification: {_validation_detail(exc)}") from exc
+        raise ProtocolError(f"malformed push notification: {validation_detail(exc)}") from exc

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError, create_model
 
+from mqttpush.codec import validation_detail
 from mqttpush.errors import InvalidParamsError
 
 if TYPE_CHECKING:
@@ -80,11 +81,7 @@ class Operation:
         try:
             validated = model.model_validate(params or {})
         except ValidationError as exc:
-            detail = [
-                {"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]}
-                for e in exc.errors(include_url=False, include_context=False, include_input=False)
-            ]
-            raise InvalidParamsError(data=detail) from exc
+            raise InvalidParamsError(data=validation_detail(exc)) from exc
         return {name: getattr(validated, name) for name in self._names}
 
     def dump_result(self, result: Any) -> Any:  # noqa: ANN401 - JSON value out

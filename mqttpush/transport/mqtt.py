@@ -31,24 +31,20 @@ _SOCKET_OPTIONS = ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)
 
 
 def _to_properties(message: Message) -> Properties | None:
+    values = (
+        ("ContentType", message.content_type),
+        ("CorrelationData", message.correlation_data),
+        ("ResponseTopic", message.response_topic),
+        ("MessageExpiryInterval", message.message_expiry),
+        ("UserProperty", list(message.user_properties) or None),
+    )
+    present = [(name, value) for name, value in values if value is not None]
+    if not present:
+        return None
     props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]  # paho is untyped here
-    empty = True
-    if message.content_type is not None:
-        props.ContentType = message.content_type
-        empty = False
-    if message.correlation_data is not None:
-        props.CorrelationData = message.correlation_data
-        empty = False
-    if message.response_topic is not None:
-        props.ResponseTopic = message.response_topic
-        empty = False
-    if message.message_expiry is not None:
-        props.MessageExpiryInterval = message.message_expiry
-        empty = False
-    if message.user_properties:
-        props.UserProperty = list(message.user_properties)
-        empty = False
-    return None if empty else props
+    for name, value in present:
+        setattr(props, name, value)
+    return props
 
 
 def _from_aiomqtt(raw: aiomqtt.Message) -> Message:
