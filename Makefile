@@ -1,18 +1,31 @@
 # mqttpush: push notifications and RPC between agents over MQTT 5.
-# Local mode (no Docker): the broker and agents run as background processes (.run/).
+#
+# Two modes, chosen automatically (override with MODE=local or MODE=compose):
+#   compose  when a Docker engine answers: broker and agents in containers (docker-compose.yml)
+#   local    otherwise: broker and agents as background processes, pids and logs in .run/
 
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PORT ?= 1883
+COMPOSE ?= docker compose
+RUN_DIR ?= .run
+ifeq ($(origin MODE), undefined)
+MODE := $(shell docker info >/dev/null 2>&1 && echo compose || echo local)
+endif
+WATCH_TOPIC := mqttpush/v1/+/+/push/\#
+
 export MQTTPUSH_BROKER__PORT ?= $(PORT)
-export PY
+export MQTTPUSH_PROFILE ?= local
+export PY RUN_DIR
 
 .DEFAULT_GOAL := help
-.PHONY: help install start run stop status logs logs-sender logs-receiver logs-broker test lint clean
+.PHONY: help install build start run run-verbose stop status logs logs-sender logs-receiver \
+	logs-broker watch test lint clean
 
 help: ## list the targets
+	@echo "mode: $(MODE) (override with MODE=local or MODE=compose)"
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 install: $(VENV)/.installed ## create .venv and install mqttpush with its test tools
@@ -23,29 +36,18 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[test]'
 	@touch $@
 
-start: install ## start the broker and both agents (installs mosquitto if missing)
-	@scripts/local.sh start
-
-run: start ## run the client: prints the nine notifications as JSON
-	@$(PY) -m mqttpush run
-
-stop: ## stop exactly the processes 'make start' started
-	@scripts/local.sh stop
-
-status: ## show which local processes are running
-	@scripts/local.sh status
-
-logs: ## show the logs of the broker and both agents
-	@tail -n 50 .run/broker.log .run/sender.log .run/receiver.log 2>/dev/null || echo "no logs yet: run 'make start'"
-
-logs-sender: ## show the sender's log
-	@tail -n 50 .run/sender.log 2>/dev/null || echo "no log yet: run 'make start'"
-
-logs-receiver: ## show the receiver's log
-	@tail -n 50 .run/receiver.log 2>/dev/null || echo "no log yet: run 'make start'"
-
-logs-broker: ## show the broker's log
-	@tail -n 50 .run/broker.log 2>/dev/null || echo "no log yet: run 'make start'"
+build: build-$(MODE) ## build what 'start' runs (the image, or .venv)
+start: start-$(MODE) ## start the broker and both agents
+run: run-$(MODE) ## run the client: prints the nine notifications as JSON
+run-verbose: run-verbose-$(MODE) ## the same, also printing every message's envelope to stderr
+stop: stop-$(MODE) ## stop exactly what 'start' started
+status: status-$(MODE) ## show what is running
+logs: logs-$(MODE) ## the logs of the broker and both agents
+logs-sender: logs-sender-$(MODE) ## the sender's log
+logs-receiver: logs-receiver-$(MODE) ## the receiver's log
+logs-broker: logs-broker-$(MODE) ## the broker's log
+watch: watch-$(MODE) ## follow every notification with mosquitto_sub -v (Ctrl-C to stop)
+clean: clean-$(MODE) ## stop, then remove .venv and .run (and the compose volume and image)
 
 lint: install ## ruff and mypy (strict)
 	$(PY) -m ruff check mqttpush tests
@@ -55,5 +57,65 @@ lint: install ## ruff and mypy (strict)
 test: lint ## lint, then the whole test suite against a real Mosquitto
 	$(PY) -m pytest
 
-clean: stop ## stop everything and remove .venv and .run
-	rm -rf $(VENV) .run .mypy_cache .ruff_cache .pytest_cache *.egg-info
+# ---- local mode -------------------------------------------------------------------------
+.PHONY: build-local start-local run-local run-verbose-local stop-local status-local logs-local \
+	logs-sender-local logs-receiver-local logs-broker-local watch-local clean-local
+build-local: install
+start-local: install
+	@scripts/local.sh start
+run-local: install
+	@scripts/local.sh check
+	@$(PY) -m mqttpush run
+run-verbose-local: install
+	@scripts/local.sh check
+	@$(PY) -m mqttpush run --envelopes
+stop-local:
+	@scripts/local.sh stop
+status-local:
+	@scripts/local.sh status
+logs-local:
+	@scripts/local.sh logs broker sender receiver
+logs-sender-local:
+	@scripts/local.sh logs sender
+logs-receiver-local:
+	@scripts/local.sh logs receiver
+logs-broker-local:
+	@scripts/local.sh logs broker
+watch-local:
+	@scripts/local.sh check
+	mosquitto_sub -V mqttv5 -h 127.0.0.1 -p $(MQTTPUSH_BROKER__PORT) -q 1 -t '$(WATCH_TOPIC)' -v
+clean-local: stop-local
+	rm -rf $(VENV) $(RUN_DIR) .mypy_cache .ruff_cache .pytest_cache *.egg-info
+
+# ---- compose mode -----------------------------------------------------------------------
+.PHONY: build-compose start-compose run-compose run-verbose-compose stop-compose status-compose \
+	logs-compose logs-sender-compose logs-receiver-compose logs-broker-compose watch-compose \
+	clean-compose compose-check
+compose-check:
+	@test -n "$$($(COMPOSE) ps --status running -q push-receiver 2>/dev/null)" || \
+		{ echo "mqttpush: the services are not running: run 'make start' first" >&2; exit 1; }
+build-compose:
+	$(COMPOSE) build
+start-compose:
+	$(COMPOSE) up -d --build --wait
+run-compose: compose-check
+	@$(COMPOSE) run --rm --no-deps push-receiver run
+run-verbose-compose: compose-check
+	@$(COMPOSE) run --rm --no-deps push-receiver run --envelopes
+stop-compose:
+	$(COMPOSE) down
+status-compose:
+	$(COMPOSE) ps
+logs-compose:
+	$(COMPOSE) logs --tail 100
+logs-sender-compose:
+	$(COMPOSE) logs --tail 100 push-sender
+logs-receiver-compose:
+	$(COMPOSE) logs --tail 100 push-receiver
+logs-broker-compose:
+	$(COMPOSE) logs --tail 100 mosquitto
+watch-compose: compose-check
+	$(COMPOSE) exec mosquitto mosquitto_sub -V mqttv5 -q 1 -t '$(WATCH_TOPIC)' -v
+clean-compose:
+	$(COMPOSE) down -v --rmi local
+	rm -rf $(VENV) $(RUN_DIR) .mypy_cache .ruff_cache .pytest_cache *.egg-info

@@ -7,6 +7,7 @@ from mqttpush.agent.operation import operation
 from mqttpush.agent.remote import RemoteAgent
 from mqttpush.errors import (
     BrokerUnavailableError,
+    ConfigurationError,
     ConnectionLostError,
     InternalError,
     InvalidAddressError,
@@ -44,6 +45,7 @@ __all__ = [
     "AgentStats",
     "BackgroundTaskAgent",
     "BrokerUnavailableError",
+    "ConfigurationError",
     "ConnectionLostError",
     "Fabric",
     "InternalError",

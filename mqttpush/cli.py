@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -16,11 +17,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
 from mqttpush.errors import (
     BrokerUnavailableError,
+    ConfigurationError,
     ConnectionLostError,
+    InvalidAddressError,
     MqttPushError,
     RpcError,
     RpcTimeoutError,
@@ -37,10 +38,21 @@ EXIT_ERROR, EXIT_USAGE, EXIT_BROKER, EXIT_TIMEOUT, EXIT_REMOTE, EXIT_TASK = 1, 2
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mqttpush", description=__doc__.split("\n\n")[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument(
+        "--profile", default=None, help="settings profile in config/ (default: $MQTTPUSH_PROFILE)"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="serve an agent until SIGTERM or SIGINT")
     serve.add_argument("agent", choices=["sender", "receiver"])
-    sub.add_parser("run", help="run the seed's client and print the notifications as JSON")
+    run = sub.add_parser("run", help="run the seed's client and print the notifications as JSON")
+    run.add_argument(
+        "--envelopes", action="store_true", help="also print every message's metadata to stderr"
+    )
+    watch = sub.add_parser("watch", help="follow push notifications live")
+    watch.add_argument("address", nargs="?", help="only those sent to this address")
+    watch.add_argument("--count", type=int, default=None, help="stop after this many")
+    config = sub.add_parser("config", help="settings")
+    config.add_argument("action", choices=["show"], help="show: print the effective settings")
     call = sub.add_parser("call", help="call an operation and print its JSON result")
     call.add_argument("address", help="agent address, e.g. sender@fame.fabric")
     call.add_argument("method", help="operation name, e.g. get_task_status")
@@ -79,6 +91,24 @@ async def _serve(settings: Settings, which: str) -> None:
     logging.getLogger("mqttpush").info("%s stopped", which)
 
 
+async def _run(settings: Settings, *, envelopes: bool) -> Any:  # noqa: ANN401 - JSON result
+    from mqttpush.demo import run_client  # noqa: PLC0415
+
+    if not envelopes:
+        return await run_client(settings)
+    from mqttpush.watch import tap  # noqa: PLC0415
+
+    subscribed = asyncio.Event()
+    async with asyncio.TaskGroup() as group:
+        tapping = group.create_task(tap(settings, sys.stderr, subscribed), name="mqttpush-tap")
+        await subscribed.wait()
+        try:
+            return await run_client(settings)
+        finally:
+            await asyncio.sleep(0.1)  # let the last replies and notifications print
+            tapping.cancel()
+
+
 async def _call(
     settings: Settings, address: str, method: str, params: dict[str, Any], timeout: float | None
 ) -> Any:  # noqa: ANN401
@@ -87,25 +117,34 @@ async def _call(
 
 
 def _run_broker(args: argparse.Namespace) -> int:
-    from mqttpush.devbroker import find_mosquitto, render_config  # noqa: PLC0415
+    from mqttpush.devbroker import mosquitto_command, render_config  # noqa: PLC0415
 
     args.run_dir.mkdir(parents=True, exist_ok=True)
     conf = args.run_dir / "mosquitto.conf"
     conf.write_text(render_config(args.config.read_text(), port=args.port, bind=args.bind))
-    binary = find_mosquitto()
-    os.execv(binary, [binary, "-c", str(conf)])  # noqa: S606 - replace this process: its pid is the broker's
+    command = mosquitto_command(conf)
+    os.execv(command[0], command)  # noqa: S606 - replace this process: its pid is the broker's
 
 
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "dev-broker":
         return _run_broker(args)
-    settings = Settings()
+    settings = Settings.load(args.profile)
     if args.command == "serve":
         asyncio.run(_serve(settings, args.agent))
     elif args.command == "run":
-        from mqttpush.demo import run_client  # noqa: PLC0415
+        print(json.dumps(asyncio.run(_run(settings, envelopes=args.envelopes)), indent=2))
+    elif args.command == "watch":
+        from mqttpush.watch import watch  # noqa: PLC0415
 
-        print(json.dumps(asyncio.run(run_client(settings)), indent=2))
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(watch(settings, args.address, sys.stdout, count=args.count))
+    elif args.command == "config":
+        shown = {
+            "profile": args.profile or os.environ.get("MQTTPUSH_PROFILE"),
+            **settings.model_dump(mode="json"),
+        }
+        print(json.dumps(shown, indent=2))  # SecretStr values print masked
     else:
         try:
             params = json.loads(args.params)
@@ -130,8 +169,8 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0911 - one return pe
     )
     try:
         return _dispatch(args)
-    except ValidationError as exc:
-        print(f"mqttpush: invalid setting: {exc}", file=sys.stderr)
+    except (ConfigurationError, InvalidAddressError) as exc:
+        print(f"mqttpush: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except BrokerUnavailableError as exc:
         print(f"mqttpush: {exc} (is the broker running? try 'make start')", file=sys.stderr)

@@ -18,7 +18,14 @@ from typing import Self
 
 from mqttpush.errors import BrokerUnavailableError
 
-__all__ = ["LocalMosquitto", "find_mosquitto", "free_port", "render_config", "wait_for_port"]
+__all__ = [
+    "LocalMosquitto",
+    "find_mosquitto",
+    "free_port",
+    "mosquitto_command",
+    "render_config",
+    "wait_for_port",
+]
 
 _LISTENER = re.compile(r"^\s*listener\s+\d+.*$", re.MULTILINE)
 
@@ -48,6 +55,18 @@ def find_mosquitto() -> str:
         "mosquitto is not installed: on Debian/Ubuntu run "
         "'apt-get install mosquitto mosquitto-clients'"
     )
+
+
+def mosquitto_command(config: Path) -> list[str]:
+    """The command line that runs mosquitto with ``config``, its log flushed line by line.
+
+    Mosquitto block-buffers stdout when it is a file; ``stdbuf -oL`` (coreutils) makes
+    logs appear as they happen. stdbuf execs mosquitto, so the pid stays the broker's.
+    """
+    binary = find_mosquitto()
+    stdbuf = shutil.which("stdbuf")
+    prefix = [stdbuf, "-oL"] if stdbuf else []
+    return [*prefix, binary, "-c", str(config)]
 
 
 def free_port() -> int:
@@ -95,7 +114,7 @@ class LocalMosquitto:
         conf.write_text(render_config(self.config.read_text(), port=self.port, bind=self.host))
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(  # noqa: S603 - fixed binary, our own config
-                [find_mosquitto(), "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT
+                mosquitto_command(conf), stdout=log, stderr=subprocess.STDOUT
             )
         try:
             wait_for_port(self.host, self.port, timeout)

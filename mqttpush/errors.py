@@ -3,6 +3,7 @@
 Every error the library raises derives from :class:`MqttPushError`::
 
     MqttPushError
+    ├── ConfigurationError             a missing profile or an invalid setting
     ├── InvalidAddressError            (also ValueError)
     ├── ProtocolError                  a payload that does not follow docs/protocol.md
     ├── TransportError
@@ -35,6 +36,7 @@ from typing import Any, ClassVar
 
 __all__ = [
     "BrokerUnavailableError",
+    "ConfigurationError",
     "ConnectionLostError",
     "InternalError",
     "InvalidAddressError",
@@ -59,6 +61,10 @@ __all__ = [
 
 class MqttPushError(Exception):
     """Root of every error raised by mqttpush."""
+
+
+class ConfigurationError(MqttPushError):
+    """A profile file that is missing, or settings that do not validate."""
 
 
 class InvalidAddressError(MqttPushError, ValueError):

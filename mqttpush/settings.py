@@ -1,16 +1,41 @@
-"""Settings, in small sections, read from ``MQTTPUSH_*`` environment variables.
+"""Settings, in small sections: a profile file, overridden by ``MQTTPUSH_*`` variables.
 
 Nested fields use a double underscore: ``MQTTPUSH_BROKER__PORT=1884``,
-``MQTTPUSH_DEMO__NOTIFICATION_INTERVAL=0``. Invalid values raise pydantic's
-``ValidationError``, which names the setting.
+``MQTTPUSH_DEMO__NOTIFICATION_INTERVAL=0``. :meth:`Settings.load` also reads the
+profile ``{MQTTPUSH_CONFIG_DIR}/{MQTTPUSH_PROFILE}.toml`` (``config/local.toml``,
+``config/docker.toml``); environment variables win over the file, the file over the
+defaults. Invalid values raise :class:`~mqttpush.errors.ConfigurationError`, which
+names each setting.
 """
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+import os
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any, Self
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    FilePath,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
 
 from mqttpush.address import DEFAULT_PREFIX, Address, check_level, check_prefix
+from mqttpush.errors import ConfigurationError, InvalidAddressError
+
+_profile_file: ContextVar[Path | None] = ContextVar("mqttpush_profile_file", default=None)
 
 __all__ = ["AgentSettings", "BrokerSettings", "DemoSettings", "RpcSettings", "Settings"]
 
@@ -33,6 +58,21 @@ class BrokerSettings(_Section):
     connect_timeout: float = Field(default=5.0, gt=0)
     reconnect_min_delay: float = Field(default=0.1, gt=0)
     reconnect_max_delay: float = Field(default=5.0, gt=0)
+    tls: bool = Field(default=False, description="Use TLS (implied by ca_file or cert_file).")
+    ca_file: FilePath | None = Field(default=None, description="CA bundle to verify the broker.")
+    cert_file: FilePath | None = Field(default=None, description="Client certificate (PEM).")
+    key_file: FilePath | None = Field(default=None, description="Client key (PEM), with cert_file.")
+
+    @model_validator(mode="after")
+    def _key_needs_cert(self) -> Self:
+        if self.key_file is not None and self.cert_file is None:
+            raise ValueError("key_file is set but cert_file is not")
+        return self
+
+    @property
+    def uses_tls(self) -> bool:
+        """Whether the connection is made over TLS."""
+        return self.tls or self.ca_file is not None or self.cert_file is not None
 
     @field_validator("client_id")
     @classmethod
@@ -91,3 +131,64 @@ class Settings(BaseSettings):
     @classmethod
     def _prefix_is_valid(cls, value: str) -> str:
         return check_prefix(value)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Order of precedence: arguments, then the environment, then the profile file."""
+        path = _profile_file.get()
+        if path is None:
+            return init_settings, env_settings
+        return init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=path)
+
+    @classmethod
+    def load(
+        cls,
+        profile: str | None = None,
+        config_dir: str | Path | None = None,
+        **overrides: Any,  # noqa: ANN401 - any section or value a Settings field takes
+    ) -> Self:
+        """Read a profile file and the environment.
+
+        Args:
+            profile: The profile name; defaults to ``MQTTPUSH_PROFILE``. Without one,
+                only the environment and the defaults count.
+            config_dir: Where profiles live; defaults to ``MQTTPUSH_CONFIG_DIR``, then
+                ``config``.
+            **overrides: Values that win over everything else.
+
+        Raises:
+            ConfigurationError: The profile file is missing or a value is invalid;
+                the message names every offending setting.
+        """
+        profile = profile or os.environ.get("MQTTPUSH_PROFILE") or None
+        path: Path | None = None
+        if profile is not None:
+            try:
+                check_level(profile, "profile name")
+            except InvalidAddressError as exc:
+                raise ConfigurationError(str(exc)) from None
+            directory = Path(config_dir or os.environ.get("MQTTPUSH_CONFIG_DIR") or "config")
+            path = directory / f"{profile}.toml"
+            if not path.is_file():
+                raise ConfigurationError(f"profile {profile!r}: no file {path}")
+        token = _profile_file.set(path)
+        try:
+            return cls(**overrides)
+        except ValidationError as exc:
+            where = f"profile {path} or " if path else ""
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+                for e in exc.errors(include_url=False)
+            )
+            raise ConfigurationError(
+                f"invalid settings (from {where}MQTTPUSH_* variables): {problems}"
+            ) from exc
+        finally:
+            _profile_file.reset(token)

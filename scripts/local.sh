@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Local mode: the broker and both agents as background processes, no Docker needed.
 # Pid files and logs live in $RUN_DIR (.run/). `stop` stops exactly what `start` started.
-#   scripts/local.sh start|stop|status
+#   scripts/local.sh start|stop|status|check|logs NAME...
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -87,6 +87,26 @@ stop_one() {
   rm -f "$RUN_DIR/$name.pid"
 }
 
+check() {  # all three up, or say what to do
+  for name in broker sender receiver; do
+    if ! running "$name"; then
+      say "the $name is not running: run 'make start' first (then 'make run')"
+      exit 1
+    fi
+  done
+}
+
+logs() {  # logs NAME...: the last lines of each log
+  for name in "$@"; do
+    if [ -f "$RUN_DIR/$name.log" ]; then
+      [ $# -gt 1 ] && echo "==> $name <=="
+      tail -n 50 "$RUN_DIR/$name.log"
+    else
+      say "no $name log yet: run 'make start'"
+    fi
+  done
+}
+
 status() {
   for name in broker sender receiver; do
     if running "$name"; then echo "$name: running (pid $(cat "$RUN_DIR/$name.pid"))"; else echo "$name: stopped"; fi
@@ -97,5 +117,7 @@ case "${1:-}" in
   start) start ;;
   stop) stop_one receiver; stop_one sender; stop_one broker ;;
   status) status ;;
-  *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
+  check) check ;;
+  logs) shift; logs "$@" ;;
+  *) echo "usage: $0 start|stop|status|check|logs NAME..." >&2; exit 2 ;;
 esac

@@ -123,7 +123,7 @@ def test_call_prints_results_and_maps_errors_to_exit_codes(agents, broker):
     bad_json = _cli("call", "sender@fame.fabric", "run_task", "--params", "{", env=env)
     assert bad_json.returncode == 2
     bad_address = _cli("call", "no-at-sign", "run_task", env=env)
-    assert bad_address.returncode == 1
+    assert bad_address.returncode == 2
     assert "name@domain" in bad_address.stderr
 
 
@@ -141,3 +141,61 @@ def test_invalid_setting_names_the_setting(broker):
     result = _cli("run", env=env)
     assert result.returncode == 2
     assert "notification_count" in result.stderr
+
+
+def test_watch_prints_each_notification_readably(agents):
+    env, _, ready = agents
+    assert ready, "agents did not come up"
+    watcher = subprocess.Popen(
+        [sys.executable, "-m", "mqttpush", "watch", "receiver@fame.fabric", "--count", "10"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert watcher.stdout is not None
+        assert "watching" in watcher.stdout.readline()  # subscribed: safe to start the task
+        assert _cli("run", env=env).returncode == 0
+        out, err = watcher.communicate(timeout=20)
+    finally:
+        if watcher.poll() is None:
+            watcher.kill()
+            watcher.communicate(timeout=10)
+    assert watcher.returncode == 0, err
+    lines = out.splitlines()
+    assert len(lines) == 10
+    assert "sender@fame.fabric -> receiver@fame.fabric" in lines[0]
+    assert lines[0].endswith("#1 working  Notification #1")
+    assert lines[-1].endswith("#10 completed  Task completed")
+
+
+def test_config_show_prints_effective_settings_with_secrets_masked(broker):
+    env = _env(
+        broker, "cli/config", MQTTPUSH_BROKER__PASSWORD="hunter2", MQTTPUSH_BROKER__USERNAME="ada"
+    )
+    result = _cli("--profile", "local", "config", "show", env=env)
+    assert result.returncode == 0, result.stderr
+    shown = json.loads(result.stdout)
+    assert shown["profile"] == "local"
+    assert shown["broker"]["port"] == broker.port  # the environment wins over config/local.toml
+    assert shown["broker"]["username"] == "ada"
+    assert shown["broker"]["password"] == "**********"
+    assert "hunter2" not in result.stdout
+    assert shown["demo"]["notification_count"] == 9
+
+
+def test_bad_arguments_exit_2(broker):
+    env = _env(broker, "cli/args")
+    assert _cli("frobnicate", env=env).returncode == 2
+    assert _cli("call", "sender@fame.fabric", env=env).returncode == 2  # no method
+    missing = _cli("--profile", "nope", "config", "show", env=env)
+    assert missing.returncode == 2
+    assert "no file" in missing.stderr
+
+
+def test_serve_without_a_broker_exits_3_naming_host_and_port(broker):
+    env = _env(broker, "cli/serve")
+    port = free_port()
+    env["MQTTPUSH_BROKER__PORT"] = str(port)
+    result = _cli("serve", "sender", env=env)
+    assert result.returncode == 3
+    assert f"127.0.0.1:{port}" in result.stderr
+    assert "make start" in result.stderr

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import ssl
 import time
 import uuid
 from typing import TYPE_CHECKING, Any
@@ -93,6 +94,11 @@ class MqttTransport(Transport):
             BrokerUnavailableError: The broker is unreachable or refused the connection.
         """
         s = self._settings
+        tls_context: ssl.SSLContext | None = None
+        if s.uses_tls:
+            tls_context = ssl.create_default_context(cafile=s.ca_file)
+            if s.cert_file is not None:
+                tls_context.load_cert_chain(s.cert_file, s.key_file)
         client = aiomqtt.Client(
             s.host,
             s.port,
@@ -103,6 +109,7 @@ class MqttTransport(Transport):
             keepalive=s.keepalive,
             timeout=s.connect_timeout,
             socket_options=_SOCKET_OPTIONS,
+            tls_context=tls_context,
         )
         # aiomqtt warns past 10 unacknowledged publishes; a QoS 1 window is normal here.
         client.pending_calls_threshold = 1_000_000

@@ -1,0 +1,59 @@
+"""The container files, checked for structure (no Docker engine runs in CI)."""
+
+from __future__ import annotations
+
+import re
+
+import yaml
+
+from tests.conftest import REPO
+
+
+def _compose() -> dict:
+    return yaml.safe_load((REPO / "docker-compose.yml").read_text())
+
+
+def test_three_services_with_a_healthy_broker_first():
+    services = _compose()["services"]
+    assert set(services) == {"mosquitto", "push-sender", "push-receiver"}
+    broker = services["mosquitto"]
+    assert broker["image"].startswith("eclipse-mosquitto:2")
+    assert "./mosquitto.conf:/mosquitto/config/mosquitto.conf:ro" in broker["volumes"]
+    data = [v for v in broker["volumes"] if v.endswith(":/mosquitto/data")]
+    assert data
+    assert data[0].split(":")[0] in _compose()["volumes"]
+    assert broker["healthcheck"]["test"][0] == "CMD"
+    assert "mosquitto_pub" in broker["healthcheck"]["test"]
+    for name in ("push-sender", "push-receiver"):
+        agent = services[name]
+        assert agent["build"] == "."
+        assert agent["depends_on"]["mosquitto"]["condition"] == "service_healthy"
+        assert agent["restart"] == "on-failure"
+        assert agent["environment"]["MQTTPUSH_PROFILE"] == "docker"
+    assert services["push-sender"]["command"] == ["serve", "sender"]
+    assert services["push-receiver"]["command"] == ["serve", "receiver"]
+
+
+def test_published_ports_are_bound_to_localhost():
+    for service in _compose()["services"].values():
+        for port in service.get("ports", []):
+            assert str(port).startswith("127.0.0.1:"), port
+
+
+def test_dockerfile_is_slim_non_root_and_runtime_only():
+    text = (REPO / "Dockerfile").read_text()
+    assert re.search(r"^FROM python:3\.\d+-slim", text, re.M)
+    users = re.findall(r"^USER (\S+)", text, re.M)
+    assert users
+    assert users[-1] not in {"root", "0"}
+    installs = [i.strip() for i in re.findall(r"pip install ([^\n&]+)", text)]
+    assert installs == ["."]  # the package alone, without [test]
+    assert re.search(r'^ENTRYPOINT \["mqttpush"\]', text, re.M)
+    ignored = (REPO / ".dockerignore").read_text().split()
+    assert {".venv", ".git", "tests"} <= set(ignored)
+
+
+def test_the_docker_profile_points_at_the_compose_broker():
+    text = (REPO / "config" / "docker.toml").read_text()
+    assert 'host = "mosquitto"' in text
+    assert "mosquitto" in _compose()["services"]

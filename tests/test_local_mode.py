@@ -1,0 +1,98 @@
+"""Local mode as a user drives it: make start, make run, make stop (no Docker)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+from typing import TYPE_CHECKING
+
+import pytest
+
+from mqttpush.devbroker import free_port
+from tests.conftest import REPO
+from tests.test_cli import EXPECTED
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+
+def _make(
+    *args: str, run_dir: Path, port: int, timeout: float = 90
+) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MQTTPUSH_", "MAKE", "MFLAGS"))}
+    settings = ["MODE=local", f"PORT={port}", f"RUN_DIR={run_dir}"]
+    return subprocess.run(
+        ["make", "--no-print-directory", "-C", str(REPO), *args, *settings],
+        env=env, capture_output=True, text=True, timeout=timeout, check=False,
+    )  # fmt: skip
+
+
+def _pids(run_dir: Path) -> dict[str, int]:
+    return {p.stem: int(p.read_text()) for p in run_dir.glob("*.pid")}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.mark.timeout_s(180)
+def test_start_run_stop(tmp_path):
+    run_dir = tmp_path / "run"
+    port = free_port()
+    try:
+        early = _make("run", run_dir=run_dir, port=port)
+        assert early.returncode != 0
+        assert "run 'make start' first" in early.stderr
+
+        started = _make("start", run_dir=run_dir, port=port)
+        assert started.returncode == 0, started.stderr
+        pids = _pids(run_dir)
+        assert set(pids) == {"broker", "sender", "receiver"}
+        assert all(_alive(pid) for pid in pids.values())
+
+        again = _make("start", run_dir=run_dir, port=port)
+        assert again.returncode == 0, again.stderr
+        assert "already running" in again.stderr
+        assert _pids(run_dir) == pids  # no second copy
+
+        run = _make("run", run_dir=run_dir, port=port)
+        assert run.returncode == 0, run.stderr
+        assert run.stdout == EXPECTED
+
+        verbose = _make("run-verbose", run_dir=run_dir, port=port)
+        assert verbose.returncode == 0, verbose.stderr
+        assert verbose.stdout == EXPECTED
+        assert "/fame.fabric/sender/rpc] qos=1 cid=" in verbose.stderr
+        assert "mqttpush-op=push" in verbose.stderr
+
+        logs = _make("logs-sender", run_dir=run_dir, port=port)
+        assert logs.stdout.count("PushSender completed task") == 2
+
+        stopped = _make("stop", run_dir=run_dir, port=port)
+        assert stopped.returncode == 0, stopped.stderr
+        deadline = time.monotonic() + 15
+        while any(_alive(pid) for pid in pids.values()) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(_alive(pid) for pid in pids.values())
+        assert _pids(run_dir) == {}
+    finally:
+        for pid in _pids(run_dir).values():  # only what this test started
+            if _alive(pid):
+                os.kill(pid, 9)
+
+
+def test_a_port_in_use_is_reported(tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = _make("start", run_dir=tmp_path / "run", port=port)
+    assert result.returncode != 0
+    assert f"port {port} is in use" in result.stderr
+    assert _pids(tmp_path / "run") == {}
