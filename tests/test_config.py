@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mqttpush import ConfigurationError, Settings
+from mqttpush.transport.mqtt import MqttTransport
 from tests.conftest import REPO
 
 CONFIG_DIR = REPO / "config"
@@ -76,9 +77,11 @@ def test_bad_profile_files_are_refused(tmp_path):
         Settings.load("../etc", tmp_path)
 
 
-def test_tls_settings(tmp_path):
+async def test_tls_settings_and_unloadable_tls_files(tmp_path):
     ca = tmp_path / "ca.pem"
     ca.write_text("not really a certificate")
     settings = Settings.load(None, broker={"ca_file": ca})
     assert settings.broker.uses_tls
     assert not Settings.load().broker.uses_tls
+    with pytest.raises(ConfigurationError, match="cannot be loaded"):
+        await MqttTransport(settings.broker).connect()

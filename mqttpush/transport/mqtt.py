@@ -16,7 +16,7 @@ import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from mqttpush.errors import BrokerUnavailableError, ConnectionLostError
+from mqttpush.errors import BrokerUnavailableError, ConfigurationError, ConnectionLostError
 from mqttpush.transport.base import Message, Transport
 
 if TYPE_CHECKING:
@@ -88,17 +88,13 @@ class MqttTransport(Transport):
         return f"{self._settings.host}:{self._settings.port}"
 
     async def connect(self) -> None:
-        """Connect with MQTT 5 and TCP_NODELAY.
+        """Connect with MQTT 5 and TCP_NODELAY (and TLS when configured).
 
         Raises:
             BrokerUnavailableError: The broker is unreachable or refused the connection.
+            ConfigurationError: The TLS files cannot be loaded.
         """
         s = self._settings
-        tls_context: ssl.SSLContext | None = None
-        if s.uses_tls:
-            tls_context = ssl.create_default_context(cafile=s.ca_file)
-            if s.cert_file is not None:
-                tls_context.load_cert_chain(s.cert_file, s.key_file)
         client = aiomqtt.Client(
             s.host,
             s.port,
@@ -109,7 +105,7 @@ class MqttTransport(Transport):
             keepalive=s.keepalive,
             timeout=s.connect_timeout,
             socket_options=_SOCKET_OPTIONS,
-            tls_context=tls_context,
+            tls_context=self._tls_context(),
         )
         # aiomqtt warns past 10 unacknowledged publishes; a QoS 1 window is normal here.
         client.pending_calls_threshold = 1_000_000
@@ -128,6 +124,21 @@ class MqttTransport(Transport):
             return
         with contextlib.suppress(aiomqtt.MqttError):  # gone either way, as was asked
             await client.__aexit__(None, None, None)
+
+    def _tls_context(self) -> ssl.SSLContext | None:
+        s = self._settings
+        if not s.uses_tls:
+            return None
+        try:
+            context = ssl.create_default_context(cafile=s.ca_file)
+            if s.cert_file is not None:
+                context.load_cert_chain(s.cert_file, s.key_file)
+        except (ssl.SSLError, OSError) as exc:
+            raise ConfigurationError(
+                f"broker TLS files (ca_file={s.ca_file}, cert_file={s.cert_file}, "
+                f"key_file={s.key_file}) cannot be loaded: {exc}"
+            ) from exc
+        return context
 
     def _require(self) -> aiomqtt.Client:
         if self._client is None:
