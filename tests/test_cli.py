@@ -91,8 +91,8 @@ def test_run_prints_exactly_the_seed_output(agents):
     result = _cli("run", env=env)
     assert result.returncode == 0, result.stderr
     assert result.stdout == EXPECTED
-    for proc in procs:  # SIGTERM: a clean, quick shutdown with exit code 0
-        proc.send_signal(signal.SIGTERM)
+    for proc, sig in zip(procs, (signal.SIGTERM, signal.SIGINT), strict=True):
+        proc.send_signal(sig)  # either signal: a clean, quick shutdown with exit code 0
     logs = []
     for proc in procs:
         _, err = proc.communicate(timeout=15)
@@ -199,3 +199,25 @@ def test_serve_without_a_broker_exits_3_naming_host_and_port(broker):
     assert result.returncode == 3
     assert f"127.0.0.1:{port}" in result.stderr
     assert "make start" in result.stderr
+
+
+def test_a_failed_task_exits_6_with_the_reason(broker):
+    env = _env(broker, f"cli/failed/{time.monotonic_ns()}", MQTTPUSH_RPC__TIMEOUT="1")
+    env["MQTTPUSH_DEMO__SENDER_ADDRESS"] = "ghost@fame.fabric"  # nobody serves it
+    receiver = subprocess.Popen(
+        [sys.executable, "-m", "mqttpush", "serve", "receiver"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 20
+        probe = ["call", "receiver@fame.fabric", "get_task_status", "--params", '{"task_id": "p"}']
+        while _cli(*probe, env=env).returncode != 5 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        result = _cli("run", env=env)
+        assert result.returncode == 6, result.stderr
+        assert "ended failed" in result.stderr
+        assert "register_push_endpoint on ghost@fame.fabric" in result.stderr
+        assert result.stdout == ""
+    finally:
+        receiver.kill()
+        receiver.communicate(timeout=10)
