@@ -1,8 +1,9 @@
 """Agent addresses and the MQTT topics they map to.
 
 An address ``name@domain`` (``sender@fame.fabric``) owns the topic base
-``{prefix}/{domain}/{name}``; under it live ``rpc`` (requests to the agent) and
-``push/{task_id}`` (notifications for the agent). Callers receive replies on
+``{prefix}/{domain}/{name}``; under it live ``rpc`` (requests to the agent),
+``push/{task_id}`` (notifications for the agent) and ``ack`` (receipts for the
+notifications the agent sent). Callers receive replies on
 ``{prefix}/_reply/{client_id}/{correlation_id}``.
 """
 
@@ -115,6 +116,10 @@ class Topics:
     def push(self, address: Address, task_id: str) -> str:
         """Return the topic for notifications of ``task_id`` sent to ``address``."""
         return f"{self.push_base(address)}/{check_level(task_id, 'task id')}"
+
+    def ack(self, address: Address) -> str:
+        """Return the topic on which ``address`` receives delivery receipts."""
+        return f"{self.base(address)}/ack"
 
     def reply_base(self, client_id: str) -> str:
         """Return the reply-topic base of one caller (subscribe to ``base + '/+'``)."""

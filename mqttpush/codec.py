@@ -14,7 +14,7 @@ import pydantic_core
 from pydantic import ValidationError
 
 from mqttpush.errors import InvalidRequestError, ParseError, ProtocolError, RpcError
-from mqttpush.models import JsonRpcRequest, JsonRpcResponse, PushNotification
+from mqttpush.models import DeliveryAck, JsonRpcRequest, JsonRpcResponse, PushNotification
 from mqttpush.transport.base import Message
 
 if TYPE_CHECKING:
@@ -23,9 +23,11 @@ if TYPE_CHECKING:
 __all__ = [
     "CONTENT_TYPE",
     "Envelope",
+    "decode_ack",
     "decode_notification",
     "decode_request",
     "decode_response",
+    "encode_ack",
     "encode_notification",
     "encode_reply",
     "encode_request",
@@ -202,3 +204,26 @@ def decode_notification(payload: bytes) -> PushNotification:
         return PushNotification.model_validate_json(payload)
     except ValidationError as exc:
         raise ProtocolError(f"malformed push notification: {validation_detail(exc)}") from exc
+
+
+def encode_ack(topic: str, ack: DeliveryAck, envelope: Envelope) -> Message:
+    """Build the QoS 1 receipt for one handled notification."""
+    return Message(
+        topic=topic,
+        payload=ack.__pydantic_serializer__.to_json(ack),
+        qos=1,
+        content_type=CONTENT_TYPE,
+        user_properties=envelope.to_user_properties(),
+    )
+
+
+def decode_ack(payload: bytes) -> DeliveryAck:
+    """Decode a delivery receipt.
+
+    Raises:
+        ProtocolError: Not a valid receipt.
+    """
+    try:
+        return DeliveryAck.model_validate_json(payload)
+    except ValidationError as exc:
+        raise ProtocolError(f"malformed delivery receipt: {validation_detail(exc)}") from exc

@@ -60,13 +60,16 @@ class Fabric:
         self._filters: list[str] = [self._caller.reply_filter]
         self._rpc_routes: dict[str, Agent] = {}
         self._push_routes: dict[str, Agent] = {}
+        self._receipt_routes: dict[str, Agent] = {}
         self._agents: list[Agent] = []
         self._stack = contextlib.AsyncExitStack()
         self._group: asyncio.TaskGroup | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._token: Any = None
+        self.connected = asyncio.Event()
         self.unrouted = 0
         self.reconnects = 0
+        self.sessions_lost = 0
         self.task_failures = 0
 
     @classmethod
@@ -103,6 +106,7 @@ class Fabric:
         try:
             await self._transport.connect()
             await self._transport.subscribe(self._caller.reply_filter, 1)
+            self.connected.set()
         except BaseException:
             await self._stack.aclose()
             raise
@@ -155,10 +159,12 @@ class Fabric:
             raise MqttPushError(f"an agent is already served at {addr} on this fabric")
         agent.bind(self, addr)
         push_base = self.topics.push_base(addr)
+        ack_topic = self.topics.ack(addr)
         self._rpc_routes[rpc_topic] = agent
         self._push_routes[push_base] = agent
+        self._receipt_routes[ack_topic] = agent
         self._agents.append(agent)
-        for topic_filter in (rpc_topic, f"{push_base}/+"):
+        for topic_filter in (rpc_topic, f"{push_base}/+", ack_topic):
             self._filters.append(topic_filter)
             await self._transport.subscribe(topic_filter, 1)
         await agent.on_start()
@@ -179,36 +185,73 @@ class Fabric:
         """Publish through the transport (raises ConnectionLostError while disconnected)."""
         await self._transport.publish(message)
 
-    def _route(self, message: Message) -> None:
+    async def wait_connected(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for the connection to be up; return whether it is."""
+        try:
+            async with asyncio.timeout(timeout):
+                await self.connected.wait()
+        except TimeoutError:
+            return False
+        return True
+
+    def _route(self, message: Message) -> bool:
+        """Dispatch one message; return True when its handler will acknowledge it.
+
+        Replies and requests are acknowledged on receipt (a repeated request is
+        answered from the agent's response cache); notifications only once their
+        handler has finished, so one that was never handled is redelivered.
+        """
         topic = message.topic
         if topic.startswith(self._reply_prefix):
             self._caller.resolve(message)
-            return
+            return False
         agent = self._rpc_routes.get(topic)
         if agent is not None:
             self.spawn(agent.handle_request(message), name="mqttpush-request")
-            return
+            return False
+        agent = self._receipt_routes.get(topic)
+        if agent is not None:
+            agent.handle_receipt(message)
+            return False
         head, _, task_id = topic.rpartition("/")
         agent = self._push_routes.get(head)
         if agent is not None:
-            self.spawn(agent.handle_push(message, task_id), name="mqttpush-push")
-            return
+            self.spawn(self._handle_then_ack(agent, message, task_id), name="mqttpush-push")
+            return True
         self.unrouted += 1
         log.debug("no route for a message on %s", topic)
+        return False
+
+    async def _handle_then_ack(self, agent: Agent, message: Message, task_id: str) -> None:
+        try:
+            await agent.handle_push(message, task_id)
+        finally:
+            await self._ack(message)
+
+    async def _ack(self, message: Message) -> None:
+        try:
+            await self._transport.ack(message)
+        except MqttPushError as exc:  # the connection is gone: the broker will redeliver
+            log.debug("acknowledgement of %s not sent: %s", message.topic, exc)
 
     async def _pump(self) -> None:
         while True:
             try:
                 async for message in self._transport.messages():
+                    deferred = False
                     try:
-                        self._route(message)
+                        deferred = self._route(message)
                     except Exception:  # a bug in routing one message must not stop the rest
                         self.task_failures += 1
                         log.exception("routing a message on %s failed", message.topic)
+                    if not deferred:
+                        await self._ack(message)
             except ConnectionLostError as exc:
+                self.connected.clear()
                 log.warning("%s; reconnecting", exc)
                 self._caller.fail_all(exc)
                 await self._reconnect()
+                self.connected.set()
 
     async def _reconnect(self) -> None:
         broker = self.settings.broker
@@ -227,4 +270,11 @@ class Fabric:
                 continue
             self.reconnects += 1
             log.warning("reconnected to the broker; %d subscriptions restored", len(self._filters))
+            if self._transport.persistent and not self._transport.session_present:
+                self.sessions_lost += 1
+                log.warning(
+                    "the broker did not resume this client's session (expired, or the broker "
+                    "lost it): messages queued for %s while it was away may be lost",
+                    self.client_id,
+                )
             return

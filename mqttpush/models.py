@@ -15,6 +15,9 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 from mqttpush.address import Address, check_level
 
 __all__ = [
+    "DeliveryAck",
+    "DeliveryInfo",
+    "DeliveryState",
     "ErrorInfo",
     "JsonRpcError",
     "JsonRpcRequest",
@@ -100,8 +103,21 @@ class ErrorInfo(WireModel):
     message: str
 
 
+class DeliveryState(StrEnum):
+    """What happened to one notification for one endpoint."""
+
+    QUEUED = "queued"  # not yet accepted by the broker
+    PUBLISHED = "published"  # the broker acknowledged it (PUBACK); no receipt yet
+    DELIVERED = "delivered"  # the endpoint handled it and sent a receipt
+    FAILED = "failed"  # could not be published (broker unreachable past the retries)
+    EXPIRED = "expired"  # published, but no receipt after every attempt
+
+
 class TaskStatus(WireModel):
-    """A task snapshot, as ``run_task``, ``get_task_status`` and ``cancel_task`` return it."""
+    """A task snapshot, as ``run_task``, ``get_task_status`` and ``cancel_task`` return it.
+
+    ``deliveries`` counts the task's notifications per endpoint by delivery state.
+    """
 
     task_id: str
     state: TaskState
@@ -109,6 +125,29 @@ class TaskStatus(WireModel):
     error: ErrorInfo | None = None
     created_at: datetime
     updated_at: datetime
+    deliveries: dict[DeliveryState, int] = Field(default_factory=dict)
+
+
+class DeliveryInfo(WireModel):
+    """The delivery of one notification to one endpoint, as ``get_delivery_status`` returns it."""
+
+    notification_id: str
+    seq: int
+    endpoint: str
+    state: DeliveryState
+    attempts: int
+    detail: str | None = None
+    updated_at: datetime
+
+
+class DeliveryAck(WireModel):
+    """A receipt an endpoint publishes to ``{sender}/ack`` after handling a notification."""
+
+    id: str
+    task_id: str
+    seq: int = Field(ge=1)
+    endpoint: str
+    handled: bool = True
 
 
 def _check_task_id(value: str) -> str:

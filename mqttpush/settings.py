@@ -58,6 +58,20 @@ class BrokerSettings(_Section):
     connect_timeout: float = Field(default=5.0, gt=0)
     reconnect_min_delay: float = Field(default=0.1, gt=0)
     reconnect_max_delay: float = Field(default=5.0, gt=0)
+    session_expiry: int = Field(
+        default=0,
+        ge=0,
+        le=4_294_967_295,
+        description="Seconds the broker keeps this client's session (and queues its QoS 1 "
+        "messages) while it is away; used only with a fixed client_id. 0: no session.",
+    )
+    receive_maximum: int = Field(
+        default=100,
+        ge=1,
+        le=65_535,
+        description="QoS 1 messages the broker may send before they are acknowledged: "
+        "the backpressure window of a slow handler.",
+    )
     tls: bool = Field(default=False, description="Use TLS (implied by ca_file or cert_file).")
     ca_file: FilePath | None = Field(default=None, description="CA bundle to verify the broker.")
     cert_file: FilePath | None = Field(default=None, description="Client certificate (PEM).")
@@ -94,6 +108,21 @@ class AgentSettings(_Section):
 
     max_finished_tasks: int = Field(
         default=10_000, ge=1, description="Finished tasks kept for get_task_status."
+    )
+    dedup_window: int = Field(
+        default=10_000, ge=1, description="Notification ids remembered to drop duplicates."
+    )
+    response_cache: int = Field(
+        default=1_000, ge=1, description="Replies kept to answer a repeated request."
+    )
+    receipt_timeout: float = Field(
+        default=5.0, gt=0, description="Seconds to wait for an endpoint's receipt before resending."
+    )
+    delivery_attempts: int = Field(
+        default=5, ge=1, description="Publications of one notification to one endpoint, at most."
+    )
+    publish_window: float = Field(
+        default=30.0, gt=0, description="Seconds a publish is retried while the broker is away."
     )
 
 

@@ -18,10 +18,18 @@ from pydantic import Field
 from mqttpush import _context, codec
 from mqttpush.address import Address
 from mqttpush.agent.base import Agent
+from mqttpush.agent.delivery import DeliveryTracker
 from mqttpush.agent.operation import operation
 from mqttpush.agent.tasks import TaskRecord, TaskRegistry
-from mqttpush.errors import TaskFinishedError, TaskNotCancelableError, TaskStateError
+from mqttpush.errors import (
+    ProtocolError,
+    TaskFinishedError,
+    TaskNotCancelableError,
+    TaskNotFoundError,
+    TaskStateError,
+)
 from mqttpush.models import (
+    DeliveryInfo,
     ErrorInfo,
     PushNotification,
     TaskId,
@@ -33,6 +41,7 @@ from mqttpush.models import (
 
 if TYPE_CHECKING:
     from mqttpush.fabric import Fabric
+    from mqttpush.transport.base import Message
 
 __all__ = ["BackgroundTaskAgent", "TaskContext"]
 
@@ -86,6 +95,8 @@ class BackgroundTaskAgent(Agent):
         max_concurrency: See :class:`Agent`.
     """
 
+    deliveries: DeliveryTracker  #: what happened to each notification (set when served)
+
     def __init__(
         self, *, max_finished_tasks: int | None = None, max_concurrency: int | None = None
     ) -> None:
@@ -97,8 +108,35 @@ class BackgroundTaskAgent(Agent):
     def bind(self, fabric: Fabric, address: Address) -> None:
         """Attach to the fabric; the finished-task bound comes from settings unless given."""
         super().bind(fabric, address)
+        agent = fabric.settings.agent
         if self._max_finished is None:
-            self.tasks = TaskRegistry(fabric.settings.agent.max_finished_tasks)
+            self.tasks = TaskRegistry(agent.max_finished_tasks)
+        self.deliveries = DeliveryTracker(
+            fabric,
+            receipt_timeout=agent.receipt_timeout,
+            attempts=agent.delivery_attempts,
+            publish_window=agent.publish_window,
+        )
+
+    async def on_start(self) -> None:
+        """Start re-sending notifications that got no receipt."""
+        await super().on_start()
+        self.fabric.spawn(self.deliveries.run(), name=f"mqttpush-deliveries-{self.address}")
+
+    def handle_receipt(self, message: Message) -> None:
+        """Record an endpoint's receipt for one of this agent's notifications."""
+        try:
+            receipt = codec.decode_ack(message.payload)
+        except ProtocolError as exc:
+            self.stats.notifications_malformed += 1
+            log.warning("%s: malformed receipt on %s: %s", self.address, message.topic, exc)
+            return
+        self.deliveries.on_receipt(receipt)
+
+    def _status(self, record: TaskRecord) -> TaskStatus:
+        status = record.status()
+        summary = self.deliveries.summary(record.task_id)
+        return status.model_copy(update={"deliveries": summary}) if summary else status
 
     async def run_background_task(self, task: TaskContext) -> Any:  # noqa: ANN401 - the task's JSON result
         """Do the task's work; the return value becomes the task's result."""
@@ -117,7 +155,7 @@ class BackgroundTaskAgent(Agent):
         record, created = self.tasks.create(task_id, params)
         if created:
             record.runner = self.fabric.spawn(self._run(record), name=f"mqttpush-task-{task_id}")
-        return record.status()
+        return self._status(record)
 
     @operation
     async def get_task_status(
@@ -136,7 +174,7 @@ class BackgroundTaskAgent(Agent):
                         await record.done.wait()
                 except TimeoutError:
                     pass  # still running: the status says so
-        return record.status()
+        return self._status(record)
 
     @operation
     async def cancel_task(self, task_id: TaskId) -> TaskStatus:
@@ -155,7 +193,7 @@ class BackgroundTaskAgent(Agent):
             await asyncio.wait({runner}, timeout=0.1)
         if not record.state.is_terminal:  # canceled before its work ever started
             await self._finish(record, TaskState.CANCELED)
-        return record.status()
+        return self._status(record)
 
     @operation
     async def register_push_endpoint(
@@ -171,6 +209,18 @@ class BackgroundTaskAgent(Agent):
             raise TaskFinishedError(data={"task_id": config.task_id, "state": record.state.value})
         self._endpoints.setdefault(config.task_id, {})[config.address] = config
         return config
+
+    @operation
+    async def get_delivery_status(self, task_id: TaskId) -> list[DeliveryInfo]:
+        """Return what happened to each of a task's notifications, per endpoint.
+
+        States: queued, published (broker acknowledged), delivered (the endpoint sent a
+        receipt), failed (not published: broker unreachable), expired (no receipt after
+        every attempt).
+        """
+        if self.tasks.find(task_id) is None and task_id not in self.deliveries.tracked():
+            raise TaskNotFoundError(data={"task_id": task_id})
+        return self.deliveries.status(task_id)
 
     @operation
     async def list_push_endpoints(self, task_id: TaskId) -> list[TaskPushNotificationConfig]:
@@ -208,7 +258,8 @@ class BackgroundTaskAgent(Agent):
     ) -> None:
         if record.state.is_terminal:
             return  # already ended (e.g. cancel_task gave up waiting and ended it)
-        self.tasks.transition(record, state, result=result, error=error)
+        forgotten = self.tasks.transition(record, state, result=result, error=error)
+        self.deliveries.forget(set(forgotten))
         message = f"Task {state.value}" + (f": {error.message}" if error else "")
         try:
             await self.push(record, message, None, state=state)
@@ -236,16 +287,13 @@ class BackgroundTaskAgent(Agent):
         if endpoints:
             sender, trace = str(self.address), _context.trace_id.get()
             topics = self.fabric.topics
-            messages = [
-                codec.encode_notification(
+            messages = {
+                c.address: codec.encode_notification(
                     topics.push(Address.parse(c.address), record.task_id),
                     notification,
                     codec.Envelope(sender, "push", None, trace, c.token),
                 )
                 for c in endpoints.values()
-            ]
-            if len(messages) == 1:
-                await self.fabric.publish(messages[0])
-            else:
-                await asyncio.gather(*(self.fabric.publish(m) for m in messages))
+            }
+            await self.deliveries.send(notification, messages)
         return notification

@@ -17,9 +17,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from mqttpush import _context, codec
+from mqttpush.address import Address
+from mqttpush.agent.memory import RecentIds, ResponseCache
 from mqttpush.agent.operation import Operation, operations_of
 from mqttpush.errors import (
     InternalError,
+    InvalidAddressError,
     MethodNotFoundError,
     MqttPushError,
     ProtocolError,
@@ -27,12 +30,11 @@ from mqttpush.errors import (
     RpcError,
 )
 from mqttpush.fabric import Fabric
-from mqttpush.models import new_id
+from mqttpush.models import DeliveryAck, new_id
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
-    from mqttpush.address import Address
     from mqttpush.agent.remote import RemoteAgent
     from mqttpush.models import JsonRpcId, JsonRpcRequest, PushNotification
     from mqttpush.transport.base import Message
@@ -52,8 +54,10 @@ class AgentStats:
     requests: int = 0
     request_errors: int = 0
     requests_expired: int = 0
+    requests_repeated: int = 0
     handler_failures: int = 0
     notifications: int = 0
+    notifications_duplicate: int = 0
     notifications_malformed: int = 0
     notifications_unknown_task: int = 0
 
@@ -76,6 +80,8 @@ class Agent:
         self._max_concurrency = max_concurrency
         self._request_slots = asyncio.Semaphore(1)
         self._push_slots = asyncio.Semaphore(1)
+        self._seen = RecentIds(1)
+        self._responses = ResponseCache(1)
         self._fabric: Fabric | None = None
         self._address: Address | None = None
         self.stats = AgentStats()
@@ -112,6 +118,8 @@ class Agent:
         limit = self._max_concurrency or fabric.settings.rpc.max_concurrency
         self._request_slots = asyncio.Semaphore(limit)
         self._push_slots = asyncio.Semaphore(limit)
+        self._seen = RecentIds(fabric.settings.agent.dedup_window)
+        self._responses = ResponseCache(fabric.settings.agent.response_cache)
 
     @contextlib.asynccontextmanager
     async def slot_released(self) -> AsyncIterator[None]:
@@ -172,20 +180,36 @@ class Agent:
         envelope = codec.Envelope.of(message)
         _context.trace_id.set(envelope.trace_id or new_id())
         request_id, decoded = codec.decode_request(message.payload)
+        key = _request_key(message, request_id)
+        if key is not None and (earlier := self._responses.lookup(key)) is not None:
+            # A repeat (broker redelivery or a caller's retry): answer, do not run again.
+            self.stats.requests_repeated += 1
+            if (earlier_reply := await earlier) is not None:
+                await self._publish_reply(earlier_reply)
+            return
+        cached = self._responses.begin(key) if key is not None else None
         method = None if isinstance(decoded, RpcError) else decoded.method
+        reply: Message | None = None
         try:
             result = await self._execute(message, decoded)
         except RpcError as exc:
             self.stats.request_errors += 1
-            await self._reply(message, request_id, method, envelope, error=exc)
+            reply = self._build_reply(message, request_id, method, envelope, error=exc)
         except Exception as exc:
             self.stats.request_errors += 1
             self.stats.handler_failures += 1
             log.exception("%s: operation %s failed", self._address, method)
             error = InternalError(data={"type": type(exc).__name__, "message": str(exc)})
-            await self._reply(message, request_id, method, envelope, error=error)
+            reply = self._build_reply(message, request_id, method, envelope, error=error)
         else:
-            await self._reply(message, request_id, method, envelope, result=result)
+            reply = self._build_reply(message, request_id, method, envelope, result=result)
+        finally:
+            if cached is not None and not cached.done():
+                cached.set_result(reply)  # repeats, now and later, get this reply
+        if reply is not None:
+            await self._publish_reply(reply)
+        else:
+            log.debug("%s: request without a response topic, no reply sent", self._address)
 
     async def _execute(self, message: Message, decoded: JsonRpcRequest | RpcError) -> Any:  # noqa: ANN401
         if isinstance(decoded, RpcError):
@@ -205,7 +229,7 @@ class Agent:
         kwargs = op.validate(params)
         return op.dump_result(await getattr(self, op.attr)(**kwargs))
 
-    async def _reply(
+    def _build_reply(
         self,
         request: Message,
         request_id: JsonRpcId,
@@ -214,8 +238,8 @@ class Agent:
         *,
         result: Any = None,  # noqa: ANN401
         error: RpcError | None = None,
-    ) -> None:
-        reply = codec.encode_reply(
+    ) -> Message | None:
+        return codec.encode_reply(
             request,
             request_id,
             result=result,
@@ -224,13 +248,19 @@ class Agent:
                 str(self.address), method, envelope.correlation_id, envelope.trace_id
             ),
         )
-        if reply is None:
-            log.debug("%s: request without a response topic, no reply sent", self._address)
-            return
+
+    async def _publish_reply(self, reply: Message) -> None:
         try:
             await self.fabric.publish(reply)
-        except MqttPushError as exc:
-            log.warning("%s: reply to %s not sent: %s", self._address, request.response_topic, exc)
+        except MqttPushError as exc:  # the caller's retry gets it from the response cache
+            log.warning("%s: reply to %s not sent: %s", self._address, reply.topic, exc)
+
+    def handle_receipt(self, message: Message) -> None:
+        """Take a delivery receipt for a notification this agent sent (called by the fabric).
+
+        Plain agents send no notifications and ignore receipts.
+        """
+        log.debug("%s: receipt on %s ignored", self._address, message.topic)
 
     async def handle_push(self, message: Message, task_id: str) -> None:
         """Handle one push notification message (called by the fabric)."""
@@ -243,15 +273,58 @@ class Agent:
                     "%s: malformed notification on %s: %s", self._address, message.topic, exc
                 )
                 return
-            self.stats.notifications += 1
-            _context.trace_id.set(codec.Envelope.of(message).trace_id)
-            try:
-                await self.on_message(notification)
-            except Exception:
-                self.stats.handler_failures += 1
-                log.exception(
-                    "%s: on_message failed for notification %s", self._address, notification.id
-                )
+            envelope = codec.Envelope.of(message)
+            handled = True
+            if notification.id in self._seen:
+                self.stats.notifications_duplicate += 1  # handled once already: receipt only
+            else:
+                self._seen.add(notification.id)
+                self.stats.notifications += 1
+                _context.trace_id.set(envelope.trace_id)
+                try:
+                    await self.on_message(notification)
+                except Exception:
+                    handled = False
+                    self.stats.handler_failures += 1
+                    log.exception(
+                        "%s: on_message failed for notification %s", self._address, notification.id
+                    )
+            await self._send_receipt(notification, envelope.sender, handled=handled)
+
+    async def _send_receipt(
+        self, notification: PushNotification, sender: str | None, *, handled: bool
+    ) -> None:
+        """Tell the sending agent that the notification was handled (best effort)."""
+        try:
+            sender_address = Address.parse(sender) if sender else None
+        except InvalidAddressError:
+            sender_address = None
+        if sender_address is None:
+            return  # not from an agent: nobody to tell
+        receipt = DeliveryAck(
+            id=notification.id,
+            task_id=notification.task_id,
+            seq=notification.seq,
+            endpoint=str(self.address),
+            handled=handled,
+        )
+        topic = self.fabric.topics.ack(sender_address)
+        envelope = codec.Envelope(str(self.address), "ack", None, _context.trace_id.get())
+        try:
+            await self.fabric.publish(codec.encode_ack(topic, receipt, envelope))
+        except MqttPushError as exc:  # the sender publishes again; we answer the duplicate
+            log.debug("%s: receipt for %s not sent: %s", self._address, notification.id, exc)
+
+
+def _request_key(message: Message, request_id: JsonRpcId) -> tuple[str, bytes] | None:
+    """What identifies a request across repeats; None when nothing does."""
+    if not message.response_topic:
+        return None
+    if message.correlation_data:
+        return message.response_topic, message.correlation_data
+    if request_id is not None:
+        return message.response_topic, str(request_id).encode()
+    return None
 
 
 def _decode_push(message: Message, task_id: str) -> PushNotification:

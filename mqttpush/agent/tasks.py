@@ -98,8 +98,8 @@ class TaskRegistry:
         *,
         result: Any = None,  # noqa: ANN401 - JSON result of a completed task
         error: ErrorInfo | None = None,
-    ) -> None:
-        """Move ``record`` to ``state``.
+    ) -> list[str]:
+        """Move ``record`` to ``state``; return the ids of finished tasks now forgotten.
 
         Raises:
             TaskStateError: The change is not allowed (always so after a terminal state).
@@ -111,9 +111,12 @@ class TaskRegistry:
         if state is TaskState.COMPLETED:
             record.result = result
         record.error = error
+        forgotten: list[str] = []
         if state.is_terminal:
             record.runner = None
             record.done.set()
             self._finished.append(record.task_id)
             while len(self._finished) > self._max_finished:
-                self._tasks.pop(self._finished.popleft(), None)
+                forgotten.append(self._finished.popleft())
+                self._tasks.pop(forgotten[-1], None)
+        return forgotten

@@ -31,6 +31,9 @@ class Message:
         message_expiry: MQTT 5 Message Expiry Interval in seconds (remaining, on receipt).
         user_properties: MQTT 5 User Properties, in order.
         received_at: ``time.monotonic()`` when the transport took the message in.
+        mid: The packet id of a received QoS 1/2 message, needed to acknowledge it.
+        generation: Which connection of the transport it arrived on; an acknowledgement
+            only makes sense on that same connection.
     """
 
     topic: str
@@ -43,6 +46,8 @@ class Message:
     message_expiry: int | None = None
     user_properties: tuple[tuple[str, str], ...] = ()
     received_at: float = field(default_factory=time.monotonic, compare=False)
+    mid: int = field(default=0, compare=False)
+    generation: int = field(default=0, compare=False)
 
     def user_property(self, key: str) -> str | None:
         """Return the first user property named ``key``, if any."""
@@ -73,6 +78,16 @@ class Transport(ABC):
     def is_connected(self) -> bool:
         """Whether the connection is up now."""
 
+    @property
+    def persistent(self) -> bool:
+        """Whether the broker keeps this client's session while it is away."""
+        return False
+
+    @property
+    def session_present(self) -> bool:
+        """Whether the broker resumed a stored session on the last connect."""
+        return False
+
     @abstractmethod
     async def connect(self) -> None:
         """Open the connection (again)."""
@@ -88,6 +103,13 @@ class Transport(ABC):
     @abstractmethod
     async def publish(self, message: Message) -> None:
         """Publish ``message``; for QoS 1 and 2, return once the broker has acknowledged it."""
+
+    async def ack(self, message: Message) -> None:  # noqa: B027 - acknowledging is optional
+        """Acknowledge a received QoS 1/2 message (PUBACK) once it has been handled.
+
+        Transports that acknowledge on receipt need not override this. A message from
+        an earlier connection is not acknowledged: the broker redelivers it.
+        """
 
     @abstractmethod
     def messages(self) -> AsyncIterator[Message]:

@@ -48,7 +48,7 @@ def _to_properties(message: Message) -> Properties | None:
     return props
 
 
-def _from_aiomqtt(raw: aiomqtt.Message) -> Message:
+def _from_aiomqtt(raw: aiomqtt.Message, generation: int) -> Message:
     props: Any = raw.properties
     return Message(
         topic=raw.topic.value,
@@ -61,6 +61,8 @@ def _from_aiomqtt(raw: aiomqtt.Message) -> Message:
         message_expiry=getattr(props, "MessageExpiryInterval", None),
         user_properties=tuple(getattr(props, "UserProperty", ())),
         received_at=time.monotonic(),
+        mid=raw.mid,
+        generation=generation,
     )
 
 
@@ -71,6 +73,8 @@ class MqttTransport(Transport):
         self._settings = settings
         self._client_id = settings.client_id or f"mqttpush-{uuid.uuid4().hex[:16]}"
         self._client: aiomqtt.Client | None = None
+        self._generation = 0
+        self._session_present = False
 
     @property
     def client_id(self) -> str:
@@ -81,6 +85,16 @@ class MqttTransport(Transport):
     def is_connected(self) -> bool:
         """Whether the connection is up now."""
         return self._client is not None
+
+    @property
+    def session_present(self) -> bool:
+        """Whether the broker resumed a stored session on the last connect."""
+        return self._session_present
+
+    @property
+    def persistent(self) -> bool:
+        """Whether this connection keeps its session (fixed client id, session expiry > 0)."""
+        return self._settings.client_id is not None and self._settings.session_expiry > 0
 
     @property
     def where(self) -> str:
@@ -95,6 +109,10 @@ class MqttTransport(Transport):
             ConfigurationError: The TLS files cannot be loaded.
         """
         s = self._settings
+        connect_props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        connect_props.ReceiveMaximum = s.receive_maximum
+        if self.persistent:
+            connect_props.SessionExpiryInterval = s.session_expiry
         client = aiomqtt.Client(
             s.host,
             s.port,
@@ -106,7 +124,10 @@ class MqttTransport(Transport):
             timeout=s.connect_timeout,
             socket_options=_SOCKET_OPTIONS,
             tls_context=self._tls_context(),
+            clean_start=not self.persistent,
+            properties=connect_props,
         )
+        self._install_paho_hooks(client)
         # aiomqtt warns past 10 unacknowledged publishes; a QoS 1 window is normal here.
         client.pending_calls_threshold = 1_000_000
         try:
@@ -116,6 +137,33 @@ class MqttTransport(Transport):
                 f"cannot connect to the MQTT broker at {self.where}: {exc}"
             ) from exc
         self._client = client
+        self._generation += 1
+
+    def _install_paho_hooks(self, client: aiomqtt.Client) -> None:
+        """Reach the paho client under aiomqtt for what aiomqtt does not expose.
+
+        Manual acknowledgement (PUBACK after handling, so an unhandled message is
+        redelivered) and the CONNACK's session-present flag. aiomqtt keeps the paho
+        client in ``_client``; this module is the one place that depends on that.
+        """
+        paho = client._client
+        paho.manual_ack_set(True)  # noqa: FBT003 - paho's signature
+        aiomqtt_on_connect = paho.on_connect
+
+        def on_connect(*args: Any) -> None:  # noqa: ANN401 - paho's callback arguments
+            flags = args[2]
+            self._session_present = bool(getattr(flags, "session_present", False))
+            if aiomqtt_on_connect is not None:
+                aiomqtt_on_connect(*args)
+
+        paho.on_connect = on_connect
+
+    async def ack(self, message: Message) -> None:
+        """Send the PUBACK of a handled QoS 1 message, if its connection is still this one."""
+        client = self._client
+        if message.qos == 0 or client is None or message.generation != self._generation:
+            return
+        client._client.ack(message.mid, message.qos)
 
     async def disconnect(self) -> None:
         """Disconnect; errors while closing an already broken connection are ignored."""
@@ -169,8 +217,9 @@ class MqttTransport(Transport):
         """Yield inbound messages until the connection drops."""
         client = self._require()
         try:
+            generation = self._generation
             async for raw in client.messages:
-                yield _from_aiomqtt(raw)
+                yield _from_aiomqtt(raw, generation)
         except aiomqtt.MqttError as exc:
             if self._client is client:
                 self._client = None

@@ -1,0 +1,174 @@
+"""Delivery tracking on the sending side: every notification, for every endpoint.
+
+queued -> published (the broker's PUBACK) -> delivered (the endpoint's receipt).
+A publish that fails while the broker is away is retried once the connection is back,
+for up to ``publish_window`` seconds, then the delivery is *failed* with the reason.
+A published notification without a receipt after ``receipt_timeout`` is published
+again (same id: receivers deduplicate), up to ``attempts`` times in all, then it is
+*expired*. A receipt arriving later still marks it delivered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from mqttpush.errors import ConnectionLostError
+from mqttpush.models import DeliveryAck, DeliveryInfo, DeliveryState, utc_now
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from mqttpush.fabric import Fabric
+    from mqttpush.models import PushNotification
+    from mqttpush.transport.base import Message
+
+__all__ = ["DeliveryTracker"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(eq=False)
+class _Delivery:
+    notification_id: str
+    seq: int
+    endpoint: str
+    message: Message | None  # kept until a final state, to publish again
+    state: DeliveryState = DeliveryState.QUEUED
+    attempts: int = 0
+    detail: str | None = None
+    updated_at: datetime = field(default_factory=utc_now)
+    sent_at: float = 0.0
+
+    def to_info(self) -> DeliveryInfo:
+        return DeliveryInfo(
+            notification_id=self.notification_id,
+            seq=self.seq,
+            endpoint=self.endpoint,
+            state=self.state,
+            attempts=self.attempts,
+            detail=self.detail,
+            updated_at=self.updated_at,
+        )
+
+    def move(self, state: DeliveryState, detail: str | None = None) -> None:
+        self.state = state
+        self.detail = detail
+        self.updated_at = utc_now()
+        if state in (DeliveryState.DELIVERED, DeliveryState.FAILED, DeliveryState.EXPIRED):
+            self.message = None
+
+
+class DeliveryTracker:
+    """Publishes notifications, retries them, and records what happened to each."""
+
+    def __init__(
+        self, fabric: Fabric, *, receipt_timeout: float, attempts: int, publish_window: float
+    ) -> None:
+        self._fabric = fabric
+        self._receipt_timeout = receipt_timeout
+        self._attempts = attempts
+        self._publish_window = publish_window
+        self._tasks: dict[str, dict[tuple[str, str], _Delivery]] = {}
+        self.receipts_unmatched = 0
+
+    async def send(self, notification: PushNotification, messages: dict[str, Message]) -> None:
+        """Publish ``notification`` to each endpoint (address -> message) and track it."""
+        per_task = self._tasks.setdefault(notification.task_id, {})
+        deliveries = []
+        for endpoint, message in messages.items():
+            delivery = _Delivery(notification.id, notification.seq, endpoint, message)
+            per_task[(notification.id, endpoint)] = delivery
+            deliveries.append(delivery)
+        if len(deliveries) == 1:
+            await self._publish(deliveries[0])
+        else:
+            await asyncio.gather(*(self._publish(d) for d in deliveries))
+
+    async def _publish(self, delivery: _Delivery) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._publish_window
+        while delivery.message is not None:
+            try:
+                await self._fabric.publish(delivery.message)
+            except ConnectionLostError as exc:
+                left = deadline - loop.time()
+                if left <= 0 or not await self._fabric.wait_connected(left):
+                    delivery.move(
+                        DeliveryState.FAILED,
+                        f"not published within {self._publish_window:g} s: {exc}",
+                    )
+                    log.warning("notification %s to %s failed: %s", delivery.notification_id,
+                                delivery.endpoint, exc)  # fmt: skip
+                    return
+                continue
+            delivery.attempts += 1
+            delivery.sent_at = time.monotonic()
+            if delivery.state is DeliveryState.QUEUED:
+                delivery.move(DeliveryState.PUBLISHED)
+            return
+
+    def on_receipt(self, ack: DeliveryAck) -> None:
+        """Mark a delivery as delivered (even after it expired: the receipt is the truth)."""
+        delivery = self._tasks.get(ack.task_id, {}).get((ack.id, ack.endpoint))
+        if delivery is None:
+            self.receipts_unmatched += 1
+            return
+        delivery.move(
+            DeliveryState.DELIVERED, None if ack.handled else "the endpoint's handler failed"
+        )
+
+    async def resend_due(self) -> int:
+        """Publish again what has waited too long for a receipt; return how many."""
+        now = time.monotonic()
+        due = [
+            d
+            for per_task in self._tasks.values()
+            for d in per_task.values()
+            if d.state is DeliveryState.PUBLISHED and now - d.sent_at >= self._receipt_timeout
+        ]
+        for delivery in due:
+            if delivery.attempts >= self._attempts:
+                delivery.move(
+                    DeliveryState.EXPIRED, f"no receipt after {delivery.attempts} attempts"
+                )
+            else:
+                await self._publish(delivery)
+        return len(due)
+
+    async def run(self) -> None:
+        """Check for due deliveries until cancelled."""
+        while True:
+            await asyncio.sleep(self._receipt_timeout / 4)
+            await self.resend_due()
+
+    def status(self, task_id: str) -> list[DeliveryInfo]:
+        """Every delivery of a task, by sequence number then endpoint."""
+        deliveries = self._tasks.get(task_id, {}).values()
+        return [d.to_info() for d in sorted(deliveries, key=lambda d: (d.seq, d.endpoint))]
+
+    def summary(self, task_id: str) -> dict[DeliveryState, int]:
+        """How many deliveries of a task are in each state."""
+        counts: dict[DeliveryState, int] = {}
+        for delivery in self._tasks.get(task_id, {}).values():
+            counts[delivery.state] = counts.get(delivery.state, 0) + 1
+        return counts
+
+    def pending(self, task_id: str) -> int:
+        """Deliveries of a task not yet in a final state."""
+        return sum(
+            d.state in (DeliveryState.QUEUED, DeliveryState.PUBLISHED)
+            for d in self._tasks.get(task_id, {}).values()
+        )
+
+    def forget(self, task_ids: set[str]) -> None:
+        """Drop the records of tasks no longer kept."""
+        for task_id in task_ids:
+            self._tasks.pop(task_id, None)
+
+    def tracked(self) -> set[str]:
+        """Task ids with delivery records."""
+        return set(self._tasks)

@@ -1,0 +1,187 @@
+"""The task store port: what a sender keeps so that a restart loses no task or delivery.
+
+A :class:`TaskStore` holds three kinds of rows:
+
+* tasks (:class:`StoredTask`), keyed by task id;
+* push endpoints (:class:`~mqttpush.models.TaskPushNotificationConfig`), keyed by
+  (task id, address) and kept in registration order;
+* deliveries (:class:`Delivery`): one row per notification and endpoint, keyed by
+  (notification id, endpoint), with that notification's state at that endpoint.
+
+Rows are immutable snapshots: to change one, save a new snapshot with the same key.
+JSON values (``params``, ``result``) come back in their JSON form (as
+``pydantic_core.to_jsonable_python`` gives it), whatever the implementation.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Self
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from mqttpush.models import ErrorInfo, TaskPushNotificationConfig, TaskState
+
+__all__ = ["Delivery", "DeliveryState", "StoredTask", "TaskStore"]
+
+
+class DeliveryState(StrEnum):
+    """Where one notification stands at one endpoint (values are the on-wire spelling)."""
+
+    QUEUED = "queued"
+    PUBLISHED = "published"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    EXPIRED = "expired"
+
+    @property
+    def is_final(self) -> bool:
+        """Whether no change can follow this state (delivered, failed or expired)."""
+        return self in _FINAL
+
+
+_FINAL = frozenset({DeliveryState.DELIVERED, DeliveryState.FAILED, DeliveryState.EXPIRED})
+
+
+def _require_aware(owner: str, name: str, value: datetime) -> None:
+    # Naive datetimes would be read as local time by one store and not by another.
+    if value.utcoffset() is None:
+        raise ValueError(f"{owner}.{name} must be timezone-aware, got {value!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class StoredTask:
+    """A snapshot of one task, as the store keeps it.
+
+    Attributes:
+        task_id: The task's id.
+        state: The task's lifecycle state.
+        params: The params given to ``run_task``, if any.
+        result: The task's JSON result; None unless completed.
+        error: Why the task failed, if it did.
+        created_at: When the task was created (timezone-aware, UTC).
+        updated_at: When the task last changed (timezone-aware, UTC).
+        pushed: Notifications numbered so far (the last ``seq`` used).
+
+    Raises:
+        ValueError: A datetime without a timezone.
+    """
+
+    task_id: str
+    state: TaskState
+    params: dict[str, Any] | None
+    result: Any
+    error: ErrorInfo | None
+    created_at: datetime
+    updated_at: datetime
+    pushed: int
+
+    def __post_init__(self) -> None:
+        _require_aware("StoredTask", "created_at", self.created_at)
+        _require_aware("StoredTask", "updated_at", self.updated_at)
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """Where one notification stands at one endpoint.
+
+    Attributes:
+        notification_id: The notification's ``id``.
+        task_id: The task the notification is about.
+        seq: The notification's ``seq`` (from 1 per task).
+        endpoint: The endpoint's address, e.g. ``"receiver@fame.fabric"``.
+        state: The delivery state.
+        attempts: Publish attempts made so far.
+        detail: Why it is in this state, e.g. ``"no matching subscribers"`` or a failure.
+        updated_at: When the state last changed (timezone-aware, UTC).
+
+    Raises:
+        ValueError: A datetime without a timezone.
+    """
+
+    notification_id: str
+    task_id: str
+    seq: int
+    endpoint: str
+    state: DeliveryState
+    attempts: int
+    detail: str | None
+    updated_at: datetime
+
+    def __post_init__(self) -> None:
+        _require_aware("Delivery", "updated_at", self.updated_at)
+
+
+class TaskStore(ABC):
+    """Durable home of a sender's tasks, push endpoints and deliveries.
+
+    Use it as an async context manager, or call :meth:`close` when done. Once closed,
+    every method raises :class:`~mqttpush.errors.MqttPushError`.
+    """
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    @abstractmethod
+    async def save_task(self, task: StoredTask) -> None:
+        """Insert ``task``, or replace the task with the same id (keeping its place in order)."""
+
+    @abstractmethod
+    async def get_task(self, task_id: str) -> StoredTask | None:
+        """Return the task with this id, or None."""
+
+    @abstractmethod
+    async def unfinished_tasks(self) -> list[StoredTask]:
+        """Return the tasks whose state is not terminal, oldest (by ``created_at``) first."""
+
+    @abstractmethod
+    async def save_endpoint(self, config: TaskPushNotificationConfig) -> None:
+        """Insert an endpoint, or replace the one with the same task id and address.
+
+        A replaced endpoint keeps its place in registration order.
+        """
+
+    @abstractmethod
+    async def endpoints(self, task_id: str) -> list[TaskPushNotificationConfig]:
+        """Return the endpoints registered for a task, in registration order."""
+
+    @abstractmethod
+    async def forget_endpoints(self, task_id: str) -> None:
+        """Delete every endpoint registered for a task."""
+
+    @abstractmethod
+    async def save_delivery(self, delivery: Delivery) -> None:
+        """Insert a delivery, or replace the one with the same notification id and endpoint."""
+
+    @abstractmethod
+    async def deliveries(self, task_id: str) -> list[Delivery]:
+        """Return a task's deliveries, ordered by ``seq``, then ``endpoint``."""
+
+    @abstractmethod
+    async def delivery_summary(self, task_id: str) -> dict[DeliveryState, int]:
+        """Return how many of a task's deliveries are in each state (states with none left out)."""
+
+    @abstractmethod
+    async def prune(self, keep_finished: int) -> int:
+        """Delete the oldest finished tasks beyond the newest ``keep_finished``.
+
+        Finished tasks are those in a terminal state; the oldest are those finished first
+        (earliest ``updated_at``). Their endpoints and deliveries go with them.
+        Unfinished tasks are never deleted.
+
+        Returns:
+            How many tasks were deleted.
+
+        Raises:
+            ValueError: ``keep_finished`` is negative.
+        """
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Release the store's resources; safe to call when already closed."""

@@ -1,0 +1,120 @@
+"""The in-memory task store: the default, and the double the contract tests run against.
+
+Nothing survives the process. It grows until :meth:`MemoryTaskStore.prune` is called.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+from typing import TYPE_CHECKING
+
+import pydantic_core
+
+from mqttpush.errors import MqttPushError
+from mqttpush.store.base import Delivery, DeliveryState, StoredTask, TaskStore
+
+if TYPE_CHECKING:
+    from mqttpush.models import TaskPushNotificationConfig
+
+__all__ = ["MemoryTaskStore"]
+
+
+class MemoryTaskStore(TaskStore):
+    """A :class:`~mqttpush.store.TaskStore` kept in dicts."""
+
+    def __init__(self) -> None:
+        # Dicts keep insertion order, and replacing a value keeps its key's place:
+        # that is the tie-break order (tasks) and registration order (endpoints).
+        self._tasks: dict[str, StoredTask] = {}
+        self._endpoints: dict[str, dict[str, TaskPushNotificationConfig]] = {}
+        self._deliveries: dict[str, dict[tuple[str, str], Delivery]] = {}
+        self._delivery_task: dict[tuple[str, str], str] = {}
+        self._closed = False
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise MqttPushError("the task store is closed")
+
+    async def save_task(self, task: StoredTask) -> None:
+        """Insert ``task``, or replace the task with the same id."""
+        self._check_open()
+        # Keep the JSON form, as a durable store would: no aliasing, same values back.
+        self._tasks[task.task_id] = dataclasses.replace(
+            task,
+            params=pydantic_core.to_jsonable_python(task.params),
+            result=pydantic_core.to_jsonable_python(task.result),
+        )
+
+    async def get_task(self, task_id: str) -> StoredTask | None:
+        """Return the task with this id, or None."""
+        self._check_open()
+        return self._tasks.get(task_id)
+
+    async def unfinished_tasks(self) -> list[StoredTask]:
+        """Return the tasks whose state is not terminal, oldest first."""
+        self._check_open()
+        unfinished = [task for task in self._tasks.values() if not task.state.is_terminal]
+        return sorted(unfinished, key=lambda task: task.created_at)  # stable: ties keep order
+
+    async def save_endpoint(self, config: TaskPushNotificationConfig) -> None:
+        """Insert an endpoint, or replace the one with the same task id and address."""
+        self._check_open()
+        self._endpoints.setdefault(config.task_id, {})[config.address] = config
+
+    async def endpoints(self, task_id: str) -> list[TaskPushNotificationConfig]:
+        """Return the endpoints registered for a task, in registration order."""
+        self._check_open()
+        return list(self._endpoints.get(task_id, {}).values())
+
+    async def forget_endpoints(self, task_id: str) -> None:
+        """Delete every endpoint registered for a task."""
+        self._check_open()
+        self._endpoints.pop(task_id, None)
+
+    async def save_delivery(self, delivery: Delivery) -> None:
+        """Insert a delivery, or replace the one with the same notification id and endpoint."""
+        self._check_open()
+        key = (delivery.notification_id, delivery.endpoint)
+        previous_task = self._delivery_task.get(key)
+        if previous_task is not None and previous_task != delivery.task_id:
+            self._deliveries[previous_task].pop(key, None)
+        self._delivery_task[key] = delivery.task_id
+        self._deliveries.setdefault(delivery.task_id, {})[key] = delivery
+
+    async def deliveries(self, task_id: str) -> list[Delivery]:
+        """Return a task's deliveries, ordered by ``seq``, then ``endpoint``."""
+        self._check_open()
+        rows = self._deliveries.get(task_id, {}).values()
+        return sorted(rows, key=lambda row: (row.seq, row.endpoint))
+
+    async def delivery_summary(self, task_id: str) -> dict[DeliveryState, int]:
+        """Return how many of a task's deliveries are in each state."""
+        self._check_open()
+        counts = collections.Counter(
+            row.state for row in self._deliveries.get(task_id, {}).values()
+        )
+        return {state: counts[state] for state in DeliveryState if counts[state]}
+
+    async def prune(self, keep_finished: int) -> int:
+        """Delete the oldest finished tasks beyond ``keep_finished``; return how many."""
+        self._check_open()
+        if keep_finished < 0:
+            raise ValueError(f"keep_finished must be >= 0, got {keep_finished}")
+        finished = [task for task in self._tasks.values() if task.state.is_terminal]
+        finished.sort(key=lambda task: task.updated_at)  # stable: ties keep insertion order
+        doomed = finished[: max(len(finished) - keep_finished, 0)]
+        for task in doomed:
+            del self._tasks[task.task_id]
+            self._endpoints.pop(task.task_id, None)
+            for key in self._deliveries.pop(task.task_id, {}):
+                del self._delivery_task[key]
+        return len(doomed)
+
+    async def close(self) -> None:
+        """Drop everything; later calls raise :class:`~mqttpush.errors.MqttPushError`."""
+        self._closed = True
+        self._tasks.clear()
+        self._endpoints.clear()
+        self._deliveries.clear()
+        self._delivery_task.clear()

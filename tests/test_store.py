@@ -1,0 +1,357 @@
+"""Task stores: one contract suite for every implementation, then what only SQLite promises."""
+
+import asyncio
+import sqlite3
+import sys
+import textwrap
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+
+from mqttpush.errors import MqttPushError
+from mqttpush.models import ErrorInfo, TaskPushNotificationConfig, TaskState
+from mqttpush.store import (
+    Delivery,
+    DeliveryState,
+    MemoryTaskStore,
+    SqliteTaskStore,
+    StoredTask,
+    TaskStore,
+)
+
+T0 = datetime(2025, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+
+
+def at(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+def task(task_id, state=TaskState.WORKING, *, created=0.0, updated=None, **fields):
+    values = {
+        "params": {"n": 3},
+        "result": None,
+        "error": None,
+        "pushed": 0,
+        **fields,
+    }
+    return StoredTask(
+        task_id=task_id,
+        state=state,
+        created_at=at(created),
+        updated_at=at(created if updated is None else updated),
+        **values,
+    )
+
+
+def delivery(notification_id, endpoint="r@fame.fabric", *, task_id="t", seq=1, **fields):
+    values = {
+        "state": DeliveryState.QUEUED,
+        "attempts": 0,
+        "detail": None,
+        "updated_at": at(seq),
+        **fields,
+    }
+    return Delivery(
+        notification_id=notification_id, task_id=task_id, seq=seq, endpoint=endpoint, **values
+    )
+
+
+def endpoint(task_id, address, token=None):
+    return TaskPushNotificationConfig(task_id=task_id, address=address, token=token)
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def store(request, tmp_path):
+    made: TaskStore = (
+        MemoryTaskStore() if request.param == "memory" else SqliteTaskStore(tmp_path / "s.db")
+    )
+    yield made
+    asyncio.run(made.close())
+
+
+# --- the contract ---------------------------------------------------------------------
+
+
+async def test_save_get_and_replace_a_task(store):
+    assert await store.get_task("t") is None
+    first = task("t", TaskState.SUBMITTED)
+    await store.save_task(first)
+    assert await store.get_task("t") == first
+    done = task(
+        "t",
+        TaskState.COMPLETED,
+        updated=5,
+        result={"answer": [1, 2.5, "x", None, True]},
+        pushed=4,
+    )
+    await store.save_task(done)
+    assert await store.get_task("t") == done
+
+
+async def test_a_failed_task_keeps_its_error_and_times_in_utc(store):
+    offset = timezone(timedelta(hours=2))
+    failed = StoredTask(
+        task_id="f",
+        state=TaskState.FAILED,
+        params=None,
+        result=None,
+        error=ErrorInfo(type="RuntimeError", message="boom"),
+        created_at=T0.astimezone(offset),
+        updated_at=at(1),
+        pushed=2,
+    )
+    await store.save_task(failed)
+    got = await store.get_task("f")
+    assert got == failed
+    assert got.error == ErrorInfo(type="RuntimeError", message="boom")
+    assert got.created_at == T0
+    assert got.params is None
+
+
+async def test_saved_values_are_copies_in_json_form(store):
+    params = {"items": (1, 2)}
+    await store.save_task(task("t", params=params, result=None))
+    params["items"] = "changed"
+    got = await store.get_task("t")
+    assert got.params == {"items": [1, 2]}
+
+
+def test_naive_datetimes_are_refused():
+    with pytest.raises(ValueError, match="timezone-aware"):
+        StoredTask(
+            task_id="t",
+            state=TaskState.WORKING,
+            params=None,
+            result=None,
+            error=None,
+            created_at=datetime(2025, 1, 1),
+            updated_at=T0,
+            pushed=0,
+        )
+    with pytest.raises(ValueError, match="timezone-aware"):
+        delivery("n", updated_at=datetime(2025, 1, 1))
+
+
+async def test_unfinished_tasks_oldest_first(store):
+    await store.save_task(task("late", created=30))
+    await store.save_task(task("done", TaskState.COMPLETED, created=0))
+    await store.save_task(task("early", TaskState.SUBMITTED, created=10))
+    await store.save_task(task("tie-a", created=20))
+    await store.save_task(task("tie-b", created=20))
+    await store.save_task(task("gone", TaskState.CANCELED, created=5))
+    await store.save_task(task("broke", TaskState.FAILED, created=6))
+    ids = [t.task_id for t in await store.unfinished_tasks()]
+    assert ids == ["early", "tie-a", "tie-b", "late"]
+    # Replacing a task keeps its place among equals; finishing it takes it out.
+    await store.save_task(task("tie-a", TaskState.WORKING, created=20, updated=40, pushed=1))
+    await store.save_task(task("early", TaskState.COMPLETED, created=10, updated=41))
+    ids = [t.task_id for t in await store.unfinished_tasks()]
+    assert ids == ["tie-a", "tie-b", "late"]
+
+
+async def test_endpoints_in_registration_order_replaced_in_place(store):
+    assert await store.endpoints("t") == []
+    await store.save_endpoint(endpoint("t", "b@fame.fabric", "tok-1"))
+    await store.save_endpoint(endpoint("t", "a@fame.fabric"))
+    await store.save_endpoint(endpoint("other", "a@fame.fabric"))
+    await store.save_endpoint(endpoint("t", "c@fame.fabric"))
+    await store.save_endpoint(endpoint("t", "b@fame.fabric", "tok-2"))  # replaced, same place
+    assert await store.endpoints("t") == [
+        endpoint("t", "b@fame.fabric", "tok-2"),
+        endpoint("t", "a@fame.fabric"),
+        endpoint("t", "c@fame.fabric"),
+    ]
+    await store.forget_endpoints("t")
+    await store.forget_endpoints("never-registered")
+    assert await store.endpoints("t") == []
+    assert await store.endpoints("other") == [endpoint("other", "a@fame.fabric")]
+
+
+async def test_deliveries_ordered_by_seq_then_endpoint_and_replaced(store):
+    await store.save_delivery(delivery("n2", "b@fame.fabric", seq=2))
+    await store.save_delivery(delivery("n1", "b@fame.fabric", seq=1))
+    await store.save_delivery(delivery("n2", "a@fame.fabric", seq=2))
+    await store.save_delivery(delivery("n1", "a@fame.fabric", seq=1))
+    await store.save_delivery(delivery("x1", task_id="other"))
+    published = delivery(
+        "n1",
+        "b@fame.fabric",
+        seq=1,
+        state=DeliveryState.PUBLISHED,
+        attempts=1,
+        detail="no matching subscribers",
+    )
+    await store.save_delivery(published)
+    got = await store.deliveries("t")
+    assert [(d.seq, d.endpoint) for d in got] == [
+        (1, "a@fame.fabric"),
+        (1, "b@fame.fabric"),
+        (2, "a@fame.fabric"),
+        (2, "b@fame.fabric"),
+    ]
+    assert got[1] == published
+    assert await store.deliveries("nothing") == []
+
+
+async def test_delivery_summary_counts_per_state(store):
+    assert await store.delivery_summary("t") == {}
+    await store.save_delivery(delivery("n1", "a@f", state=DeliveryState.DELIVERED))
+    await store.save_delivery(delivery("n1", "b@f", state=DeliveryState.FAILED, detail="gone"))
+    await store.save_delivery(delivery("n2", "a@f", seq=2, state=DeliveryState.DELIVERED))
+    await store.save_delivery(delivery("n2", "b@f", seq=2))
+    await store.save_delivery(delivery("n9", "a@f", task_id="other"))
+    assert await store.delivery_summary("t") == {
+        DeliveryState.QUEUED: 1,
+        DeliveryState.DELIVERED: 2,
+        DeliveryState.FAILED: 1,
+    }
+    await store.save_delivery(delivery("n2", "b@f", seq=2, state=DeliveryState.EXPIRED))
+    assert await store.delivery_summary("t") == {
+        DeliveryState.DELIVERED: 2,
+        DeliveryState.FAILED: 1,
+        DeliveryState.EXPIRED: 1,
+    }
+
+
+async def test_prune_deletes_the_oldest_finished_tasks_and_their_rows(store):
+    # Finished (by updated_at): f1 first, then f2 and f3 tied (saved in that order), f4 last.
+    await store.save_task(task("f4", TaskState.CANCELED, created=0, updated=40))
+    await store.save_task(task("f2", TaskState.COMPLETED, created=1, updated=20))
+    await store.save_task(task("f3", TaskState.FAILED, created=2, updated=20))
+    await store.save_task(task("f1", TaskState.COMPLETED, created=3, updated=10))
+    await store.save_task(task("w", TaskState.WORKING, created=-100, updated=-100))
+    await store.save_task(task("s", TaskState.SUBMITTED, created=-50))
+    for task_id in ("f1", "f2", "f3", "f4", "w"):
+        await store.save_endpoint(endpoint(task_id, "r@fame.fabric"))
+        await store.save_delivery(delivery(f"n-{task_id}", task_id=task_id))
+
+    assert await store.prune(keep_finished=4) == 0
+    assert await store.prune(keep_finished=2) == 2
+    for gone in ("f1", "f2"):
+        assert await store.get_task(gone) is None
+        assert await store.endpoints(gone) == []
+        assert await store.deliveries(gone) == []
+        assert await store.delivery_summary(gone) == {}
+    for kept in ("f3", "f4", "w", "s"):
+        assert await store.get_task(kept) is not None
+    assert len(await store.endpoints("f3")) == 1
+    assert len(await store.deliveries("f3")) == 1
+
+    assert await store.prune(keep_finished=0) == 2
+    assert [t.task_id for t in await store.unfinished_tasks()] == ["w", "s"]
+    assert len(await store.endpoints("w")) == 1
+    assert len(await store.deliveries("w")) == 1
+    assert await store.prune(keep_finished=0) == 0
+    with pytest.raises(ValueError, match="keep_finished"):
+        await store.prune(-1)
+
+
+async def test_a_closed_store_refuses_use(store):
+    await store.save_task(task("t"))
+    await store.close()
+    await store.close()  # twice is fine
+    with pytest.raises(MqttPushError, match="closed"):
+        await store.get_task("t")
+    with pytest.raises(MqttPushError, match="closed"):
+        await store.save_delivery(delivery("n"))
+
+
+async def test_async_with_closes():
+    async with MemoryTaskStore() as store:
+        await store.save_task(task("t"))
+    with pytest.raises(MqttPushError):
+        await store.unfinished_tasks()
+
+
+def test_delivery_state_finality():
+    assert {s for s in DeliveryState if s.is_final} == {
+        DeliveryState.DELIVERED,
+        DeliveryState.FAILED,
+        DeliveryState.EXPIRED,
+    }
+    assert DeliveryState("published") is DeliveryState.PUBLISHED
+
+
+# --- SQLite only ------------------------------------------------------------------------
+
+
+async def test_sqlite_survives_close_and_reopen(tmp_path):
+    path = tmp_path / "deep" / "er" / "store.db"  # parent folders are made
+    async with SqliteTaskStore(str(path)) as first:
+        await first.save_task(task("t", pushed=2))
+        await first.save_endpoint(endpoint("t", "r@fame.fabric", "tok"))
+        await first.save_delivery(delivery("n1", "r@fame.fabric", state=DeliveryState.DELIVERED))
+    async with SqliteTaskStore(path) as second:
+        assert await second.get_task("t") == task("t", pushed=2)
+        assert await second.endpoints("t") == [endpoint("t", "r@fame.fabric", "tok")]
+        assert await second.delivery_summary("t") == {DeliveryState.DELIVERED: 1}
+    with sqlite3.connect(path) as raw:
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    raw.close()
+    assert path.stat().st_mode & 0o077 == 0  # tokens inside: owner only
+
+
+@pytest.mark.timeout_s(30)
+async def test_sqlite_survives_a_killed_process(tmp_path):
+    path = tmp_path / "store.db"
+    script = textwrap.dedent(
+        f"""
+        import asyncio, os, signal
+        from datetime import UTC, datetime
+        from mqttpush.models import TaskState
+        from mqttpush.store import Delivery, DeliveryState, SqliteTaskStore, StoredTask
+
+        now = datetime.now(UTC)
+        store = SqliteTaskStore({str(path)!r})
+
+        async def main():
+            await store.save_task(StoredTask(
+                task_id="t", state=TaskState.WORKING, params={{"n": 1}}, result=None,
+                error=None, created_at=now, updated_at=now, pushed=1))
+            await store.save_delivery(Delivery(
+                notification_id="n1", task_id="t", seq=1, endpoint="r@fame.fabric",
+                state=DeliveryState.PUBLISHED, attempts=1, detail=None, updated_at=now))
+
+        asyncio.run(main())
+        os.kill(os.getpid(), signal.SIGKILL)  # no close, no atexit, no flush
+        """
+    )
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-c", script)
+    assert await proc.wait() == -9
+    async with SqliteTaskStore(path) as store:
+        [unfinished] = await store.unfinished_tasks()
+        assert unfinished.task_id == "t"
+        assert unfinished.params == {"n": 1}
+        assert unfinished.pushed == 1
+        [row] = await store.deliveries("t")
+        assert (row.notification_id, row.state) == ("n1", DeliveryState.PUBLISHED)
+
+
+def test_sqlite_refuses_a_newer_schema(tmp_path):
+    path = tmp_path / "store.db"
+    raw = sqlite3.connect(path)
+    raw.execute("PRAGMA user_version = 99")
+    raw.close()
+    with pytest.raises(MqttPushError, match="schema version 99 is newer"):
+        SqliteTaskStore(path)
+
+
+def test_sqlite_refuses_a_file_that_is_not_a_database(tmp_path):
+    path = tmp_path / "store.db"
+    path.write_bytes(b"this is not sqlite, just text long enough to have a header" * 10)
+    with pytest.raises(MqttPushError, match=r"store\.db"):
+        SqliteTaskStore(path)
+
+
+async def test_sqlite_reports_a_damaged_row(tmp_path):
+    path = tmp_path / "store.db"
+    async with SqliteTaskStore(path) as store:
+        await store.save_task(task("t"))
+    raw = sqlite3.connect(path)
+    with raw:
+        raw.execute("UPDATE tasks SET state = 'exploded'")
+    raw.close()
+    async with SqliteTaskStore(path) as store:
+        with pytest.raises(MqttPushError, match="damaged"):
+            await store.get_task("t")
