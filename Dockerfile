@@ -6,7 +6,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
-RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin mqttpush
+RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin mqttpush \
+    && mkdir /data && chown mqttpush:mqttpush /data
 WORKDIR /app
 
 COPY pyproject.toml README.md ./

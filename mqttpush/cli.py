@@ -15,7 +15,7 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mqttpush.errors import (
     BrokerUnavailableError,
@@ -29,6 +29,9 @@ from mqttpush.errors import (
 )
 from mqttpush.fabric import Fabric
 from mqttpush.settings import Settings
+
+if TYPE_CHECKING:
+    from mqttpush.agent.base import Agent
 
 __all__ = ["main"]
 
@@ -72,23 +75,41 @@ async def _serve(settings: Settings, which: str) -> None:
     from mqttpush.demo import PushReceiver, PushSender  # noqa: PLC0415 - only this command needs them
 
     demo = settings.demo
+    address = demo.sender_address if which == "sender" else demo.receiver_address
+    settings = agent_settings(settings, address)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     async with Fabric(settings) as fabric:
         if which == "sender":
-            await fabric.serve(
-                PushSender(count=demo.notification_count, interval=demo.notification_interval),
-                demo.sender_address,
+            agent: Agent = PushSender(
+                count=demo.notification_count, interval=demo.notification_interval
             )
         else:
-            await fabric.serve(
-                PushReceiver(demo.sender_address, task_timeout=demo.task_timeout),
-                demo.receiver_address,
-            )
-        await stop.wait()
+            agent = PushReceiver(demo.sender_address, task_timeout=demo.task_timeout)
+        await fabric.serve(agent, address)
+        stopping = asyncio.create_task(stop.wait())
+        failing = asyncio.create_task(fabric.stopped.wait())
+        await asyncio.wait({stopping, failing}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        failing.cancel()
+    if fabric.stopped_because is not None:
+        raise fabric.stopped_because
     logging.getLogger("mqttpush").info("%s stopped", which)
+
+
+def agent_settings(settings: Settings, address: str) -> Settings:
+    """Settings for serving the agent at ``address``: a fixed client id and a session.
+
+    The broker then keeps the agent's subscriptions and queues its QoS 1 messages while
+    it is away (restart, crash), for ``agent.session_expiry`` seconds.
+    """
+    broker = settings.broker
+    client_id = broker.client_id or f"mqttpush-agent-{address.replace('@', '.')}"
+    expiry = broker.session_expiry or settings.agent.session_expiry
+    update = {"client_id": client_id, "session_expiry": expiry}
+    return settings.model_copy(update={"broker": broker.model_copy(update=update)})
 
 
 async def _run(settings: Settings, *, envelopes: bool) -> Any:  # noqa: ANN401 - JSON result
@@ -117,11 +138,17 @@ async def _call(
 
 
 def _run_broker(args: argparse.Namespace) -> int:
-    from mqttpush.devbroker import mosquitto_command, render_config  # noqa: PLC0415
+    from mqttpush.devbroker import (  # noqa: PLC0415
+        mosquitto_command,
+        prepare_data_dir,
+        render_config,
+    )
 
     args.run_dir.mkdir(parents=True, exist_ok=True)
     conf = args.run_dir / "mosquitto.conf"
-    conf.write_text(render_config(args.config.read_text(), port=args.port, bind=args.bind))
+    data = prepare_data_dir(args.run_dir / "data")
+    text = render_config(args.config.read_text(), port=args.port, bind=args.bind, data_dir=data)
+    conf.write_text(text)
     command = mosquitto_command(conf)
     os.execv(command[0], command)  # noqa: S606 - replace this process: its pid is the broker's
 

@@ -7,6 +7,8 @@ module only rewrites its listener (port and bind address) for the process it sta
 from __future__ import annotations
 
 import contextlib
+import os
+import pwd
 import re
 import shutil
 import socket
@@ -23,19 +25,54 @@ __all__ = [
     "find_mosquitto",
     "free_port",
     "mosquitto_command",
+    "prepare_data_dir",
     "render_config",
     "wait_for_port",
 ]
 
 _LISTENER = re.compile(r"^\s*listener\s+\d+.*$", re.MULTILINE)
+_PERSISTENCE = re.compile(r"^\s*persistence_location\s+.*$", re.MULTILINE)
 
 
-def render_config(template: str, *, port: int, bind: str = "127.0.0.1") -> str:
-    """Return ``template`` with its (first) listener moved to ``bind:port``."""
+def render_config(
+    template: str, *, port: int, bind: str = "127.0.0.1", data_dir: Path | None = None
+) -> str:
+    """Return ``template`` with its (first) listener moved to ``bind:port``.
+
+    With ``data_dir``, the persistence database is kept there instead.
+    """
     line = f"listener {port} {bind}"
-    if _LISTENER.search(template) is None:
-        return f"{line}\n{template}"
-    return _LISTENER.sub(line, template, count=1)
+    text = (
+        _LISTENER.sub(line, template, count=1)
+        if _LISTENER.search(template)
+        else f"{line}\n{template}"
+    )
+    if data_dir is not None:
+        location = f"persistence_location {data_dir.resolve()}/"
+        text = (
+            _PERSISTENCE.sub(location, text)
+            if _PERSISTENCE.search(text)
+            else f"{text}\n{location}\n"
+        )
+    return text
+
+
+def prepare_data_dir(path: Path) -> Path:
+    """Create the persistence folder so the broker can write it.
+
+    Started as root, mosquitto drops to the ``mosquitto`` user: the folder is handed to
+    that user and its parent made traversable, instead of running the broker as root.
+    """
+    path.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() == 0:
+        try:
+            owner = pwd.getpwnam("mosquitto")
+        except KeyError:
+            return path
+        os.chown(path, owner.pw_uid, owner.pw_gid)
+        parent = path.parent
+        parent.chmod(parent.stat().st_mode | 0o711)
+    return path
 
 
 def find_mosquitto() -> str:
@@ -111,7 +148,10 @@ class LocalMosquitto:
     def start(self, timeout: float = 10.0) -> Self:
         """Start mosquitto and wait until it accepts connections."""
         conf = Path(self._dir.name) / "mosquitto.conf"
-        conf.write_text(render_config(self.config.read_text(), port=self.port, bind=self.host))
+        data = prepare_data_dir(Path(self._dir.name) / "data")
+        conf.write_text(
+            render_config(self.config.read_text(), port=self.port, bind=self.host, data_dir=data)
+        )
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(  # noqa: S603 - fixed binary, our own config
                 mosquitto_command(conf), stdout=log, stderr=subprocess.STDOUT

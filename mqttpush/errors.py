@@ -8,7 +8,8 @@ Every error the library raises derives from :class:`MqttPushError`::
     ├── ProtocolError                  a payload that does not follow docs/protocol.md
     ├── TransportError
     │   ├── BrokerUnavailableError     the broker could not be reached or refused us
-    │   └── ConnectionLostError        the connection dropped; pending calls fail with it
+    │   └── ConnectionLostError        the connection dropped, or is not up
+    │       └── SessionTakenOverError  another client connected with the same client id
     ├── RpcTimeoutError                (also TimeoutError) no reply within the timeout
     ├── TaskStateError                 a task change refused, e.g. after a terminal state
     ├── TaskFailedError                a task that was waited for ended failed or canceled
@@ -49,6 +50,7 @@ __all__ = [
     "RequestExpiredError",
     "RpcError",
     "RpcTimeoutError",
+    "SessionTakenOverError",
     "TaskFailedError",
     "TaskFinishedError",
     "TaskNotCancelableError",
@@ -85,6 +87,10 @@ class BrokerUnavailableError(TransportError):
 
 class ConnectionLostError(TransportError):
     """The connection to the broker dropped, or is not up."""
+
+
+class SessionTakenOverError(ConnectionLostError):
+    """Another client connected with this client id; this one must not reconnect."""
 
 
 class RpcTimeoutError(MqttPushError, TimeoutError):

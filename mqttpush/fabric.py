@@ -20,7 +20,12 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Self
 
 from mqttpush.address import Address, Topics
-from mqttpush.errors import BrokerUnavailableError, ConnectionLostError, MqttPushError
+from mqttpush.errors import (
+    BrokerUnavailableError,
+    ConnectionLostError,
+    MqttPushError,
+    SessionTakenOverError,
+)
 from mqttpush.rpc.caller import RpcCaller
 from mqttpush.settings import Settings
 from mqttpush.transport.mqtt import MqttTransport
@@ -56,7 +61,8 @@ class Fabric:
         self._transport = transport or MqttTransport(self.settings.broker)
         self._reply_base = self.topics.reply_base(self._transport.client_id)
         self._reply_prefix = self._reply_base + "/"
-        self._caller = RpcCaller(self.publish, self._reply_base)
+        self.connected = asyncio.Event()
+        self._caller = RpcCaller(self.publish, self._reply_base, self.connected)
         self._filters: list[str] = [self._caller.reply_filter]
         self._rpc_routes: dict[str, Agent] = {}
         self._push_routes: dict[str, Agent] = {}
@@ -66,7 +72,8 @@ class Fabric:
         self._group: asyncio.TaskGroup | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._token: Any = None
-        self.connected = asyncio.Event()
+        self.stopped = asyncio.Event()
+        self.stopped_because: MqttPushError | None = None
         self.unrouted = 0
         self.reconnects = 0
         self.sessions_lost = 0
@@ -246,6 +253,13 @@ class Fabric:
                         log.exception("routing a message on %s failed", message.topic)
                     if not deferred:
                         await self._ack(message)
+            except SessionTakenOverError as exc:
+                self.connected.clear()
+                self._caller.fail_all(exc)
+                self.stopped_because = exc
+                log.error("%s: this process stops using it (two copies of one agent?)", exc)  # noqa: TRY400 - expected, no traceback
+                self.stopped.set()
+                return
             except ConnectionLostError as exc:
                 self.connected.clear()
                 log.warning("%s; reconnecting", exc)

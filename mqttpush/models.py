@@ -112,6 +112,14 @@ class DeliveryState(StrEnum):
     FAILED = "failed"  # could not be published (broker unreachable past the retries)
     EXPIRED = "expired"  # published, but no receipt after every attempt
 
+    @property
+    def is_final(self) -> bool:
+        """Whether no change is expected after this state (a late receipt still counts)."""
+        return self in _FINAL_DELIVERY
+
+
+_FINAL_DELIVERY = frozenset({DeliveryState.DELIVERED, DeliveryState.FAILED, DeliveryState.EXPIRED})
+
 
 class TaskStatus(WireModel):
     """A task snapshot, as ``run_task``, ``get_task_status`` and ``cancel_task`` return it.

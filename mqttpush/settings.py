@@ -109,6 +109,16 @@ class AgentSettings(_Section):
     max_finished_tasks: int = Field(
         default=10_000, ge=1, description="Finished tasks kept for get_task_status."
     )
+    store_path: Path | None = Field(
+        default=None,
+        description="SQLite file for task state (tasks, endpoints, deliveries); "
+        "in memory when unset.",
+    )
+    session_expiry: int = Field(
+        default=3600,
+        ge=0,
+        description="Seconds the broker keeps a served agent's session (mqttpush serve).",
+    )
     dedup_window: int = Field(
         default=10_000, ge=1, description="Notification ids remembered to drop duplicates."
     )

@@ -60,7 +60,7 @@ start() {
     if running "$agent"; then
       say "$agent already running (pid $(cat "$RUN_DIR/$agent.pid"))"
     else
-      spawn "$agent" "$PY" -m mqttpush serve "$agent"
+      MQTTPUSH_AGENT__STORE_PATH="$RUN_DIR/$agent.db" spawn "$agent" "$PY" -m mqttpush serve "$agent"
       say "$agent started (pid $(cat "$RUN_DIR/$agent.pid"))"
     fi
   done

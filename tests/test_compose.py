@@ -30,6 +30,10 @@ def test_three_services_with_a_healthy_broker_first():
         assert agent["depends_on"]["mosquitto"]["condition"] == "service_healthy"
         assert agent["restart"] == "on-failure"
         assert agent["environment"]["MQTTPUSH_PROFILE"] == "docker"
+        store = agent["environment"]["MQTTPUSH_AGENT__STORE_PATH"]
+        (volume,) = [v for v in agent["volumes"] if v.endswith(":/data")]
+        assert store.startswith("/data/")
+        assert volume.split(":")[0] in _compose()["volumes"]
     assert services["push-sender"]["command"] == ["serve", "sender"]
     assert services["push-receiver"]["command"] == ["serve", "receiver"]
 

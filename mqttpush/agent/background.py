@@ -20,8 +20,10 @@ from mqttpush.address import Address
 from mqttpush.agent.base import Agent
 from mqttpush.agent.delivery import DeliveryTracker
 from mqttpush.agent.operation import operation
+from mqttpush.agent.persistence import open_store, status_of, stored_task
 from mqttpush.agent.tasks import TaskRecord, TaskRegistry
 from mqttpush.errors import (
+    MqttPushError,
     ProtocolError,
     TaskFinishedError,
     TaskNotCancelableError,
@@ -41,6 +43,7 @@ from mqttpush.models import (
 
 if TYPE_CHECKING:
     from mqttpush.fabric import Fabric
+    from mqttpush.store import TaskStore
     from mqttpush.transport.base import Message
 
 __all__ = ["BackgroundTaskAgent", "TaskContext"]
@@ -89,21 +92,33 @@ class TaskContext:
 class BackgroundTaskAgent(Agent):
     """An agent whose work runs as background tasks. Override :meth:`run_background_task`.
 
+    Tasks, endpoints and final delivery states are kept in a :class:`TaskStore`
+    (SQLite at ``agent.store_path``, else in memory). When the agent starts, every
+    task its store still lists as unfinished (the process died while it ran) is
+    failed with a reason, and its endpoints get the final notification.
+
     Args:
         max_finished_tasks: Finished tasks kept for ``get_task_status``; defaults to
             the ``agent.max_finished_tasks`` setting.
         max_concurrency: See :class:`Agent`.
+        store: Where to keep task state; defaults to the ``agent.store_path`` setting.
     """
 
     deliveries: DeliveryTracker  #: what happened to each notification (set when served)
 
     def __init__(
-        self, *, max_finished_tasks: int | None = None, max_concurrency: int | None = None
+        self,
+        *,
+        max_finished_tasks: int | None = None,
+        max_concurrency: int | None = None,
+        store: TaskStore | None = None,
     ) -> None:
         super().__init__(max_concurrency=max_concurrency)
         self._max_finished = max_finished_tasks
         self.tasks = TaskRegistry(max_finished_tasks or 10_000)
         self._endpoints: dict[str, dict[str, TaskPushNotificationConfig]] = {}
+        self._store = store
+        self._owns_store = store is None
 
     def bind(self, fabric: Fabric, address: Address) -> None:
         """Attach to the fabric; the finished-task bound comes from settings unless given."""
@@ -111,17 +126,47 @@ class BackgroundTaskAgent(Agent):
         agent = fabric.settings.agent
         if self._max_finished is None:
             self.tasks = TaskRegistry(agent.max_finished_tasks)
+        if self._store is None:
+            self._store = open_store(agent.store_path)
         self.deliveries = DeliveryTracker(
             fabric,
             receipt_timeout=agent.receipt_timeout,
             attempts=agent.delivery_attempts,
             publish_window=agent.publish_window,
+            store=self._store,
         )
 
+    @property
+    def store(self) -> TaskStore:
+        """Where this agent keeps its tasks, endpoints and deliveries."""
+        if self._store is None:
+            raise MqttPushError(f"{type(self).__name__} is not served yet: it has no store")
+        return self._store
+
     async def on_start(self) -> None:
-        """Start re-sending notifications that got no receipt."""
+        """Fail the tasks a previous run left unfinished; start re-sending notifications."""
         await super().on_start()
+        for stored in await self.store.unfinished_tasks():
+            record = self.tasks.restore(stored)
+            for config in await self.store.endpoints(stored.task_id):
+                self._endpoints.setdefault(config.task_id, {})[config.address] = config
+            reason = ErrorInfo(
+                type="AgentRestarted",
+                message=f"{self.address} restarted while the task was {stored.state.value}; "
+                "its work was not resumed",
+            )
+            log.warning("%s: task %s: %s", self.address, stored.task_id, reason.message)
+            await self._finish(record, TaskState.FAILED, error=reason)
         self.fabric.spawn(self.deliveries.run(), name=f"mqttpush-deliveries-{self.address}")
+
+    async def on_stop(self) -> None:
+        """Close the store this agent opened."""
+        await super().on_stop()
+        if self._owns_store and self._store is not None:
+            await self._store.close()
+
+    async def _save(self, record: TaskRecord) -> None:
+        await self.store.save_task(stored_task(record))
 
     def handle_receipt(self, message: Message) -> None:
         """Record an endpoint's receipt for one of this agent's notifications."""
@@ -154,6 +199,7 @@ class BackgroundTaskAgent(Agent):
         task_id = task_id or new_id()
         record, created = self.tasks.create(task_id, params)
         if created:
+            await self._save(record)
             record.runner = self.fabric.spawn(self._run(record), name=f"mqttpush-task-{task_id}")
         return self._status(record)
 
@@ -166,7 +212,12 @@ class BackgroundTaskAgent(Agent):
         The wait holds none of the agent's request slots, so long polls never starve
         other requests.
         """
-        record = self.tasks.get(task_id)
+        record = self.tasks.find(task_id)
+        if record is None:
+            stored = await self.store.get_task(task_id)
+            if stored is None:
+                raise TaskNotFoundError(data={"task_id": task_id})
+            return status_of(stored, await self.store.delivery_summary(task_id))
         if wait > 0 and not record.state.is_terminal:
             async with self.slot_released():
                 try:
@@ -208,6 +259,7 @@ class BackgroundTaskAgent(Agent):
         if record is not None and record.state.is_terminal:
             raise TaskFinishedError(data={"task_id": config.task_id, "state": record.state.value})
         self._endpoints.setdefault(config.task_id, {})[config.address] = config
+        await self.store.save_endpoint(config)
         return config
 
     @operation
@@ -230,6 +282,7 @@ class BackgroundTaskAgent(Agent):
     async def _run(self, record: TaskRecord) -> None:
         try:
             self.tasks.transition(record, TaskState.WORKING)
+            await self._save(record)
             result = pydantic_core.to_jsonable_python(
                 await self.run_background_task(TaskContext(self, record))
             )
@@ -260,6 +313,9 @@ class BackgroundTaskAgent(Agent):
             return  # already ended (e.g. cancel_task gave up waiting and ended it)
         forgotten = self.tasks.transition(record, state, result=result, error=error)
         self.deliveries.forget(set(forgotten))
+        await self._save(record)
+        if forgotten:
+            await self.store.prune(self.tasks.max_finished)
         message = f"Task {state.value}" + (f": {error.message}" if error else "")
         try:
             await self.push(record, message, None, state=state)
@@ -269,6 +325,7 @@ class BackgroundTaskAgent(Agent):
             )
         finally:
             self._endpoints.pop(record.task_id, None)
+            await self.store.forget_endpoints(record.task_id)
 
     async def push(
         self,

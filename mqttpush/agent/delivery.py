@@ -18,12 +18,14 @@ from typing import TYPE_CHECKING
 
 from mqttpush.errors import ConnectionLostError
 from mqttpush.models import DeliveryAck, DeliveryInfo, DeliveryState, utc_now
+from mqttpush.store import Delivery
 
 if TYPE_CHECKING:
     from datetime import datetime
 
     from mqttpush.fabric import Fabric
     from mqttpush.models import PushNotification
+    from mqttpush.store import TaskStore
     from mqttpush.transport.base import Message
 
 __all__ = ["DeliveryTracker"]
@@ -33,6 +35,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(eq=False)
 class _Delivery:
+    task_id: str
     notification_id: str
     seq: int
     endpoint: str
@@ -58,17 +61,36 @@ class _Delivery:
         self.state = state
         self.detail = detail
         self.updated_at = utc_now()
-        if state in (DeliveryState.DELIVERED, DeliveryState.FAILED, DeliveryState.EXPIRED):
+        if state.is_final:
             self.message = None
+
+    def to_stored(self) -> Delivery:
+        return Delivery(
+            notification_id=self.notification_id,
+            task_id=self.task_id,
+            seq=self.seq,
+            endpoint=self.endpoint,
+            state=self.state,
+            attempts=self.attempts,
+            detail=self.detail,
+            updated_at=self.updated_at,
+        )
 
 
 class DeliveryTracker:
     """Publishes notifications, retries them, and records what happened to each."""
 
     def __init__(
-        self, fabric: Fabric, *, receipt_timeout: float, attempts: int, publish_window: float
+        self,
+        fabric: Fabric,
+        *,
+        receipt_timeout: float,
+        attempts: int,
+        publish_window: float,
+        store: TaskStore | None = None,
     ) -> None:
         self._fabric = fabric
+        self._store = store
         self._receipt_timeout = receipt_timeout
         self._attempts = attempts
         self._publish_window = publish_window
@@ -80,7 +102,9 @@ class DeliveryTracker:
         per_task = self._tasks.setdefault(notification.task_id, {})
         deliveries = []
         for endpoint, message in messages.items():
-            delivery = _Delivery(notification.id, notification.seq, endpoint, message)
+            delivery = _Delivery(
+                notification.task_id, notification.id, notification.seq, endpoint, message
+            )
             per_task[(notification.id, endpoint)] = delivery
             deliveries.append(delivery)
         if len(deliveries) == 1:
@@ -97,7 +121,8 @@ class DeliveryTracker:
             except ConnectionLostError as exc:
                 left = deadline - loop.time()
                 if left <= 0 or not await self._fabric.wait_connected(left):
-                    delivery.move(
+                    self._final(
+                        delivery,
                         DeliveryState.FAILED,
                         f"not published within {self._publish_window:g} s: {exc}",
                     )
@@ -110,6 +135,13 @@ class DeliveryTracker:
             if delivery.state is DeliveryState.QUEUED:
                 delivery.move(DeliveryState.PUBLISHED)
             return
+
+    def _final(self, delivery: _Delivery, state: DeliveryState, detail: str | None) -> None:
+        delivery.move(state, detail)
+        if self._store is not None:
+            self._fabric.spawn(
+                self._store.save_delivery(delivery.to_stored()), name="mqttpush-save-delivery"
+            )
 
     def on_receipt(self, ack: DeliveryAck) -> None:
         """Mark a delivery as delivered (even after it expired: the receipt is the truth)."""
@@ -132,8 +164,10 @@ class DeliveryTracker:
         ]
         for delivery in due:
             if delivery.attempts >= self._attempts:
-                delivery.move(
-                    DeliveryState.EXPIRED, f"no receipt after {delivery.attempts} attempts"
+                self._final(
+                    delivery,
+                    DeliveryState.EXPIRED,
+                    f"no receipt after {delivery.attempts} attempts",
                 )
             else:
                 await self._publish(delivery)
@@ -159,10 +193,7 @@ class DeliveryTracker:
 
     def pending(self, task_id: str) -> int:
         """Deliveries of a task not yet in a final state."""
-        return sum(
-            d.state in (DeliveryState.QUEUED, DeliveryState.PUBLISHED)
-            for d in self._tasks.get(task_id, {}).values()
-        )
+        return sum(not d.state.is_final for d in self._tasks.get(task_id, {}).values())
 
     def forget(self, task_ids: set[str]) -> None:
         """Drop the records of tasks no longer kept."""

@@ -17,6 +17,8 @@ from mqttpush.models import ErrorInfo, TaskState, TaskStatus, utc_now
 if TYPE_CHECKING:
     from datetime import datetime
 
+    from mqttpush.store import StoredTask
+
 __all__ = ["TaskRecord", "TaskRegistry"]
 
 _ALLOWED: dict[TaskState, frozenset[TaskState]] = {
@@ -67,6 +69,23 @@ class TaskRegistry:
 
     def __len__(self) -> int:
         return len(self._tasks)
+
+    @property
+    def max_finished(self) -> int:
+        """How many finished tasks are kept."""
+        return self._max_finished
+
+    def restore(self, stored: StoredTask) -> TaskRecord:
+        """Take back an unfinished task from a store after a restart (to be ended)."""
+        record = self._tasks[stored.task_id] = TaskRecord(
+            stored.task_id,
+            stored.params,
+            state=stored.state,
+            created_at=stored.created_at,
+            updated_at=stored.updated_at,
+            pushed=stored.pushed,
+        )
+        return record
 
     def create(self, task_id: str, params: dict[str, Any] | None = None) -> tuple[TaskRecord, bool]:
         """Return the task with this id, creating it if new; the flag says whether it was."""

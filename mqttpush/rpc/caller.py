@@ -13,7 +13,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from mqttpush import codec
-from mqttpush.errors import ProtocolError, RpcTimeoutError, rpc_error_from_code
+from mqttpush.errors import ConnectionLostError, ProtocolError, RpcTimeoutError, rpc_error_from_code
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -29,8 +29,14 @@ log = logging.getLogger(__name__)
 class RpcCaller:
     """Sends requests and matches replies to the calls waiting for them."""
 
-    def __init__(self, publish: Callable[[Message], Awaitable[None]], reply_base: str) -> None:
+    def __init__(
+        self,
+        publish: Callable[[Message], Awaitable[None]],
+        reply_base: str,
+        connected: asyncio.Event | None = None,
+    ) -> None:
         self._publish = publish
+        self._connected = connected
         self._reply_base = reply_base
         self._pending: dict[str, asyncio.Future[JsonRpcResponse]] = {}
         self.unmatched_replies = 0
@@ -57,15 +63,17 @@ class RpcCaller:
     ) -> Any:  # noqa: ANN401 - the operation's JSON result
         """Publish a request and wait for its reply.
 
+        If the connection drops, the call waits for it to come back and publishes the
+        same request again (same correlation id, so the agent answers a repeat from its
+        response cache rather than running it twice), all within ``timeout``.
+
         Raises:
             RpcTimeoutError: No reply within ``timeout`` (also a TimeoutError).
             RpcError: The agent answered with an error (the subclass matching its code).
-            ConnectionLostError: The connection dropped before the reply arrived.
+            ConnectionLostError: No connection to the broker for the rest of ``timeout``.
             ProtocolError: The reply could not be decoded.
         """
         correlation_id = uuid.uuid4().hex
-        future: asyncio.Future[JsonRpcResponse] = asyncio.get_running_loop().create_future()
-        self._pending[correlation_id] = future
         request = codec.encode_request(
             topic=topic,
             method=method,
@@ -75,14 +83,36 @@ class RpcCaller:
             timeout=timeout,
             envelope=codec.Envelope(envelope.sender, method, correlation_id, envelope.trace_id),
         )
+        lost: ConnectionLostError | None = None
+        attempts = 0
         try:
             async with asyncio.timeout(timeout):
-                await self._publish(request)
-                response = await future
+                while True:
+                    attempts += 1
+                    future: asyncio.Future[JsonRpcResponse]
+                    future = asyncio.get_running_loop().create_future()
+                    self._pending[correlation_id] = future
+                    try:
+                        await self._publish(request)
+                        response = await future
+                        break
+                    except ConnectionLostError as exc:
+                        if self._connected is None:
+                            raise
+                        lost = exc
+                        if future.done() and not future.cancelled():
+                            future.exception()  # retrieved: this attempt is over
+                        await asyncio.sleep(0.05)  # let the fabric notice the drop first
+                        await self._connected.wait()
         except TimeoutError:
+            if self._connected is not None and not self._connected.is_set():
+                raise ConnectionLostError(
+                    f"{method} on {address}: no connection to the broker within {timeout:g} s "
+                    f"({attempts} attempts){f': {lost}' if lost else ''}"
+                ) from None
             raise RpcTimeoutError(address, method, timeout) from None
         finally:
-            del self._pending[correlation_id]
+            self._pending.pop(correlation_id, None)
         if response.error is not None:
             err = response.error
             raise rpc_error_from_code(err.code, err.message, err.data)

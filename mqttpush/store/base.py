@@ -17,8 +17,9 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Self
+
+from mqttpush.models import DeliveryState  # one spelling of delivery states, the wire's
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -26,24 +27,6 @@ if TYPE_CHECKING:
     from mqttpush.models import ErrorInfo, TaskPushNotificationConfig, TaskState
 
 __all__ = ["Delivery", "DeliveryState", "StoredTask", "TaskStore"]
-
-
-class DeliveryState(StrEnum):
-    """Where one notification stands at one endpoint (values are the on-wire spelling)."""
-
-    QUEUED = "queued"
-    PUBLISHED = "published"
-    DELIVERED = "delivered"
-    FAILED = "failed"
-    EXPIRED = "expired"
-
-    @property
-    def is_final(self) -> bool:
-        """Whether no change can follow this state (delivered, failed or expired)."""
-        return self in _FINAL
-
-
-_FINAL = frozenset({DeliveryState.DELIVERED, DeliveryState.FAILED, DeliveryState.EXPIRED})
 
 
 def _require_aware(owner: str, name: str, value: datetime) -> None:

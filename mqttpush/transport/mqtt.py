@@ -16,7 +16,12 @@ import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from mqttpush.errors import BrokerUnavailableError, ConfigurationError, ConnectionLostError
+from mqttpush.errors import (
+    BrokerUnavailableError,
+    ConfigurationError,
+    ConnectionLostError,
+    SessionTakenOverError,
+)
 from mqttpush.transport.base import Message, Transport
 
 if TYPE_CHECKING:
@@ -29,6 +34,7 @@ __all__ = ["MqttTransport"]
 # Without TCP_NODELAY a QoS 1 request/response round trip waits on Nagle's algorithm
 # and delayed ACKs: ~88 ms instead of ~0.4 ms on loopback.
 _SOCKET_OPTIONS = ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)
+_SESSION_TAKEN_OVER = 142  # MQTT 5 DISCONNECT reason code
 
 
 def _to_properties(message: Message) -> Properties | None:
@@ -225,6 +231,12 @@ class MqttTransport(Transport):
                 self._client = None
             with contextlib.suppress(aiomqtt.MqttError):
                 await client.__aexit__(None, None, None)  # release the broken client's resources
+            reason = getattr(exc.__cause__, "rc", None)
+            if int(getattr(reason, "value", reason or 0)) == _SESSION_TAKEN_OVER:
+                raise SessionTakenOverError(
+                    f"another client connected to {self.where} with client id "
+                    f"{self._client_id!r} and took over its session"
+                ) from exc
             raise ConnectionLostError(
                 f"connection to the MQTT broker at {self.where} lost: {exc}"
             ) from exc
