@@ -143,12 +143,13 @@ class LocalMosquitto:
         self.port = port or free_port()
         self._dir = tempfile.TemporaryDirectory(prefix="mqttpush-broker-")
         self.log_path = Path(self._dir.name) / "mosquitto.log"
+        self.data_dir = Path(self._dir.name) / "data"
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 10.0) -> Self:
         """Start mosquitto and wait until it accepts connections."""
         conf = Path(self._dir.name) / "mosquitto.conf"
-        data = prepare_data_dir(Path(self._dir.name) / "data")
+        data = prepare_data_dir(self.data_dir)
         conf.write_text(
             render_config(self.config.read_text(), port=self.port, bind=self.host, data_dir=data)
         )
@@ -165,6 +166,21 @@ class LocalMosquitto:
                 f"mosquitto did not start on port {self.port}: {tail}"
             ) from None
         return self
+
+    def wait_for_save(self, timeout: float) -> None:
+        """Wait until the broker writes its database again (autosave), then return.
+
+        Raises:
+            BrokerUnavailableError: No save within ``timeout`` seconds.
+        """
+        marker = "Saving in-memory database"
+        before = self.log_path.read_text(errors="replace").count(marker)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.log_path.read_text(errors="replace").count(marker) > before:
+                return
+            time.sleep(0.05)
+        raise BrokerUnavailableError(f"mosquitto saved no database within {timeout:g} s")
 
     def kill(self) -> None:
         """Kill the process at once (SIGKILL), as a crash would."""

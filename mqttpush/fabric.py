@@ -13,9 +13,11 @@ background task in one TaskGroup::
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import random
+import time
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Self
 
@@ -42,6 +44,8 @@ __all__ = ["Fabric"]
 
 log = logging.getLogger(__name__)
 _current: ContextVar[Fabric] = ContextVar("mqttpush_fabric")
+_HOLD_SECONDS = 5.0  # how long a message waits for its agent to be served
+_HOLD_MAX = 10_000
 
 
 class Fabric:
@@ -67,6 +71,7 @@ class Fabric:
         self._rpc_routes: dict[str, Agent] = {}
         self._push_routes: dict[str, Agent] = {}
         self._receipt_routes: dict[str, Agent] = {}
+        self._held: collections.deque[Message] = collections.deque()
         self._agents: list[Agent] = []
         self._stack = contextlib.AsyncExitStack()
         self._group: asyncio.TaskGroup | None = None
@@ -165,18 +170,45 @@ class Fabric:
         if rpc_topic in self._rpc_routes:
             raise MqttPushError(f"an agent is already served at {addr} on this fabric")
         agent.bind(self, addr)
+        self._agents.append(agent)
+        await agent.on_start()  # e.g. recovery after a restart, before any request is handled
         push_base = self.topics.push_base(addr)
         ack_topic = self.topics.ack(addr)
         self._rpc_routes[rpc_topic] = agent
         self._push_routes[push_base] = agent
         self._receipt_routes[ack_topic] = agent
-        self._agents.append(agent)
         for topic_filter in (rpc_topic, f"{push_base}/+", ack_topic):
             self._filters.append(topic_filter)
             await self._transport.subscribe(topic_filter, 1)
-        await agent.on_start()
+        self._replay_held()
         log.info("serving %s at %s", type(agent).__name__, self.topics.base(addr))
         return agent
+
+    def _hold(self, message: Message) -> bool:
+        """Keep a message no agent is served for yet; return False when it is dropped.
+
+        A resumed session delivers its queued messages right after connecting, before
+        the process has served its agents. They wait here, unacknowledged, for up to
+        ``_HOLD_SECONDS`` (then they are dropped and counted in ``unrouted``).
+        """
+        now = time.monotonic()
+        while self._held and (now - self._held[0].received_at > _HOLD_SECONDS):
+            self._drop(self._held.popleft())
+        if len(self._held) >= _HOLD_MAX:
+            return False
+        self._held.append(message)
+        return True
+
+    def _drop(self, message: Message) -> None:
+        self.unrouted += 1
+        log.warning("no agent is served for %s here: message dropped", message.topic)
+        self.spawn(self._ack(message), name="mqttpush-ack")
+
+    def _replay_held(self) -> None:
+        held, self._held = self._held, collections.deque()
+        for message in held:
+            if not self._route(message):
+                self.spawn(self._ack(message), name="mqttpush-ack")
 
     def remote(
         self, address: str | Address, *, sender: str | None = None, timeout: float | None = None
@@ -225,8 +257,10 @@ class Fabric:
         if agent is not None:
             self.spawn(self._handle_then_ack(agent, message, task_id), name="mqttpush-push")
             return True
+        if self._hold(message):
+            return True  # acknowledged when it is replayed or dropped
         self.unrouted += 1
-        log.debug("no route for a message on %s", topic)
+        log.warning("no agent is served for %s here: message dropped", topic)
         return False
 
     async def _handle_then_ack(self, agent: Agent, message: Message, task_id: str) -> None:

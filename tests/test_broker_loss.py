@@ -8,6 +8,7 @@ import time
 import pytest
 
 from mqttpush import Agent, BrokerUnavailableError, ConnectionLostError, Fabric, operation
+from mqttpush.cli import agent_settings
 from mqttpush.devbroker import LocalMosquitto, free_port
 from mqttpush.transport import MemoryBroker
 from tests.conftest import CONFIG, make_settings
@@ -37,10 +38,13 @@ async def test_connecting_to_no_broker_is_a_clear_error():
 async def test_calls_survive_a_broker_crash_and_run_once():
     with LocalMosquitto(CONFIG) as broker:
         settings = make_settings(broker.host, broker.port)
-        async with Fabric(settings) as server, Fabric(settings) as client:
+        # As `mqttpush serve` does: a fixed client id and a session the broker keeps.
+        server_settings = agent_settings(settings, "slow@test.fabric")
+        async with Fabric(server_settings) as server, Fabric(settings) as client:
             agent = await server.serve(Slow(), "slow@test.fabric")
             remote = client.remote("slow@test.fabric")
             assert await remote.nap(seconds=0) == 0
+            await asyncio.to_thread(broker.wait_for_save, 10)  # the session is on disk first
             pending = asyncio.create_task(remote.call("nap", {"seconds": 1.5}, timeout=30))
             await asyncio.sleep(0.3)  # the agent is running it now
             broker.kill()
@@ -53,7 +57,7 @@ async def test_calls_survive_a_broker_crash_and_run_once():
             # correlation id: the agent answers it from its response cache.
             assert await pending == 1.5
             assert agent.naps == [0, 1.5]
-            assert agent.stats.requests_repeated == 1
+            assert agent.stats.requests_repeated >= 1  # a repeat or two, answered from the cache
             assert server.reconnects >= 1
             assert client.reconnects >= 1
             assert agent.stats.handler_failures == 0

@@ -337,6 +337,7 @@ class BackgroundTaskAgent(Agent):
     ) -> PushNotification:
         """Publish one notification of ``record`` to each of its endpoints (QoS 1)."""
         record.pushed += 1
+        await self._save(record)  # the count survives a restart: the final one continues it
         notification = PushNotification(
             task_id=record.task_id, seq=record.pushed, state=state, message=message, data=data
         )

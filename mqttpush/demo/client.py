@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from mqttpush.errors import RpcTimeoutError, TaskFailedError
+from mqttpush.errors import ConnectionLostError, RpcTimeoutError, TaskFailedError
 from mqttpush.fabric import Fabric
 from mqttpush.models import TaskState, TaskStatus
 from mqttpush.settings import Settings
@@ -20,8 +20,12 @@ async def wait_for_task(
 ) -> TaskStatus:
     """Long-poll ``get_task_status`` until the task ends; no fixed sleeps.
 
+    A poll lost to a broker outage is simply made again (each call already waits for
+    the reconnect), until ``timeout``.
+
     Raises:
         RpcTimeoutError: The task did not end within ``timeout`` seconds.
+        ConnectionLostError: The broker was unreachable until ``timeout``.
         TaskFailedError: The task ended failed or canceled.
     """
     agent = fabric.remote(address)
@@ -32,9 +36,14 @@ async def wait_for_task(
         if left <= 0:
             raise RpcTimeoutError(address, "get_task_status", timeout)
         wait = min(_POLL, left)
-        raw = await agent.call(
-            "get_task_status", {"task_id": task_id, "wait": wait}, timeout=wait + 5
-        )
+        try:
+            raw = await agent.call(
+                "get_task_status", {"task_id": task_id, "wait": wait}, timeout=min(wait + 5, left)
+            )
+        except (ConnectionLostError, RpcTimeoutError):
+            if loop.time() >= deadline:
+                raise
+            continue
         status = TaskStatus.model_validate(raw)
         if status.state.is_terminal:
             break

@@ -35,7 +35,11 @@ class _Collector:
             self.last = notification
         else:
             self.by_seq[notification.seq] = notification
-        if self.last is not None and len(self.by_seq) == self.last.seq - 1:
+        if self.last is None:
+            return
+        # A completed task ends once every earlier notification is here; a failed or
+        # canceled one ends at once (what it did not send will not come).
+        if self.last.state is not TaskState.COMPLETED or len(self.by_seq) == self.last.seq - 1:
             self._complete.set()
 
     async def wait(self) -> PushNotification:

@@ -102,6 +102,7 @@ class RpcCaller:
                         lost = exc
                         if future.done() and not future.cancelled():
                             future.exception()  # retrieved: this attempt is over
+                        future.cancel()  # so a later fail_all leaves it alone
                         await asyncio.sleep(0.05)  # let the fabric notice the drop first
                         await self._connected.wait()
         except TimeoutError:
