@@ -220,9 +220,13 @@ class Fabric:
             self, Address.parse(address), sender=sender or self.client_id, timeout=timeout
         )
 
-    async def publish(self, message: Message) -> None:
-        """Publish through the transport (raises ConnectionLostError while disconnected)."""
-        await self._transport.publish(message)
+    async def publish(self, message: Message) -> bool:
+        """Publish through the transport (raises ConnectionLostError while disconnected).
+
+        Returns:
+            False when the broker reported that no subscriber matched.
+        """
+        return await self._transport.publish(message)
 
     async def wait_connected(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds for the connection to be up; return whether it is."""

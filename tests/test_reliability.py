@@ -256,3 +256,40 @@ async def test_a_session_the_broker_lost_is_reported():
             broker.start()
             await eventually(lambda: fabric.reconnects >= 1, timeout=30)
             assert fabric.sessions_lost == 1
+
+
+async def test_a_push_nobody_subscribes_to_is_visible_in_the_delivery_status(settings):
+    agent = AgentSettings(receipt_timeout=0.2, delivery_attempts=2)
+    settings = settings.model_copy(update={"agent": agent})
+    async with Fabric(settings) as fabric:
+        await fabric.serve(PushSender(count=2, interval=0), SENDER)
+        remote = fabric.remote(SENDER)
+        await remote.register_push_endpoint(config={"task_id": "n", "address": "nobody@nowhere"})
+        await remote.run_task(task_id="n")
+
+        async def expired() -> bool:
+            status = await remote.get_delivery_status(task_id="n")
+            return len(status) == 3 and all(d["state"] == "expired" for d in status)
+
+        async with asyncio.timeout(10):
+            while not await expired():
+                await asyncio.sleep(0.1)
+        deliveries = await remote.get_delivery_status(task_id="n")
+        assert [d["seq"] for d in deliveries] == [1, 2, 3]
+        assert all(d["endpoint"] == "nobody@nowhere" for d in deliveries)
+        assert all(d["attempts"] == 2 for d in deliveries)
+        assert all("no matching subscribers" in d["detail"] for d in deliveries)
+        status = TaskStatus.model_validate(await remote.get_task_status(task_id="n"))
+        assert status.deliveries == {DeliveryState.EXPIRED: 3}
+
+
+async def test_registrations_for_tasks_that_never_run_are_bounded(settings):
+    settings = settings.model_copy(update={"agent": AgentSettings(max_finished_tasks=5)})
+    async with Fabric(settings) as fabric:
+        sender = await fabric.serve(PushSender(count=0), SENDER)
+        remote = fabric.remote(SENDER)
+        for i in range(12):
+            await remote.register_push_endpoint(config={"task_id": f"t{i}", "address": "a@b"})
+        assert len(sender._endpoints) == 5
+        assert await remote.list_push_endpoints(task_id="t11") != []
+        assert await remote.list_push_endpoints(task_id="t0") == []

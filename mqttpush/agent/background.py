@@ -260,7 +260,21 @@ class BackgroundTaskAgent(Agent):
             raise TaskFinishedError(data={"task_id": config.task_id, "state": record.state.value})
         self._endpoints.setdefault(config.task_id, {})[config.address] = config
         await self.store.save_endpoint(config)
+        await self._bound_registrations()
         return config
+
+    async def _bound_registrations(self) -> None:
+        """Forget the oldest registrations for tasks that never ran, beyond the bound."""
+        limit = self.tasks.max_finished
+        if len(self._endpoints) <= limit:
+            return
+        for task_id in list(self._endpoints):
+            if len(self._endpoints) <= limit:
+                break
+            if self.tasks.find(task_id) is None:
+                del self._endpoints[task_id]
+                await self.store.forget_endpoints(task_id)
+                log.warning("%s: endpoints of task %s dropped: it never ran", self.address, task_id)
 
     @operation
     async def get_delivery_status(self, task_id: TaskId) -> list[DeliveryInfo]:

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 __all__ = ["DeliveryTracker"]
 
 log = logging.getLogger(__name__)
+_NOBODY = "no matching subscribers: the endpoint is not connected and has no session"
 
 
 @dataclass(eq=False)
@@ -117,7 +118,7 @@ class DeliveryTracker:
         deadline = loop.time() + self._publish_window
         while delivery.message is not None:
             try:
-                await self._fabric.publish(delivery.message)
+                matched = await self._fabric.publish(delivery.message)
             except ConnectionLostError as exc:
                 left = deadline - loop.time()
                 if left <= 0 or not await self._fabric.wait_connected(left):
@@ -132,8 +133,9 @@ class DeliveryTracker:
                 continue
             delivery.attempts += 1
             delivery.sent_at = time.monotonic()
-            if delivery.state is DeliveryState.QUEUED:
-                delivery.move(DeliveryState.PUBLISHED)
+            detail = None if matched else _NOBODY
+            if delivery.state is DeliveryState.QUEUED or detail != delivery.detail:
+                delivery.move(DeliveryState.PUBLISHED, detail)
             return
 
     def _final(self, delivery: _Delivery, state: DeliveryState, detail: str | None) -> None:
@@ -164,11 +166,10 @@ class DeliveryTracker:
         ]
         for delivery in due:
             if delivery.attempts >= self._attempts:
-                self._final(
-                    delivery,
-                    DeliveryState.EXPIRED,
-                    f"no receipt after {delivery.attempts} attempts",
-                )
+                why = f"no receipt after {delivery.attempts} attempts"
+                if delivery.detail == _NOBODY:
+                    why += f" ({_NOBODY})"
+                self._final(delivery, DeliveryState.EXPIRED, why)
             else:
                 await self._publish(delivery)
         return len(due)

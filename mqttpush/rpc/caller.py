@@ -31,7 +31,7 @@ class RpcCaller:
 
     def __init__(
         self,
-        publish: Callable[[Message], Awaitable[None]],
+        publish: Callable[[Message], Awaitable[object]],
         reply_base: str,
         connected: asyncio.Event | None = None,
     ) -> None:

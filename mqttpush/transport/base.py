@@ -101,8 +101,12 @@ class Transport(ABC):
         """Subscribe to ``topic_filter``."""
 
     @abstractmethod
-    async def publish(self, message: Message) -> None:
-        """Publish ``message``; for QoS 1 and 2, return once the broker has acknowledged it."""
+    async def publish(self, message: Message) -> bool:
+        """Publish ``message``; for QoS 1 and 2, return once the broker has acknowledged it.
+
+        Returns:
+            False when the broker said no subscriber (nor stored session) matched.
+        """
 
     async def ack(self, message: Message) -> None:  # noqa: B027 - acknowledging is optional
         """Acknowledge a received QoS 1/2 message (PUBACK) once it has been handled.

@@ -123,10 +123,10 @@ class MemoryTransport(Transport):
         self._require()
         self._broker.subscribe(self, topic_filter)
 
-    async def publish(self, message: Message) -> None:
-        """Publish to every matching subscriber."""
+    async def publish(self, message: Message) -> bool:
+        """Publish to every matching subscriber; False when there was none."""
         self._require()
-        self._broker.route(message)
+        return self._broker.route(message) > 0
 
     def deliver(self, message: Message) -> None:
         """Queue an inbound message (called by the broker)."""

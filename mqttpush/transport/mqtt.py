@@ -5,6 +5,7 @@ Every aiomqtt/paho error is translated here into the mqttpush exception tree.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import socket
 import ssl
@@ -13,6 +14,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 import aiomqtt
+from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
@@ -35,6 +37,7 @@ __all__ = ["MqttTransport"]
 # and delayed ACKs: ~88 ms instead of ~0.4 ms on loopback.
 _SOCKET_OPTIONS = ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)
 _SESSION_TAKEN_OVER = 142  # MQTT 5 DISCONNECT reason code
+_NO_MATCHING_SUBSCRIBERS = 16  # MQTT 5 PUBACK reason code
 
 
 def _to_properties(message: Message) -> Properties | None:
@@ -81,6 +84,7 @@ class MqttTransport(Transport):
         self._client: aiomqtt.Client | None = None
         self._generation = 0
         self._session_present = False
+        self._pubacks: dict[int, asyncio.Future[int]] = {}
 
     @property
     def client_id(self) -> str:
@@ -163,6 +167,17 @@ class MqttTransport(Transport):
                 aiomqtt_on_connect(*args)
 
         paho.on_connect = on_connect
+        aiomqtt_on_publish = paho.on_publish
+
+        def on_publish(*args: Any) -> None:  # noqa: ANN401 - paho's callback arguments
+            mid, reason = args[2], args[3]
+            future = self._pubacks.pop(mid, None)
+            if future is not None and not future.done():
+                future.set_result(int(getattr(reason, "value", 0) or 0))
+            if aiomqtt_on_publish is not None:
+                aiomqtt_on_publish(*args)
+
+        paho.on_publish = on_publish
 
     async def ack(self, message: Message) -> None:
         """Send the PUBACK of a handled QoS 1 message, if its connection is still this one."""
@@ -171,8 +186,15 @@ class MqttTransport(Transport):
             return
         client._client.ack(message.mid, message.qos)
 
+    def _fail_pubacks(self, reason: str) -> None:
+        pending, self._pubacks = self._pubacks, {}
+        for future in pending.values():
+            if not future.done():
+                future.set_exception(ConnectionLostError(reason))
+
     async def disconnect(self) -> None:
         """Disconnect; errors while closing an already broken connection are ignored."""
+        self._fail_pubacks(f"disconnected from the MQTT broker at {self.where}")
         client, self._client = self._client, None
         if client is None:
             return
@@ -206,18 +228,33 @@ class MqttTransport(Transport):
         except aiomqtt.MqttError as exc:
             raise ConnectionLostError(f"subscribe to {topic_filter!r} failed: {exc}") from exc
 
-    async def publish(self, message: Message) -> None:
-        """Publish and, for QoS 1/2, wait for the broker's acknowledgement."""
+    async def publish(self, message: Message) -> bool:
+        """Publish and, for QoS 1/2, wait for the broker's acknowledgement.
+
+        Returns:
+            False when the broker acknowledged with "no matching subscribers"
+            (reason code 16): nobody, not even a stored session, will get it.
+        """
+        paho = self._require()._client
+        info = paho.publish(
+            message.topic, message.payload, message.qos, message.retain, _to_properties(message)
+        )
+        if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            raise ConnectionLostError(f"publish to {message.topic!r} failed: rc={info.rc}")
+        if message.qos == 0:
+            return True
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._pubacks[info.mid] = future
         try:
-            await self._require().publish(
-                message.topic,
-                message.payload,
-                qos=message.qos,
-                retain=message.retain,
-                properties=_to_properties(message),
-            )
-        except aiomqtt.MqttError as exc:
-            raise ConnectionLostError(f"publish to {message.topic!r} failed: {exc}") from exc
+            async with asyncio.timeout(self._settings.connect_timeout * 2):
+                reason = await future
+        except TimeoutError:
+            raise ConnectionLostError(
+                f"publish to {message.topic!r}: no acknowledgement from the broker"
+            ) from None
+        finally:
+            self._pubacks.pop(info.mid, None)
+        return reason != _NO_MATCHING_SUBSCRIBERS
 
     async def messages(self) -> AsyncIterator[Message]:
         """Yield inbound messages until the connection drops."""
@@ -227,6 +264,7 @@ class MqttTransport(Transport):
             async for raw in client.messages:
                 yield _from_aiomqtt(raw, generation)
         except aiomqtt.MqttError as exc:
+            self._fail_pubacks(f"connection to the MQTT broker at {self.where} lost: {exc}")
             if self._client is client:
                 self._client = None
             with contextlib.suppress(aiomqtt.MqttError):
