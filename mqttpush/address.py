@@ -9,15 +9,35 @@ notifications the agent sent). Callers receive replies on
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 
 from mqttpush.errors import InvalidAddressError
 
-__all__ = ["DEFAULT_PREFIX", "Address", "Topics", "check_level", "check_prefix"]
+__all__ = ["DEFAULT_PREFIX", "Address", "Topics", "check_level", "check_prefix", "is_mqtt_text"]
 
 DEFAULT_PREFIX = "mqttpush/v1"
 _FORBIDDEN = frozenset("/+#\x00")
 _MAX_LEVEL = 256  # far below MQTT's 65,535-byte topic limit, and enough for any name
+
+
+def is_mqtt_text(value: str) -> bool:
+    """Whether ``value`` is fit for an MQTT string that brokers accept.
+
+    MQTT forbids U+0000 and discourages control characters and non-characters;
+    Mosquitto disconnects a client that sends them in a topic or a property.
+    """
+    return not any(
+        unicodedata.category(c) in ("Cc", "Cs") or _is_noncharacter(ord(c)) for c in value
+    )
+
+
+def _is_noncharacter(code: int) -> bool:
+    return code in _NONCHARACTERS or (code & _PLANE_END_MASK) == _PLANE_END_MASK
+
+
+_NONCHARACTERS = frozenset(range(0xFDD0, 0xFDF0))
+_PLANE_END_MASK = 0xFFFE  # U+xxFFFE and U+xxFFFF in every plane
 
 
 def check_level(value: str, what: str) -> str:
@@ -40,6 +60,8 @@ def check_level(value: str, what: str) -> str:
         raise InvalidAddressError(
             f"{what} {value!r} contains characters not allowed in a topic level: {bad!r}"
         )
+    if not is_mqtt_text(value):
+        raise InvalidAddressError(f"{what} {value!r} contains control characters or non-characters")
     if value.startswith("$"):
         raise InvalidAddressError(
             f"{what} {value!r} must not start with '$' (reserved by MQTT brokers)"

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import pydantic_core
 from pydantic import ValidationError
 
+from mqttpush.address import is_mqtt_text
 from mqttpush.errors import InvalidRequestError, ParseError, ProtocolError, RpcError
 from mqttpush.models import DeliveryAck, JsonRpcRequest, JsonRpcResponse, PushNotification
 from mqttpush.transport.base import Message
@@ -43,6 +44,7 @@ OPERATION = "mqttpush-op"
 CORRELATION_ID = "mqttpush-cid"
 TRACE_ID = "mqttpush-trace"
 TOKEN = "mqttpush-token"  # noqa: S105 - a user property name, not a secret
+_MAX_PROPERTY = 1024  # bytes of one envelope value
 
 
 def validation_detail(exc: ValidationError) -> list[dict[str, Any]]:
@@ -64,7 +66,12 @@ class Envelope:
     token: str | None = None
 
     def to_user_properties(self) -> tuple[tuple[str, str], ...]:
-        """Return the envelope as user properties, leaving out unset fields."""
+        """Return the envelope as user properties, leaving out unset fields.
+
+        Values can come from a request (the method name): one that is not a valid
+        MQTT string, or is longer than 1,024 bytes, is left out rather than making
+        the broker refuse the whole message.
+        """
         pairs = (
             (SENDER, self.sender),
             (OPERATION, self.operation),
@@ -72,13 +79,19 @@ class Envelope:
             (TRACE_ID, self.trace_id),
             (TOKEN, self.token),
         )
-        return tuple((k, v) for k, v in pairs if v is not None)
+        return tuple((k, v) for k, v in pairs if v is not None and _fits(v))
 
     @classmethod
     def of(cls, message: Message) -> Envelope:
         """Read the envelope from a received message (the first value of a repeated name)."""
         get = message.user_property
         return cls(get(SENDER), get(OPERATION), get(CORRELATION_ID), get(TRACE_ID), get(TOKEN))
+
+
+def _fits(value: str) -> bool:
+    return (
+        len(value) <= _MAX_PROPERTY and len(value.encode()) <= _MAX_PROPERTY and is_mqtt_text(value)
+    )
 
 
 def remaining_expiry(message: Message, now: float | None = None) -> float | None:

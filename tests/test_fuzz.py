@@ -19,8 +19,10 @@ that is decided here from the protocol, independently of mqttpush's code.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import dataclasses
+import functools
 import json
 import math
 import re
@@ -33,12 +35,12 @@ from hypothesis import HealthCheck, Phase, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from mqttpush import Agent, Fabric, TaskState, operation
+from mqttpush import Agent, Fabric, InvalidParamsError, TaskState, operation
 from mqttpush.address import Address
-from mqttpush.demo import run_client
+from mqttpush.demo import PushSender, run_client
 from mqttpush.transport import Message
 from mqttpush.transport.mqtt import MqttTransport
-from tests.test_push import NINE, SENDER, Collector, eventually, seed
+from tests.test_push import NINE, RECEIVER, SENDER, Collector, eventually, seed
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -52,6 +54,7 @@ MISSING: Any = object()  # a member left out of a generated object
 ID_MARK = "@@fuzz-id@@"  # replaced by a unique notification id when published
 ROUND_LIMIT = 20.0  # seconds one batch may take, publishing and checking included
 KiB = 1024
+BIG = 256 * KiB  # the least size of an oversized payload
 
 FUZZ = hypothesis_settings(
     database=None,  # nothing carried over between runs
@@ -111,7 +114,7 @@ class Fuzz:
             f"correlation={self.correlation!r}, task={self.task[:40]!r})"
         )
 
-    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:  # noqa: ANN401, FBT001 - hypothesis' printer protocol
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
         printer.text(repr(self))
 
 
@@ -131,9 +134,15 @@ long_text = st.builds(
 )
 
 
-def often(common: st.SearchStrategy[Any], rare: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
-    """``common`` about three times in four, else ``rare``."""
-    return st.one_of(common, common, common, rare)
+def weighted(*choices: tuple[int, st.SearchStrategy[Any]]) -> st.SearchStrategy[Any]:
+    """Draw from one of ``choices``, picked in proportion to its weight."""
+    table = [strategy for weight, strategy in choices for _ in range(weight)]
+
+    @st.composite
+    def pick(draw: st.DrawFn) -> Any:
+        return draw(table[draw(st.integers(0, len(table) - 1))])
+
+    return pick()
 
 
 @st.composite
@@ -147,43 +156,63 @@ def encoded(draw: st.DrawFn, values: st.SearchStrategy[Any]) -> bytes:
     ).encode()
 
 
+EXTRA = "(unknown member)"  # a fault: a member the protocol does not define
+
+
 @st.composite
-def shaped_object(draw: st.DrawFn, members: dict[str, st.SearchStrategy[Any]]) -> dict[str, Any]:
-    """An object with the given members (each maybe MISSING), unknown ones, in any order."""
-    obj = {name: value for name, s in members.items() if (value := draw(s)) is not MISSING}
-    extra = draw(
-        often(
-            st.just({}),
-            st.dictionaries(json_text.filter(lambda k: k not in members), json_values, max_size=2),
-        )
-    )
-    obj.update(extra)
+def faulty_object(
+    draw: st.DrawFn,
+    good: dict[str, st.SearchStrategy[Any]],
+    bad: dict[str, st.SearchStrategy[Any]],
+) -> dict[str, Any]:
+    """A valid object, or one with one member wrong, or with several; in any member order.
+
+    Members drawn as MISSING are left out.
+    """
+    faults = [*good, EXTRA]
+    mode = draw(st.sampled_from(["valid", "one", "one", "several"]))
+    broken = {
+        "valid": set(),
+        "one": {draw(st.sampled_from(faults))},
+        "several": set(draw(st.lists(st.sampled_from(faults), unique=True))),
+    }[mode]
+    obj = {}
+    for name, good_values in good.items():
+        value = draw(bad[name] if name in broken else good_values)
+        if value is not MISSING:
+            obj[name] = value
+    if EXTRA in broken:
+        unknown = json_text.filter(lambda k: k not in good)
+        obj.update(draw(st.dictionaries(unknown, json_values, min_size=1, max_size=2)))
     order = draw(st.permutations(list(obj)))
     return {name: obj[name] for name in order}
 
 
-# Method names never carry control or non-characters here: Mosquitto drops the
-# connection of an agent that echoes them in a user property (see the xfail test below).
-method_names = st.text(
-    st.characters(exclude_categories=("Cc", "Cs", "Cn")), min_size=1, max_size=30
-)
-rpc_members = {
-    "jsonrpc": often(
-        st.just("2.0"),
-        st.sampled_from([MISSING, "1.0", "2", "2.00", " 2.0", "", 2.0, 2, None, [], {}, True]),
+# Method names include control and non-characters: an agent must never echo them into
+# a user property (Mosquitto would drop its connection; see the tests below).
+method_names = st.text(st.characters(exclude_categories=("Cs",)), min_size=1, max_size=30)
+request_good = {
+    "jsonrpc": st.just("2.0"),
+    "method": st.sampled_from(["ping", "echo"]),
+    "params": st.one_of(
+        st.sampled_from([MISSING, None, {}]),
+        st.fixed_dictionaries({"text": st.one_of(json_text, long_text)}),
     ),
-    "method": st.one_of(
-        st.sampled_from(["ping", "echo"]),
-        st.sampled_from(["ping", "echo"]),
-        method_names,
-        st.sampled_from([MISSING, "", None, 0, -1, 3.5, True, [], ["ping"], {"name": "ping"}]),
-        st.integers(),
+    "id": st.one_of(st.just(MISSING), st.none(), json_text, st.integers()),
+}
+request_bad = {
+    "jsonrpc": st.sampled_from(
+        [MISSING, "1.0", "2", "2.00", " 2.0", "", 2.0, 2, None, [], {}, True]
+    ),
+    "method": weighted(
+        (2, method_names),
+        (1, st.sampled_from([MISSING, "", None, 0, -1, 3.5, True, [], ["ping"], {}])),
+        (1, st.integers()),
     ),
     "params": st.one_of(
-        st.sampled_from([MISSING, None, {}, []]),
+        st.just([]),
         st.fixed_dictionaries(
-            {"text": st.one_of(json_text, long_text, json_values)},
-            optional={"times": json_values, "text2": json_text},
+            {"text": json_values}, optional={"times": json_values, "text2": json_text}
         ),
         st.dictionaries(json_text, json_values, max_size=3),
         st.lists(json_values, max_size=3),
@@ -193,16 +222,13 @@ rpc_members = {
         st.booleans(),
     ),
     "id": st.one_of(
-        st.just(MISSING),
-        st.none(),
-        json_text,
-        st.integers(),
         st.floats(),
         st.booleans(),
         st.lists(json_scalars, max_size=2),
         st.dictionaries(json_text, json_scalars, max_size=2),
     ),
 }
+requests = encoded(faulty_object(request_good, request_bad))
 
 
 @st.composite
@@ -257,7 +283,7 @@ def mutated(draw: st.DrawFn, template: st.SearchStrategy[bytes]) -> bytes:
 @st.composite
 def huge_text(draw: st.DrawFn) -> str:
     """A string of 256 KiB to 1 MiB once encoded, built by repeating a short one."""
-    size = draw(st.integers(256 * KiB, 1024 * KiB))
+    size = draw(st.integers(BIG, 1024 * KiB))
     chunk = draw(st.text(st.characters(exclude_categories=("Cs",)), min_size=1, max_size=4))
     return chunk * (size // len(chunk.encode()) + 1)
 
@@ -272,15 +298,13 @@ valid_call = encoded(
         optional={"id": st.integers(0, 9)},
     )
 )
-rpc_payloads = st.one_of(
-    st.binary(max_size=64),
-    encoded(json_values),
-    encoded(shaped_object(rpc_members)),
-    encoded(shaped_object(rpc_members)),
-    encoded(shaped_object(rpc_members)),
-    deep_nesting((b'{"jsonrpc":"2.0","id":7,"method":"echo","params":{"text":', b"}}")),
-    invalid_utf8(encoded(shaped_object(rpc_members))),
-    mutated(valid_call),
+rpc_payloads = weighted(
+    (1, st.binary(max_size=64)),
+    (1, encoded(json_values)),
+    (8, requests),
+    (1, deep_nesting((b'{"jsonrpc":"2.0","id":7,"method":"echo","params":{"text":', b"}}"))),
+    (1, invalid_utf8(requests)),
+    (1, mutated(valid_call)),
 )
 
 
@@ -288,11 +312,12 @@ rpc_payloads = st.one_of(
 def oversized_request(draw: st.DrawFn) -> bytes:
     """One request of 256 KiB to 1 MiB, of a kind drawn."""
     text = draw(huge_text())
+    size = len(text.encode())
     kind = draw(st.sampled_from(["echo", "id", "member", "params", "batch", "junk"]))
     if kind == "batch":
-        return b"[" + b"0," * (len(text) // 2) + b"0]"
+        return b"[" + b"0," * (size // 2) + b"0]"
     if kind == "junk":
-        return _repeat(draw(st.binary(min_size=1, max_size=8)), len(text.encode()))
+        return _repeat(draw(st.binary(min_size=1, max_size=8)), size)
     bodies = {
         "echo": {"jsonrpc": "2.0", "id": 1, "method": "echo", "params": {"text": text}},
         "id": {"jsonrpc": "2.0", "id": text, "method": "ping"},
@@ -301,7 +326,7 @@ def oversized_request(draw: st.DrawFn) -> bytes:
             "jsonrpc": "2.0",
             "id": 3,
             "method": "echo",
-            "params": {f"k{i}": "v" * 32 for i in range(len(text) // 40)},
+            "params": {f"k{i}": "v" * 32 for i in range(size // 40)},
         },
     }
     return json.dumps(bodies[kind], ensure_ascii=False).encode()
@@ -327,10 +352,24 @@ def rpc_fuzz(draw: st.DrawFn, payloads: st.SearchStrategy[bytes]) -> Fuzz:
     )
 
 
-rpc_batches = st.tuples(
-    st.lists(rpc_fuzz(rpc_payloads), min_size=30, max_size=80),
-    st.lists(rpc_fuzz(oversized_request()), max_size=1),
-).map(lambda parts: parts[0] + parts[1])
+@st.composite
+def batches(
+    draw: st.DrawFn, items: st.SearchStrategy[Fuzz], big: st.SearchStrategy[Fuzz]
+) -> list[Fuzz]:
+    """One example: 45 to 100 messages, and one of 256 KiB to 1 MiB (see ``moderate``)."""
+    batch = draw(st.lists(items, min_size=45, max_size=100))
+    batch.insert(draw(st.integers(0, len(batch))), draw(big))
+    return batch
+
+
+def moderate(batch: list[Fuzz], round_number: int) -> list[Fuzz]:
+    """Keep the big message of every third batch only, to keep the traffic moderate."""
+    if round_number % 3 == 0:
+        return batch
+    return [item for item in batch if len(item.payload) < BIG]
+
+
+rpc_batches = batches(rpc_fuzz(rpc_payloads), rpc_fuzz(oversized_request()))
 
 STATES = [state.value for state in TaskState]
 VALID_TASKS = ["t1", "fuzz-task", "émoji-✓", "a.b-c_d", "x" * 256]
@@ -339,105 +378,105 @@ INVALID_TASKS = ["", "$dollar", "has space", "nbsp\u00a0", "y" * 257]
 iso_times = st.datetimes(timezones=st.just(UTC)).map(datetime.isoformat)
 
 
-def notification_members(task: str) -> dict[str, st.SearchStrategy[Any]]:
-    other_tasks = st.sampled_from(
-        [*VALID_TASKS, *INVALID_TASKS, "a/b", "a+b", "#", "+", "$x", " ", "t\x00"]
-    )
-    return {
-        "id": st.sampled_from([MISSING, ID_MARK, ID_MARK, None, 7, ["x"], {}]),
+def notification_members(
+    task: str,
+) -> tuple[dict[str, st.SearchStrategy[Any]], dict[str, st.SearchStrategy[Any]]]:
+    """Good and bad values of each member of a notification sent on ``.../push/{task}``."""
+    good = {
+        "id": st.sampled_from([MISSING, ID_MARK]),
+        "task_id": st.just(task),
+        "seq": st.integers(1, 2**31),
+        "state": st.sampled_from([MISSING, *STATES]),
+        "message": weighted((3, json_text), (1, long_text)),
+        "timestamp": st.one_of(st.just(MISSING), iso_times),
+        "data": st.one_of(
+            st.just(MISSING), st.none(), st.dictionaries(json_text, json_values, max_size=3)
+        ),
+    }
+    bad = {
+        "id": st.sampled_from([None, 7, 1.5, True, ["x"], {}]),
         "task_id": st.one_of(
-            st.just(task), st.just(task), other_tasks, json_scalars, st.just(MISSING)
+            st.sampled_from(
+                [*VALID_TASKS, *INVALID_TASKS, "a/b", "a+b", "#", "+", "$x", " ", "t\x00"]
+            ),
+            json_scalars,
+            st.just(MISSING),
         ),
         "seq": st.one_of(
-            st.integers(1, 2**31),
-            st.integers(1, 2**31),
             st.sampled_from([0, -1, -(2**40), 2**70, "1", "one", "", " 3 ", 2.0, 2.5, True, None]),
             st.integers(),
             st.floats(),
             st.just(MISSING),
         ),
-        "state": often(
-            st.sampled_from([MISSING, *STATES]),
-            st.sampled_from(["done", "WORKING", "", None, 1, [], "submitted "]),
-        ),
-        "message": st.one_of(json_text, json_text, long_text, json_values, st.just(MISSING)),
+        "state": st.sampled_from(["done", "WORKING", "", None, 1, [], "submitted "]),
+        "message": st.one_of(json_values, st.just(MISSING)),
         "timestamp": st.one_of(
-            st.just(MISSING),
-            iso_times,
-            iso_times,
             st.sampled_from(["", "yesterday", 0, 1.5, None, [], {}, "2026-02-30T00:00:00Z"]),
             json_text,
         ),
-        "data": st.one_of(
-            st.just(MISSING),
-            st.just(MISSING),
-            st.none(),
-            st.dictionaries(json_text, json_values, max_size=3),
-            json_values,
-        ),
+        "data": json_values,
     }
+    return good, bad
 
 
-@st.composite
-def push_fuzz(draw: st.DrawFn, oversized: bool = False) -> Fuzz:  # noqa: FBT001, FBT002 - a strategy flag
-    task = draw(often(st.sampled_from(VALID_TASKS), st.sampled_from(INVALID_TASKS)))
+@functools.cache
+def push_payloads(task: str, *, oversized: bool) -> st.SearchStrategy[bytes]:
+    """Payloads for ``.../push/{task}`` (built once per task: strategies are costly to build)."""
+    if oversized:
+        return oversized_notification(task)
     minimal = encoded(
         st.fixed_dictionaries(
             {"task_id": st.just(task), "seq": st.integers(1, 99), "message": json_text}
         )
     )
-    if oversized:
-        payload = draw(oversized_notification(task))
-    else:
-        shaped = encoded(shaped_object(notification_members(task)))
-        payload = draw(
-            st.one_of(
-                st.binary(max_size=64),
-                encoded(json_values),
-                shaped,
-                shaped,
-                shaped,
-                deep_nesting((b'{"task_id":"t1","seq":1,"message":"m","data":{"d":', b"}}")),
-                invalid_utf8(minimal),
-                mutated(minimal),
-            )
-        )
-    properties = draw(
-        st.lists(
-            st.tuples(
-                st.sampled_from(["mqttpush-sender", "mqttpush-trace", "mqttpush-token"]),
-                st.one_of(
-                    st.sampled_from([SENDER, "fuzz@raw.fabric", "not an address"]), mqtt_text
-                ),
-            ),
-            max_size=2,
-        )
+    return weighted(
+        (1, st.binary(max_size=64)),
+        (1, encoded(json_values)),
+        (8, encoded(faulty_object(*notification_members(task)))),
+        (1, deep_nesting((b'{"task_id":"t1","seq":1,"message":"m","data":{"d":', b"}}"))),
+        (1, invalid_utf8(minimal)),
+        (1, mutated(minimal)),
     )
+
+
+push_properties = st.lists(
+    st.tuples(
+        st.sampled_from(["mqttpush-sender", "mqttpush-trace", "mqttpush-token"]),
+        st.one_of(st.sampled_from([SENDER, "fuzz@raw.fabric", "not an address"]), mqtt_text),
+    ),
+    max_size=2,
+).map(tuple)
+
+
+@st.composite
+def push_fuzz(draw: st.DrawFn, *, oversized: bool = False) -> Fuzz:
+    task = draw(st.sampled_from(VALID_TASKS * 6 + INVALID_TASKS))
     return Fuzz(
-        payload, qos=draw(st.sampled_from([1, 1, 0, 2])), properties=tuple(properties), task=task
+        draw(push_payloads(task, oversized=oversized)),
+        qos=draw(st.sampled_from([1, 1, 0, 2])),
+        properties=draw(push_properties),
+        task=task,
     )
 
 
 @st.composite
 def oversized_notification(draw: st.DrawFn, task: str) -> bytes:
     text = draw(huge_text())
+    size = len(text.encode())
     kind = draw(st.sampled_from(["message", "data", "member", "task", "junk"]))
     if kind == "junk":
-        return _repeat(draw(st.binary(min_size=1, max_size=8)), len(text.encode()))
+        return _repeat(draw(st.binary(min_size=1, max_size=8)), size)
     base: dict[str, Any] = {"id": ID_MARK, "task_id": task, "seq": 1, "message": "m"}
     extras = {
         "message": {"message": text},
-        "data": {"data": {f"k{i}": i for i in range(len(text) // 12)}},
+        "data": {"data": {f"k{i}": i for i in range(size // 12)}},
         "member": {text: 1},
         "task": {"task_id": text},
     }
     return json.dumps(base | extras[kind], ensure_ascii=False).encode()
 
 
-push_batches = st.tuples(
-    st.lists(push_fuzz(), min_size=30, max_size=80),
-    st.lists(push_fuzz(oversized=True), max_size=1),
-).map(lambda parts: parts[0] + parts[1])
+push_batches = batches(push_fuzz(), push_fuzz(oversized=True))
 
 
 # --- oracles -----------------------------------------------------------------------------
@@ -459,20 +498,19 @@ def _parse(payload: bytes) -> tuple[bool, Any]:
         return False, None
 
 
-def _is_int(value: Any) -> bool:  # noqa: ANN401
+def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _request_shape(obj: dict[str, Any]) -> str:
     """Whether a request object is valid ("ok"), invalid ("bad") or either ("either")."""
-    if set(obj) - {"jsonrpc", "method", "params", "id"}:
-        return "bad"
     jsonrpc, method = obj.get("jsonrpc"), obj.get("method")
-    if not (isinstance(jsonrpc, str) and jsonrpc == "2.0"):
-        return "bad"
-    if not (isinstance(method, str) and method):
-        return "bad"
-    if not isinstance(obj.get("params"), dict | list | None):
+    if (
+        set(obj) - {"jsonrpc", "method", "params", "id"}
+        or not (isinstance(jsonrpc, str) and jsonrpc == "2.0")
+        or not (isinstance(method, str) and method)
+        or not isinstance(obj.get("params"), dict | list | None)
+    ):
         return "bad"
     request_id = obj.get("id")
     if request_id is None or isinstance(request_id, str) or _is_int(request_id):
@@ -486,7 +524,7 @@ def _request_shape(obj: dict[str, Any]) -> str:
     return "bad"
 
 
-def _call_outcome(method: str, params: Any) -> tuple[int | str, Any]:  # noqa: ANN401
+def _call_outcome(method: str, params: Any) -> tuple[int | str, Any]:
     """The outcome of a valid request on the Target agent: an error code or a result."""
     if method not in {"ping", "echo"}:
         return -32601, None
@@ -529,7 +567,7 @@ def _valid_level(value: str) -> bool:
     )
 
 
-def _seq_verdict(seq: Any) -> str:  # noqa: ANN401
+def _seq_verdict(seq: Any) -> str:
     if _is_int(seq):
         if seq < 1:
             return "bad"
@@ -540,8 +578,12 @@ def _seq_verdict(seq: Any) -> str:  # noqa: ANN401
     return "either" if isinstance(seq, str | bool) else "bad"
 
 
-def _timestamp_verdict(value: Any) -> str:  # noqa: ANN401
+def _timestamp_verdict(value: Any) -> str:
     if isinstance(value, str) and ISO_UTC.fullmatch(value):
+        try:
+            datetime.fromisoformat(value)
+        except ValueError:
+            return "bad"  # the form of a date, but no such day
         return "ok"
     return "either" if isinstance(value, str | int | float) else "bad"
 
@@ -687,9 +729,13 @@ class RpcRun:
     sent: int = 0
     answered: dict[str, Fuzz] = dataclasses.field(default_factory=dict)
     oversized: int = 0
+    outcomes: collections.Counter[int | str] = dataclasses.field(
+        default_factory=collections.Counter
+    )
 
-    async def check(self, batch: list[Fuzz]) -> None:
+    async def check(self, generated: list[Fuzz]) -> None:
         n, self.rounds = self.rounds, self.rounds + 1
+        batch = moderate(generated, n)
         agent, raw = self.agent, self.raw
         before, executed_before = dataclasses.asdict(agent.stats), agent.executed
         rpc_topic = self.fabric.topics.rpc(agent.address)
@@ -703,7 +749,7 @@ class RpcRun:
                 silent.append(expected)
             else:
                 replied[reply_topic] = (item, expected)
-            self.oversized += len(item.payload) >= 256 * KiB
+            self.oversized += len(item.payload) >= BIG
         self.sent += len(batch)
         self.answered.update({topic: item for topic, (item, _) in replied.items()})
 
@@ -723,10 +769,12 @@ class RpcRun:
                 f"{[replied[t][0] for t in replied if t not in raw.inbox][:3]}"
             ),
         )
-        results = sum(
+        outcomes = [
             check_reply(item, expected, raw.inbox[topic], str(agent.address))
             for topic, (item, expected) in replied.items()
-        )
+        ]
+        self.outcomes.update(outcomes)
+        results = outcomes.count(RESULT)
         d = _delta(agent, before)
         executed = agent.executed - executed_before
         assert d["requests"] == len(batch)
@@ -739,8 +787,8 @@ class RpcRun:
         raw.check_alive()
 
 
-def check_reply(item: Fuzz, expected: Expected, replies: list[Message], address: str) -> bool:
-    """Check the one reply to ``item``; return whether it is a result (else an error)."""
+def check_reply(item: Fuzz, expected: Expected, replies: list[Message], address: str) -> int | str:
+    """Check the one reply to ``item``; return its outcome (RESULT or the error code)."""
     assert len(replies) == 1, f"{len(replies)} replies to {item!r}"
     (reply,) = replies
     assert reply.correlation_data == item.correlation, item
@@ -755,13 +803,13 @@ def check_reply(item: Fuzz, expected: Expected, replies: list[Message], address:
         assert set(body) == {"jsonrpc", "id", "result"}, (item, set(body))
         assert RESULT in expected.outcomes, (item, expected, str(body)[:300])
         assert body["result"] == expected.result, item
-        return True
+        return RESULT
     assert set(body) == {"jsonrpc", "id", "error"}, (item, set(body))
     error = body["error"]
     assert error["code"] in expected.outcomes, (item, expected, str(error)[:300])
     assert isinstance(error["message"], str), item
     assert error["message"], item
-    return False
+    return error["code"]
 
 
 @pytest.mark.timeout_s(120)
@@ -780,7 +828,11 @@ async def test_fuzzed_requests_each_get_one_json_rpc_reply_and_the_agent_keeps_s
 
         assert run.rounds == 45
         assert run.sent >= 2000
-        assert run.oversized >= 10
+        assert run.oversized == 15
+        # Every kind of answer came up, many times.
+        assert all(run.outcomes[o] >= 50 for o in (RESULT, -32700, -32600, -32601, -32602)), (
+            run.outcomes
+        )
         await asyncio.sleep(0.3)  # a late second reply would arrive by now
         assert set(raw.inbox) == set(run.answered)
         assert [t for t, replies in raw.inbox.items() if len(replies) != 1] == []
@@ -804,20 +856,22 @@ class PushRun:
     rounds: int = 0
     sent: int = 0
     oversized: int = 0
-    verdicts: dict[str, int] = dataclasses.field(default_factory=dict)
+    verdicts: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
+    sent_to: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
 
-    async def check(self, batch: list[Fuzz]) -> None:
+    async def check(self, generated: list[Fuzz]) -> None:
         n, self.rounds = self.rounds, self.rounds + 1
+        batch = moderate(generated, n)
         before = {a: dataclasses.asdict(agent.stats) for a, agent in self.agents.items()}
         got_before = len(self.collector.got)
         sent = dict.fromkeys(self.agents, 0)
         bad = dict.fromkeys(self.agents, 0)
         either = dict.fromkeys(self.agents, 0)
         valid_ids: set[str] = set()
-        for i, item in enumerate(batch):
+        for i, drawn in enumerate(batch):
             address = list(self.agents)[i % len(self.agents)]
-            unique_id = f"fuzz-{n}-{i}"
-            item = item.with_payload(item.payload.replace(ID_MARK.encode(), unique_id.encode()))
+            unique_id = f"fuzz-{n}-{i}".encode()
+            item = drawn.with_payload(drawn.payload.replace(ID_MARK.encode(), unique_id))
             verdict = expect_notification(item.payload, item.task)
             topic = f"{self.fabric.topics.push_base(self.agents[address].address)}/{item.task}"
             await self.raw.send(topic, item)
@@ -826,9 +880,10 @@ class PushRun:
             either[address] += verdict == "either"
             if verdict == "ok" and address == COLLECTOR:
                 valid_ids.update(_explicit_id(item.payload))
-            self.verdicts[verdict] = self.verdicts.get(verdict, 0) + 1
-            self.oversized += len(item.payload) >= 256 * KiB
+            self.verdicts[verdict] += 1
+            self.oversized += len(item.payload) >= BIG
         self.sent += len(batch)
+        self.sent_to.update(sent)
 
         def counted(address: str) -> int:
             d = _delta(self.agents[address], before[address])
@@ -856,7 +911,8 @@ class PushRun:
                 assert all(g.task_id in VALID_TASKS and g.seq >= 1 for g in got)
             else:  # the receiver waits on none of these tasks
                 assert d["notifications_unknown_task"] == d["notifications"], (address, d)
-        assert self.fabric.unrouted == self.fabric.task_failures == 0
+            assert agent.fabric.reconnects == agent.fabric.task_failures == 0, address
+        assert self.fabric.unrouted == 0
         self.raw.check_alive()
 
 
@@ -868,24 +924,32 @@ async def test_fuzzed_notifications_are_counted_and_valid_traffic_keeps_flowing(
         RawClient(settings) as raw,
     ):
         collector = await fabric.serve(Collector(), COLLECTOR)
-        run = PushRun(
-            fabric, {str(receiver.address): receiver, COLLECTOR: collector}, collector, raw
-        )
+        run = PushRun(fabric, {RECEIVER: receiver, COLLECTOR: collector}, collector, raw)
 
         await run_batches(push_batches, 45, run.check)
 
         assert run.rounds == 45
         assert run.sent >= 2000
-        assert run.oversized >= 10
-        assert min(run.verdicts.get(v, 0) for v in ("ok", "bad", "either")) >= 100, run.verdicts
-        malformed = receiver.stats.notifications_malformed
-        unknown = receiver.stats.notifications_unknown_task
-        assert malformed + unknown >= run.sent // 2 - 100  # about half went to the receiver
+        assert run.oversized == 15
+        # Valid and malformed ones came up many times, lenient borderline cases a few.
+        assert run.verdicts["ok"] >= 100, run.verdicts
+        assert run.verdicts["bad"] >= 1000, run.verdicts
+        assert run.verdicts["either"] >= 10, run.verdicts
+        # Every notification published was counted once: malformed, or handled (for the
+        # receiver, which waits on none of these tasks, as one for an unknown task).
+        before = dataclasses.asdict(receiver.stats)
+        assert before["notifications_malformed"] + before["notifications"] == run.sent_to[RECEIVER]
+        assert before["notifications_unknown_task"] == before["notifications"]
+        assert (
+            collector.stats.notifications_malformed + len(collector.got) == run.sent_to[COLLECTOR]
+        )
+        assert collector.stats.notifications == len(collector.got)
 
         # The seed scenario: nine notifications through the receiver that took the fuzz.
         assert await run_client(settings) == {"notifications": NINE}
-        assert receiver.stats.notifications_malformed == malformed
-        assert receiver.stats.notifications_unknown_task == unknown
+        after = _delta(receiver, before)
+        assert after["notifications"] == 10  # the nine and the final "completed"
+        assert after["notifications_malformed"] == after["notifications_unknown_task"] == 0
         # And the collector still gets a real task's notifications.
         got = len(collector.got)
         remote = fabric.remote(SENDER)
@@ -914,11 +978,6 @@ async def _call_raw(settings: Settings, fabric: Fabric, payload: bytes) -> Messa
         return raw.inbox[reply_topic][0] if reply_topic in raw.inbox else None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: the method name is copied into the reply's mqttpush-op user property; "
-    "Mosquitto refuses control and non-characters there and drops the agent's connection",
-)
 async def test_a_method_name_with_a_control_character_gets_an_error_reply(settings):
     async with Fabric(settings) as fabric:
         await fabric.serve(Target(), TARGET)
@@ -928,11 +987,6 @@ async def test_a_method_name_with_a_control_character_gets_an_error_reply(settin
         assert json.loads(reply.payload)["error"]["code"] == -32601
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a method name over 65535 UTF-8 bytes cannot be a user property; "
-    "the reply fails to encode (struct.error) and no reply is sent",
-)
 async def test_a_method_name_over_64_kib_gets_an_error_reply(settings):
     async with Fabric(settings) as fabric:
         await fabric.serve(Target(), TARGET)
@@ -941,3 +995,15 @@ async def test_a_method_name_over_64_kib_gets_an_error_reply(settings):
         assert fabric.task_failures == 0
         assert reply is not None
         assert json.loads(reply.payload)["error"]["code"] == -32601
+
+
+async def test_a_task_id_with_a_control_character_never_breaks_the_senders_connection(settings):
+    async with Fabric(settings) as fabric, Fabric(settings) as client:
+        await fabric.serve(PushSender(count=1, interval=0), SENDER)
+        sender = client.remote(SENDER)
+        with contextlib.suppress(InvalidParamsError):  # refusing the id is a fine outcome too
+            await sender.register_push_endpoint(config={"task_id": "a\x01", "address": COLLECTOR})
+            await sender.run_task(task_id="a\x01")
+        with contextlib.suppress(TimeoutError):
+            await eventually(lambda: fabric.reconnects > 0, timeout=1.5)
+        assert fabric.reconnects == 0

@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import socket
 import ssl
+import struct
 import time
 import uuid
 from typing import TYPE_CHECKING, Any
@@ -22,6 +23,7 @@ from mqttpush.errors import (
     BrokerUnavailableError,
     ConfigurationError,
     ConnectionLostError,
+    ProtocolError,
     SessionTakenOverError,
 )
 from mqttpush.transport.base import Message, Transport
@@ -235,10 +237,13 @@ class MqttTransport(Transport):
             False when the broker acknowledged with "no matching subscribers"
             (reason code 16): nobody, not even a stored session, will get it.
         """
-        paho = self._require()._client
-        info = paho.publish(
-            message.topic, message.payload, message.qos, message.retain, _to_properties(message)
-        )
+        paho = self._require()._client  # the paho client, for the PUBACK reason code
+        try:
+            info = paho.publish(
+                message.topic, message.payload, message.qos, message.retain, _to_properties(message)
+            )
+        except (ValueError, TypeError, struct.error) as exc:  # paho refuses to encode it
+            raise ProtocolError(f"cannot publish to {message.topic!r}: {exc}") from exc
         if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
             raise ConnectionLostError(f"publish to {message.topic!r} failed: rc={info.rc}")
         if message.qos == 0:
