@@ -46,6 +46,9 @@ log = logging.getLogger(__name__)
 _current: ContextVar[Fabric] = ContextVar("mqttpush_fabric")
 _HOLD_SECONDS = 5.0  # how long a message waits for its agent to be served
 _HOLD_MAX = 10_000
+_TAKEOVER_WINDOW = 5.0  # a connection that lived less than this counts as a quick drop
+_TAKEOVER_DROPS = 5
+_CLOSE_WAIT = 10.0  # seconds __aexit__ waits for its tasks to end
 
 
 class Fabric:
@@ -78,6 +81,9 @@ class Fabric:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._token: Any = None
         self.stopped = asyncio.Event()
+        self._closing = False
+        self._connected_at = time.monotonic()
+        self._quick_drops = 0
         self.stopped_because: MqttPushError | None = None
         self.unrouted = 0
         self.reconnects = 0
@@ -134,12 +140,18 @@ class Fabric:
     ) -> None:
         """Stop every task this fabric started, then disconnect."""
         _current.reset(self._token)
-        for task in list(self._tasks):
-            task.cancel()
+        self._closing = True
+        # Cancel again until every task has ended: a cancellation can be swallowed by
+        # asyncio.wait_for inside the client library (Python 3.11), bounded in time.
+        deadline = time.monotonic() + _CLOSE_WAIT
+        while (pending := [t for t in self._tasks if not t.done()]) and time.monotonic() < deadline:
+            for task in pending:
+                task.cancel()
+            await asyncio.wait(pending, timeout=0.1)
         for agent in self._agents:
             await agent.on_stop()
-        await self._stack.aclose()
         await self._transport.disconnect()
+        await self._stack.aclose()
 
     def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str) -> asyncio.Task[Any]:
         """Run ``coro`` as a named task owned by this fabric; it is cancelled on exit.
@@ -280,7 +292,7 @@ class Fabric:
             log.debug("acknowledgement of %s not sent: %s", message.topic, exc)
 
     async def _pump(self) -> None:
-        while True:
+        while not self._closing:
             try:
                 async for message in self._transport.messages():
                     deferred = False
@@ -292,31 +304,65 @@ class Fabric:
                     if not deferred:
                         await self._ack(message)
             except SessionTakenOverError as exc:
-                self.connected.clear()
-                self._caller.fail_all(exc)
-                self.stopped_because = exc
-                log.error("%s: this process stops using it (two copies of one agent?)", exc)  # noqa: TRY400 - expected, no traceback
-                self.stopped.set()
+                await self._stop(exc)
                 return
             except ConnectionLostError as exc:
                 self.connected.clear()
                 log.warning("%s; reconnecting", exc)
                 self._caller.fail_all(exc)
-                await self._reconnect()
+                try:
+                    self._note_drop()
+                    await self._reconnect()
+                except SessionTakenOverError as taken:
+                    await self._stop(taken)
+                    return
                 self.connected.set()
+
+    async def _stop(self, exc: SessionTakenOverError) -> None:
+        """Give up the connection for good: another client holds this client id."""
+        self.connected.clear()
+        await self._transport.disconnect()
+        self._caller.fail_all(exc)
+        self.stopped_because = exc
+        log.error("%s: this process stops using it (two copies of one agent?)", exc)
+        self.stopped.set()
+
+    def _note_drop(self) -> None:
+        """Count a fixed-id connection that dropped right after connecting.
+
+        Brokers before Mosquitto 2.0.15 close a taken-over session without reason
+        code 142; five connections in a row that each lived under 5 s mean the same.
+
+        Raises:
+            SessionTakenOverError: That pattern.
+        """
+        if not self._transport.persistent:
+            return
+        if time.monotonic() - self._connected_at > _TAKEOVER_WINDOW:
+            self._quick_drops = 0
+            return
+        self._quick_drops += 1
+        if self._quick_drops >= _TAKEOVER_DROPS:
+            raise SessionTakenOverError(
+                f"the broker keeps closing client {self.client_id!r} right after it "
+                "connects: another process probably uses the same client id"
+            )
 
     async def _reconnect(self) -> None:
         broker = self.settings.broker
         delay = broker.reconnect_min_delay
-        while True:
+        while not self._closing:
             # Full jitter keeps many agents from reconnecting in lock-step after a broker restart.
             await asyncio.sleep(random.uniform(0, delay))  # noqa: S311 - jitter, not cryptography
             try:
                 await self._transport.connect()
+                self._connected_at = time.monotonic()
                 for topic_filter in self._filters:
                     await self._transport.subscribe(topic_filter, 1)
             except (BrokerUnavailableError, ConnectionLostError) as exc:
                 log.warning("reconnect failed: %s", exc)
+                if self._transport.is_connected:
+                    self._note_drop()  # connected, then lost while restoring subscriptions
                 await self._transport.disconnect()
                 delay = min(delay * 2, broker.reconnect_max_delay)
                 continue

@@ -131,6 +131,11 @@ class AgentSettings(_Section):
     delivery_attempts: int = Field(
         default=5, ge=1, description="Publications of one notification to one endpoint, at most."
     )
+    delivery_window: int = Field(
+        default=100,
+        ge=1,
+        description="Notifications per endpoint that may wait for a receipt; more wait.",
+    )
     publish_window: float = Field(
         default=30.0, gt=0, description="Seconds a publish is retried while the broker is away."
     )

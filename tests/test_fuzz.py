@@ -828,7 +828,7 @@ async def test_fuzzed_requests_each_get_one_json_rpc_reply_and_the_agent_keeps_s
 
         assert run.rounds == 45
         assert run.sent >= 2000
-        assert run.oversized == 15
+        assert run.oversized >= 15  # the oversized batches (a random payload may be big too)
         # Every kind of answer came up, many times.
         assert all(run.outcomes[o] >= 50 for o in (RESULT, -32700, -32600, -32601, -32602)), (
             run.outcomes
@@ -930,7 +930,7 @@ async def test_fuzzed_notifications_are_counted_and_valid_traffic_keeps_flowing(
 
         assert run.rounds == 45
         assert run.sent >= 2000
-        assert run.oversized == 15
+        assert run.oversized >= 15  # the oversized batches (a random payload may be big too)
         # Valid and malformed ones came up many times, lenient borderline cases a few.
         assert run.verdicts["ok"] >= 100, run.verdicts
         assert run.verdicts["bad"] >= 1000, run.verdicts

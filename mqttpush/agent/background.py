@@ -134,6 +134,7 @@ class BackgroundTaskAgent(Agent):
             attempts=agent.delivery_attempts,
             publish_window=agent.publish_window,
             store=self._store,
+            window=agent.delivery_window,
         )
 
     @property

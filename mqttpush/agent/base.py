@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -278,11 +279,11 @@ class Agent:
             if notification.id in self._seen:
                 self.stats.notifications_duplicate += 1  # handled once already: receipt only
             else:
-                self._seen.add(notification.id)
                 self.stats.notifications += 1
                 _context.trace_id.set(envelope.trace_id)
                 try:
                     await self.on_message(notification)
+                    self._seen.add(notification.id)  # a failed one may be tried again
                 except Exception:
                     handled = False
                     self.stats.handler_failures += 1
@@ -317,13 +318,18 @@ class Agent:
 
 
 def _request_key(message: Message, request_id: JsonRpcId) -> tuple[str, bytes] | None:
-    """What identifies a request across repeats; None when nothing does."""
+    """What identifies a request across repeats; None when nothing does.
+
+    A repeat has the same Response Topic, the same Correlation Data (or JSON-RPC id)
+    and the same payload; a different request that reuses an id is not a repeat.
+    """
     if not message.response_topic:
         return None
+    digest = hashlib.blake2b(message.payload, digest_size=16).digest()
     if message.correlation_data:
-        return message.response_topic, message.correlation_data
+        return message.response_topic, message.correlation_data + digest
     if request_id is not None:
-        return message.response_topic, str(request_id).encode()
+        return message.response_topic, str(request_id).encode() + digest
     return None
 
 

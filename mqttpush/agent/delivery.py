@@ -6,6 +6,11 @@ for up to ``publish_window`` seconds, then the delivery is *failed* with the rea
 A published notification without a receipt after ``receipt_timeout`` is published
 again (same id: receivers deduplicate), up to ``attempts`` times in all, then it is
 *expired*. A receipt arriving later still marks it delivered.
+
+Flow control: at most ``window`` notifications per endpoint wait for their receipt;
+a push to an endpoint whose window is full waits until receipts (or expiries) make
+room. A slow receiver thus slows its sender, whatever the broker does with the
+receiver's Receive Maximum (Mosquitto 2.0.11 was measured exceeding it).
 """
 
 from __future__ import annotations
@@ -89,9 +94,13 @@ class DeliveryTracker:
         attempts: int,
         publish_window: float,
         store: TaskStore | None = None,
+        window: int = 100,
     ) -> None:
         self._fabric = fabric
         self._store = store
+        self._window = window
+        self._outstanding: dict[str, int] = {}
+        self._room: dict[str, asyncio.Event] = {}
         self._receipt_timeout = receipt_timeout
         self._attempts = attempts
         self._publish_window = publish_window
@@ -102,7 +111,10 @@ class DeliveryTracker:
         """Publish ``notification`` to each endpoint (address -> message) and track it."""
         per_task = self._tasks.setdefault(notification.task_id, {})
         deliveries = []
+        for endpoint in messages:
+            await self._wait_for_room(endpoint)
         for endpoint, message in messages.items():
+            self._outstanding[endpoint] = self._outstanding.get(endpoint, 0) + 1
             delivery = _Delivery(
                 notification.task_id, notification.id, notification.seq, endpoint, message
             )
@@ -112,6 +124,25 @@ class DeliveryTracker:
             await self._publish(deliveries[0])
         else:
             await asyncio.gather(*(self._publish(d) for d in deliveries))
+
+    async def _wait_for_room(self, endpoint: str) -> None:
+        room = self._room.setdefault(endpoint, asyncio.Event())
+        while self._outstanding.get(endpoint, 0) >= self._window:
+            room.clear()
+            await room.wait()
+
+    def _release(self, endpoint: str) -> None:
+        left = self._outstanding.get(endpoint, 1) - 1
+        if left > 0:
+            self._outstanding[endpoint] = left
+        else:
+            self._outstanding.pop(endpoint, None)
+        if left < self._window and (room := self._room.get(endpoint)) is not None:
+            room.set()
+
+    def outstanding(self, endpoint: str) -> int:
+        """Notifications to ``endpoint`` still waiting for a receipt."""
+        return self._outstanding.get(endpoint, 0)
 
     async def _publish(self, delivery: _Delivery) -> None:
         loop = asyncio.get_running_loop()
@@ -139,6 +170,8 @@ class DeliveryTracker:
             return
 
     def _final(self, delivery: _Delivery, state: DeliveryState, detail: str | None) -> None:
+        if not delivery.state.is_final:
+            self._release(delivery.endpoint)
         delivery.move(state, detail)
         if self._store is not None:
             self._fabric.spawn(
@@ -151,9 +184,8 @@ class DeliveryTracker:
         if delivery is None:
             self.receipts_unmatched += 1
             return
-        delivery.move(
-            DeliveryState.DELIVERED, None if ack.handled else "the endpoint's handler failed"
-        )
+        detail = None if ack.handled else "the endpoint's handler failed"
+        self._final(delivery, DeliveryState.DELIVERED, detail)
 
     async def resend_due(self) -> int:
         """Publish again what has waited too long for a receipt; return how many."""
