@@ -16,17 +16,14 @@ import asyncio
 import collections
 import contextlib
 import logging
-import random
 import time
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Self
 
 from mqttpush.address import Address, Topics
+from mqttpush.connection import Connection
 from mqttpush.errors import (
-    BrokerUnavailableError,
-    ConnectionLostError,
     MqttPushError,
-    SessionTakenOverError,
 )
 from mqttpush.rpc.caller import RpcCaller
 from mqttpush.settings import Settings
@@ -46,8 +43,6 @@ log = logging.getLogger(__name__)
 _current: ContextVar[Fabric] = ContextVar("mqttpush_fabric")
 _HOLD_SECONDS = 5.0  # how long a message waits for its agent to be served
 _HOLD_MAX = 10_000
-_TAKEOVER_WINDOW = 5.0  # a connection that lived less than this counts as a quick drop
-_TAKEOVER_DROPS = 5
 _CLOSE_WAIT = 10.0  # seconds __aexit__ waits for its tasks to end
 
 
@@ -66,11 +61,11 @@ class Fabric:
         self.settings = settings or Settings()
         self.topics = Topics(self.settings.topic_prefix)
         self._transport = transport or MqttTransport(self.settings.broker)
+        self._link = Connection(self._transport, self.settings.broker)
+        self.connected = self._link.connected
         self._reply_base = self.topics.reply_base(self._transport.client_id)
         self._reply_prefix = self._reply_base + "/"
-        self.connected = asyncio.Event()
         self._caller = RpcCaller(self.publish, self._reply_base, self.connected)
-        self._filters: list[str] = [self._caller.reply_filter]
         self._rpc_routes: dict[str, Agent] = {}
         self._push_routes: dict[str, Agent] = {}
         self._receipt_routes: dict[str, Agent] = {}
@@ -80,14 +75,8 @@ class Fabric:
         self._group: asyncio.TaskGroup | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._token: Any = None
-        self.stopped = asyncio.Event()
-        self._closing = False
-        self._connected_at = time.monotonic()
-        self._quick_drops = 0
-        self.stopped_because: MqttPushError | None = None
+        self.stopped = self._link.stopped
         self.unrouted = 0
-        self.reconnects = 0
-        self.sessions_lost = 0
         self.task_failures = 0
 
     @classmethod
@@ -110,6 +99,21 @@ class Fabric:
         return self._transport.client_id
 
     @property
+    def stopped_because(self) -> MqttPushError | None:
+        """Why the connection was given up for good, if it was."""
+        return self._link.stopped_because
+
+    @property
+    def reconnects(self) -> int:
+        """How many times the connection came back after a drop."""
+        return self._link.reconnects
+
+    @property
+    def sessions_lost(self) -> int:
+        """Reconnects where the broker had not kept this client's persistent session."""
+        return self._link.sessions_lost
+
+    @property
     def caller(self) -> RpcCaller:
         """The RPC caller that owns this fabric's reply subscription."""
         return self._caller
@@ -122,13 +126,12 @@ class Fabric:
         """
         self._group = await self._stack.enter_async_context(asyncio.TaskGroup())
         try:
-            await self._transport.connect()
-            await self._transport.subscribe(self._caller.reply_filter, 1)
-            self.connected.set()
+            await self._link.open()
+            await self._link.subscribe(self._caller.reply_filter)
         except BaseException:
             await self._stack.aclose()
             raise
-        self.spawn(self._pump(), name="mqttpush-pump")
+        self.spawn(self._link.run(self._dispatch, self._caller.fail_all), name="mqttpush-pump")
         self._token = _current.set(self)
         return self
 
@@ -140,7 +143,7 @@ class Fabric:
     ) -> None:
         """Stop every task this fabric started, then disconnect."""
         _current.reset(self._token)
-        self._closing = True
+        self._link.closing = True
         # Cancel again until every task has ended: a cancellation can be swallowed by
         # asyncio.wait_for inside the client library (Python 3.11), bounded in time.
         deadline = time.monotonic() + _CLOSE_WAIT
@@ -190,8 +193,7 @@ class Fabric:
         self._push_routes[push_base] = agent
         self._receipt_routes[ack_topic] = agent
         for topic_filter in (rpc_topic, f"{push_base}/+", ack_topic):
-            self._filters.append(topic_filter)
-            await self._transport.subscribe(topic_filter, 1)
+            await self._link.subscribe(topic_filter)
         self._replay_held()
         log.info("serving %s at %s", type(agent).__name__, self.topics.base(addr))
         return agent
@@ -291,88 +293,12 @@ class Fabric:
         except MqttPushError as exc:  # the connection is gone: the broker will redeliver
             log.debug("acknowledgement of %s not sent: %s", message.topic, exc)
 
-    async def _pump(self) -> None:
-        while not self._closing:
-            try:
-                async for message in self._transport.messages():
-                    deferred = False
-                    try:
-                        deferred = self._route(message)
-                    except Exception:  # a bug in routing one message must not stop the rest
-                        self.task_failures += 1
-                        log.exception("routing a message on %s failed", message.topic)
-                    if not deferred:
-                        await self._ack(message)
-            except SessionTakenOverError as exc:
-                await self._stop(exc)
-                return
-            except ConnectionLostError as exc:
-                self.connected.clear()
-                log.warning("%s; reconnecting", exc)
-                self._caller.fail_all(exc)
-                try:
-                    self._note_drop()
-                    await self._reconnect()
-                except SessionTakenOverError as taken:
-                    await self._stop(taken)
-                    return
-                self.connected.set()
-
-    async def _stop(self, exc: SessionTakenOverError) -> None:
-        """Give up the connection for good: another client holds this client id."""
-        self.connected.clear()
-        await self._transport.disconnect()
-        self._caller.fail_all(exc)
-        self.stopped_because = exc
-        log.error("%s: this process stops using it (two copies of one agent?)", exc)
-        self.stopped.set()
-
-    def _note_drop(self) -> None:
-        """Count a fixed-id connection that dropped right after connecting.
-
-        Brokers before Mosquitto 2.0.15 close a taken-over session without reason
-        code 142; five connections in a row that each lived under 5 s mean the same.
-
-        Raises:
-            SessionTakenOverError: That pattern.
-        """
-        if not self._transport.persistent:
-            return
-        if time.monotonic() - self._connected_at > _TAKEOVER_WINDOW:
-            self._quick_drops = 0
-            return
-        self._quick_drops += 1
-        if self._quick_drops >= _TAKEOVER_DROPS:
-            raise SessionTakenOverError(
-                f"the broker keeps closing client {self.client_id!r} right after it "
-                "connects: another process probably uses the same client id"
-            )
-
-    async def _reconnect(self) -> None:
-        broker = self.settings.broker
-        delay = broker.reconnect_min_delay
-        while not self._closing:
-            # Full jitter keeps many agents from reconnecting in lock-step after a broker restart.
-            await asyncio.sleep(random.uniform(0, delay))  # noqa: S311 - jitter, not cryptography
-            try:
-                await self._transport.connect()
-                self._connected_at = time.monotonic()
-                for topic_filter in self._filters:
-                    await self._transport.subscribe(topic_filter, 1)
-            except (BrokerUnavailableError, ConnectionLostError) as exc:
-                log.warning("reconnect failed: %s", exc)
-                if self._transport.is_connected:
-                    self._note_drop()  # connected, then lost while restoring subscriptions
-                await self._transport.disconnect()
-                delay = min(delay * 2, broker.reconnect_max_delay)
-                continue
-            self.reconnects += 1
-            log.warning("reconnected to the broker; %d subscriptions restored", len(self._filters))
-            if self._transport.persistent and not self._transport.session_present:
-                self.sessions_lost += 1
-                log.warning(
-                    "the broker did not resume this client's session (expired, or the broker "
-                    "lost it): messages queued for %s while it was away may be lost",
-                    self.client_id,
-                )
-            return
+    async def _dispatch(self, message: Message) -> None:
+        deferred = False
+        try:
+            deferred = self._route(message)
+        except Exception:  # a bug in routing one message must not stop the rest
+            self.task_failures += 1
+            log.exception("routing a message on %s failed", message.topic)
+        if not deferred:
+            await self._ack(message)

@@ -3,6 +3,10 @@
 ``collector ADDRESS FILE``: records every notification it handles as one JSON line
 (appended and flushed before the handler returns), served like ``mqttpush serve``
 does (fixed client id, persistent session). Settings come from MQTTPUSH_* variables.
+
+Its handler is idempotent by notification id, as docs/reliability.md advises for
+effects that must not repeat: a process killed between writing a line and
+acknowledging gets that notification again after a restart, and must not write it twice.
 """
 
 from __future__ import annotations
@@ -20,9 +24,14 @@ from mqttpush.cli import agent_settings
 class FileCollector(Agent):
     def __init__(self, path: Path) -> None:
         super().__init__()
+        text = path.read_text(encoding="utf-8") if path.exists() else ""
+        self._done = {json.loads(line)["id"] for line in text.splitlines()}
         self._file = path.open("a", encoding="utf-8")
 
     async def on_message(self, notification: PushNotification) -> None:
+        if notification.id in self._done:
+            return  # handled before a crash: the effect already happened
+        self._done.add(notification.id)
         line = {"id": notification.id, "seq": notification.seq, "state": notification.state}
         self._file.write(json.dumps(line) + "\n")
         self._file.flush()

@@ -830,7 +830,7 @@ async def test_fuzzed_requests_each_get_one_json_rpc_reply_and_the_agent_keeps_s
         assert run.sent >= 2000
         assert run.oversized >= 15  # the oversized batches (a random payload may be big too)
         # Every kind of answer came up, many times.
-        assert all(run.outcomes[o] >= 50 for o in (RESULT, -32700, -32600, -32601, -32602)), (
+        assert all(run.outcomes[o] >= 20 for o in (RESULT, -32700, -32600, -32601, -32602)), (
             run.outcomes
         )
         await asyncio.sleep(0.3)  # a late second reply would arrive by now
