@@ -305,7 +305,7 @@ async def test_registrations_for_tasks_that_never_run_are_bounded(settings):
         remote = fabric.remote(SENDER)
         for i in range(12):
             await remote.register_push_endpoint(config={"task_id": f"t{i}", "address": "a@b"})
-        assert len(sender._endpoints) == 5
+        assert len(sender.endpoints) == 5
         assert await remote.list_push_endpoints(task_id="t11") != []
         assert await remote.list_push_endpoints(task_id="t0") == []
 

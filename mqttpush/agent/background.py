@@ -18,7 +18,9 @@ from pydantic import Field
 from mqttpush import _context, codec
 from mqttpush.address import Address
 from mqttpush.agent.base import Agent
+from mqttpush.agent.context import TaskContext
 from mqttpush.agent.delivery import DeliveryTracker
+from mqttpush.agent.endpoints import Endpoints
 from mqttpush.agent.operation import operation
 from mqttpush.agent.persistence import open_store, status_of, stored_task
 from mqttpush.agent.tasks import TaskRecord, TaskRegistry
@@ -28,7 +30,6 @@ from mqttpush.errors import (
     TaskFinishedError,
     TaskNotCancelableError,
     TaskNotFoundError,
-    TaskStateError,
 )
 from mqttpush.models import (
     DeliveryInfo,
@@ -52,41 +53,6 @@ log = logging.getLogger(__name__)
 
 _CANCEL_WAIT = 5.0  # seconds cancel_task waits for the work to unwind
 _MAX_WAIT = 300.0  # longest get_task_status long-poll
-
-
-class TaskContext:
-    """What a running task sees: its id, its params, and a way to push notifications."""
-
-    def __init__(self, agent: BackgroundTaskAgent, record: TaskRecord) -> None:
-        self._agent = agent
-        self._record = record
-
-    @property
-    def task_id(self) -> str:
-        """The task's id."""
-        return self._record.task_id
-
-    @property
-    def params(self) -> dict[str, Any]:
-        """The params given to ``run_task`` (empty when none)."""
-        return self._record.params or {}
-
-    async def push(self, message: str, data: dict[str, Any] | None = None) -> PushNotification:
-        """Publish a notification to every endpoint registered for this task.
-
-        Raises:
-            TaskStateError: The task has already ended (e.g. was canceled).
-            ConnectionLostError: The broker connection is down.
-        """
-        if self._record.cancel_requested:
-            # A cancellation can be lost inside a library's wait_for (Python 3.11);
-            # refusing to push makes sure a canceled task never pushes again.
-            raise asyncio.CancelledError
-        if self._record.state.is_terminal:
-            raise TaskStateError(
-                f"task {self.task_id} is {self._record.state}: no more notifications"
-            )
-        return await self._agent.push(self._record, message, data)
 
 
 class BackgroundTaskAgent(Agent):
@@ -116,7 +82,7 @@ class BackgroundTaskAgent(Agent):
         super().__init__(max_concurrency=max_concurrency)
         self._max_finished = max_finished_tasks
         self.tasks = TaskRegistry(max_finished_tasks or 10_000)
-        self._endpoints: dict[str, dict[str, TaskPushNotificationConfig]] = {}
+        self.endpoints = Endpoints(lambda: self.store)
         self._store = store
         self._owns_store = store is None
 
@@ -149,8 +115,7 @@ class BackgroundTaskAgent(Agent):
         await super().on_start()
         for stored in await self.store.unfinished_tasks():
             record = self.tasks.restore(stored)
-            for config in await self.store.endpoints(stored.task_id):
-                self._endpoints.setdefault(config.task_id, {})[config.address] = config
+            await self.endpoints.load(stored.task_id)
             reason = ErrorInfo(
                 type="AgentRestarted",
                 message=f"{self.address} restarted while the task was {stored.state.value}; "
@@ -259,23 +224,11 @@ class BackgroundTaskAgent(Agent):
         record = self.tasks.find(config.task_id)
         if record is not None and record.state.is_terminal:
             raise TaskFinishedError(data={"task_id": config.task_id, "state": record.state.value})
-        self._endpoints.setdefault(config.task_id, {})[config.address] = config
-        await self.store.save_endpoint(config)
-        await self._bound_registrations()
+        await self.endpoints.add(config)
+        await self.endpoints.bound(
+            self.tasks.max_finished, lambda task_id: self.tasks.find(task_id) is not None
+        )
         return config
-
-    async def _bound_registrations(self) -> None:
-        """Forget the oldest registrations for tasks that never ran, beyond the bound."""
-        limit = self.tasks.max_finished
-        if len(self._endpoints) <= limit:
-            return
-        for task_id in list(self._endpoints):
-            if len(self._endpoints) <= limit:
-                break
-            if self.tasks.find(task_id) is None:
-                del self._endpoints[task_id]
-                await self.store.forget_endpoints(task_id)
-                log.warning("%s: endpoints of task %s dropped: it never ran", self.address, task_id)
 
     @operation
     async def get_delivery_status(self, task_id: TaskId) -> list[DeliveryInfo]:
@@ -292,7 +245,7 @@ class BackgroundTaskAgent(Agent):
     @operation
     async def list_push_endpoints(self, task_id: TaskId) -> list[TaskPushNotificationConfig]:
         """Return the endpoints registered for a task."""
-        return list(self._endpoints.get(task_id, {}).values())
+        return self.endpoints.of(task_id)
 
     async def _run(self, record: TaskRecord) -> None:
         try:
@@ -339,8 +292,7 @@ class BackgroundTaskAgent(Agent):
                 "%s: final notification of task %s not sent", self.address, record.task_id
             )
         finally:
-            self._endpoints.pop(record.task_id, None)
-            await self.store.forget_endpoints(record.task_id)
+            await self.endpoints.forget(record.task_id)
 
     async def push(
         self,
@@ -356,7 +308,7 @@ class BackgroundTaskAgent(Agent):
         notification = PushNotification(
             task_id=record.task_id, seq=record.pushed, state=state, message=message, data=data
         )
-        endpoints = self._endpoints.get(record.task_id)
+        endpoints = self.endpoints.of(record.task_id)
         if endpoints:
             sender, trace = str(self.address), _context.trace_id.get()
             topics = self.fabric.topics
@@ -366,7 +318,7 @@ class BackgroundTaskAgent(Agent):
                     notification,
                     codec.Envelope(sender, "push", None, trace, c.token),
                 )
-                for c in endpoints.values()
+                for c in endpoints
             }
             await self.deliveries.send(notification, messages)
         return notification

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -19,25 +18,22 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from mqttpush import _context, codec
 from mqttpush.address import Address
-from mqttpush.agent.memory import RecentIds, ResponseCache
+from mqttpush.agent.memory import RecentIds
 from mqttpush.agent.operation import Operation, operations_of
+from mqttpush.agent.responder import Responder
 from mqttpush.errors import (
-    InternalError,
     InvalidAddressError,
-    MethodNotFoundError,
     MqttPushError,
     ProtocolError,
-    RequestExpiredError,
-    RpcError,
 )
 from mqttpush.fabric import Fabric
-from mqttpush.models import DeliveryAck, new_id
+from mqttpush.models import DeliveryAck
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
     from mqttpush.agent.remote import RemoteAgent
-    from mqttpush.models import JsonRpcId, JsonRpcRequest, PushNotification
+    from mqttpush.models import PushNotification
     from mqttpush.transport.base import Message
 
 __all__ = ["Agent", "AgentStats"]
@@ -82,7 +78,7 @@ class Agent:
         self._request_slots = asyncio.Semaphore(1)
         self._push_slots = asyncio.Semaphore(1)
         self._seen = RecentIds(1)
-        self._responses = ResponseCache(1)
+        self._responder = Responder(self, 1)
         self._fabric: Fabric | None = None
         self._address: Address | None = None
         self.stats = AgentStats()
@@ -110,6 +106,11 @@ class Agent:
         """The operations this agent class serves, by JSON-RPC method name."""
         return dict(cls._operations)
 
+    @classmethod
+    def operation(cls, name: str) -> Operation | None:
+        """The operation served under the JSON-RPC method ``name``, if any."""
+        return cls._operations.get(name)
+
     def bind(self, fabric: Fabric, address: Address) -> None:
         """Attach to ``fabric`` at ``address`` (called by :meth:`Fabric.serve`)."""
         if self._fabric is not None:
@@ -120,7 +121,7 @@ class Agent:
         self._request_slots = asyncio.Semaphore(limit)
         self._push_slots = asyncio.Semaphore(limit)
         self._seen = RecentIds(fabric.settings.agent.dedup_window)
-        self._responses = ResponseCache(fabric.settings.agent.response_cache)
+        self._responder = Responder(self, fabric.settings.agent.response_cache)
 
     @contextlib.asynccontextmanager
     async def slot_released(self) -> AsyncIterator[None]:
@@ -171,90 +172,10 @@ class Agent:
         await self._request_slots.acquire()
         _holding_slot.set(True)
         try:
-            await self._answer(message)
+            await self._responder.answer(message)
         finally:
             if _holding_slot.get():
                 self._request_slots.release()
-
-    async def _answer(self, message: Message) -> None:
-        self.stats.requests += 1
-        envelope = codec.Envelope.of(message)
-        _context.trace_id.set(envelope.trace_id or new_id())
-        request_id, decoded = codec.decode_request(message.payload)
-        key = _request_key(message, request_id)
-        if key is not None and (earlier := self._responses.lookup(key)) is not None:
-            # A repeat (broker redelivery or a caller's retry): answer, do not run again.
-            self.stats.requests_repeated += 1
-            if (earlier_reply := await earlier) is not None:
-                await self._publish_reply(earlier_reply)
-            return
-        cached = self._responses.begin(key) if key is not None else None
-        method = None if isinstance(decoded, RpcError) else decoded.method
-        reply: Message | None = None
-        try:
-            result = await self._execute(message, decoded)
-        except RpcError as exc:
-            self.stats.request_errors += 1
-            reply = self._build_reply(message, request_id, method, envelope, error=exc)
-        except Exception as exc:
-            self.stats.request_errors += 1
-            self.stats.handler_failures += 1
-            log.exception("%s: operation %s failed", self._address, method)
-            error = InternalError(data={"type": type(exc).__name__, "message": str(exc)})
-            reply = self._build_reply(message, request_id, method, envelope, error=error)
-        else:
-            reply = self._build_reply(message, request_id, method, envelope, result=result)
-        finally:
-            if cached is not None and not cached.done():
-                cached.set_result(reply)  # repeats, now and later, get this reply
-        if reply is not None:
-            await self._publish_reply(reply)
-        else:
-            log.debug("%s: request without a response topic, no reply sent", self._address)
-
-    async def _execute(self, message: Message, decoded: JsonRpcRequest | RpcError) -> Any:  # noqa: ANN401
-        if isinstance(decoded, RpcError):
-            raise decoded
-        left = codec.remaining_expiry(message)
-        if left is not None and left <= 0:
-            self.stats.requests_expired += 1
-            raise RequestExpiredError(data={"method": decoded.method})
-        return await self._invoke(decoded.method, decoded.params)
-
-    async def _invoke(self, method: str, params: dict[str, Any] | list[Any] | None) -> Any:  # noqa: ANN401
-        op = self._operations.get(method)
-        if op is None:
-            raise MethodNotFoundError(
-                data={"method": method, "available": sorted(self._operations)}
-            )
-        kwargs = op.validate(params)
-        return op.dump_result(await getattr(self, op.attr)(**kwargs))
-
-    def _build_reply(
-        self,
-        request: Message,
-        request_id: JsonRpcId,
-        method: str | None,
-        envelope: codec.Envelope,
-        *,
-        result: Any = None,  # noqa: ANN401
-        error: RpcError | None = None,
-    ) -> Message | None:
-        return codec.encode_reply(
-            request,
-            request_id,
-            result=result,
-            error=error,
-            envelope=codec.Envelope(
-                str(self.address), method, envelope.correlation_id, envelope.trace_id
-            ),
-        )
-
-    async def _publish_reply(self, reply: Message) -> None:
-        try:
-            await self.fabric.publish(reply)
-        except MqttPushError as exc:  # the caller's retry gets it from the response cache
-            log.warning("%s: reply to %s not sent: %s", self._address, reply.topic, exc)
 
     def handle_receipt(self, message: Message) -> None:
         """Take a delivery receipt for a notification this agent sent (called by the fabric).
@@ -315,22 +236,6 @@ class Agent:
             await self.fabric.publish(codec.encode_ack(topic, receipt, envelope))
         except MqttPushError as exc:  # the sender publishes again; we answer the duplicate
             log.debug("%s: receipt for %s not sent: %s", self._address, notification.id, exc)
-
-
-def _request_key(message: Message, request_id: JsonRpcId) -> tuple[str, bytes] | None:
-    """What identifies a request across repeats; None when nothing does.
-
-    A repeat has the same Response Topic, the same Correlation Data (or JSON-RPC id)
-    and the same payload; a different request that reuses an id is not a repeat.
-    """
-    if not message.response_topic:
-        return None
-    digest = hashlib.blake2b(message.payload, digest_size=16).digest()
-    if message.correlation_data:
-        return message.response_topic, message.correlation_data + digest
-    if request_id is not None:
-        return message.response_topic, str(request_id).encode() + digest
-    return None
 
 
 def _decode_push(message: Message, task_id: str) -> PushNotification:

@@ -1,0 +1,141 @@
+"""Answering JSON-RPC requests for one agent: decode, check expiry, repeats, run, reply.
+
+Whatever an operation raises becomes an error reply; a repeated request (same Response
+Topic, correlation and payload) is answered from a bounded cache, never run twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from typing import TYPE_CHECKING, Any
+
+from mqttpush import _context, codec
+from mqttpush.agent.memory import ResponseCache
+from mqttpush.errors import (
+    InternalError,
+    MethodNotFoundError,
+    MqttPushError,
+    RequestExpiredError,
+    RpcError,
+)
+from mqttpush.models import new_id
+
+if TYPE_CHECKING:
+    from mqttpush.agent.base import Agent
+    from mqttpush.models import JsonRpcId, JsonRpcRequest
+    from mqttpush.transport.base import Message
+
+__all__ = ["Responder"]
+
+log = logging.getLogger(__name__)
+
+
+class Responder:
+    """Answers the requests sent to one agent.
+
+    Args:
+        agent: The agent whose operations run.
+        cache_size: Replies kept to answer repeated requests.
+    """
+
+    def __init__(self, agent: Agent, cache_size: int) -> None:
+        self._agent = agent
+        self._cache = ResponseCache(cache_size)
+
+    async def answer(self, message: Message) -> None:
+        """Answer one request message (the agent holds a request slot meanwhile)."""
+        self._agent.stats.requests += 1
+        envelope = codec.Envelope.of(message)
+        _context.trace_id.set(envelope.trace_id or new_id())
+        request_id, decoded = codec.decode_request(message.payload)
+        key = _request_key(message, request_id)
+        if key is not None and (earlier := self._cache.lookup(key)) is not None:
+            # A repeat (broker redelivery or a caller's retry): answer, do not run again.
+            self._agent.stats.requests_repeated += 1
+            if (earlier_reply := await earlier) is not None:
+                await self._publish_reply(earlier_reply)
+            return
+        cached = self._cache.begin(key) if key is not None else None
+        method = None if isinstance(decoded, RpcError) else decoded.method
+        reply: Message | None = None
+        try:
+            result = await self._execute(message, decoded)
+        except RpcError as exc:
+            self._agent.stats.request_errors += 1
+            reply = self._build_reply(message, request_id, method, envelope, error=exc)
+        except Exception as exc:
+            self._agent.stats.request_errors += 1
+            self._agent.stats.handler_failures += 1
+            log.exception("%s: operation %s failed", self._agent.address, method)
+            error = InternalError(data={"type": type(exc).__name__, "message": str(exc)})
+            reply = self._build_reply(message, request_id, method, envelope, error=error)
+        else:
+            reply = self._build_reply(message, request_id, method, envelope, result=result)
+        finally:
+            if cached is not None and not cached.done():
+                cached.set_result(reply)  # repeats, now and later, get this reply
+        if reply is not None:
+            await self._publish_reply(reply)
+        else:
+            log.debug("%s: request without a response topic, no reply sent", self._agent.address)
+
+    async def _execute(self, message: Message, decoded: JsonRpcRequest | RpcError) -> Any:  # noqa: ANN401
+        if isinstance(decoded, RpcError):
+            raise decoded
+        left = codec.remaining_expiry(message)
+        if left is not None and left <= 0:
+            self._agent.stats.requests_expired += 1
+            raise RequestExpiredError(data={"method": decoded.method})
+        return await self._invoke(decoded.method, decoded.params)
+
+    async def _invoke(self, method: str, params: dict[str, Any] | list[Any] | None) -> Any:  # noqa: ANN401
+        op = self._agent.operation(method)
+        if op is None:
+            raise MethodNotFoundError(
+                data={"method": method, "available": sorted(self._agent.operations())}
+            )
+        kwargs = op.validate(params)
+        return op.dump_result(await getattr(self._agent, op.attr)(**kwargs))
+
+    def _build_reply(
+        self,
+        request: Message,
+        request_id: JsonRpcId,
+        method: str | None,
+        envelope: codec.Envelope,
+        *,
+        result: Any = None,  # noqa: ANN401
+        error: RpcError | None = None,
+    ) -> Message | None:
+        return codec.encode_reply(
+            request,
+            request_id,
+            result=result,
+            error=error,
+            envelope=codec.Envelope(
+                str(self._agent.address), method, envelope.correlation_id, envelope.trace_id
+            ),
+        )
+
+    async def _publish_reply(self, reply: Message) -> None:
+        try:
+            await self._agent.fabric.publish(reply)
+        except MqttPushError as exc:  # the caller's retry gets it from the response cache
+            log.warning("%s: reply to %s not sent: %s", self._agent.address, reply.topic, exc)
+
+
+def _request_key(message: Message, request_id: JsonRpcId) -> tuple[str, bytes] | None:
+    """What identifies a request across repeats; None when nothing does.
+
+    A repeat has the same Response Topic, the same Correlation Data (or JSON-RPC id)
+    and the same payload; a different request that reuses an id is not a repeat.
+    """
+    if not message.response_topic:
+        return None
+    digest = hashlib.blake2b(message.payload, digest_size=16).digest()
+    if message.correlation_data:
+        return message.response_topic, message.correlation_data + digest
+    if request_id is not None:
+        return message.response_topic, str(request_id).encode() + digest
+    return None
