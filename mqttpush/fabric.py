@@ -161,8 +161,11 @@ class Fabric:
 
         An exception escaping ``coro`` is logged and counted in ``task_failures``; it
         never reaches the TaskGroup, so one bug cannot stop every agent on the fabric.
+
+        Raises:
+            MqttPushError: The fabric is not open, or is closing (``coro`` is closed).
         """
-        if self._group is None:
+        if self._group is None or self._link.closing:
             coro.close()
             raise MqttPushError("the fabric is not open")
         task = self._group.create_task(self._guarded(coro, name), name=name)

@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from mqttpush.errors import ConnectionLostError
+from mqttpush.errors import ConnectionLostError, MqttPushError
 from mqttpush.models import DeliveryAck, DeliveryInfo, DeliveryState, utc_now
 from mqttpush.store import Delivery
 
@@ -174,9 +174,12 @@ class DeliveryTracker:
             self._release(delivery.endpoint)
         delivery.move(state, detail)
         if self._store is not None:
-            self._fabric.spawn(
-                self._store.save_delivery(delivery.to_stored()), name="mqttpush-save-delivery"
-            )
+            try:
+                self._fabric.spawn(
+                    self._store.save_delivery(delivery.to_stored()), name="mqttpush-save-delivery"
+                )
+            except MqttPushError:  # shutting down: the state stays in memory only
+                log.debug("delivery %s not saved: the fabric is closing", delivery.notification_id)
 
     def on_receipt(self, ack: DeliveryAck) -> None:
         """Mark a delivery as delivered (even after it expired: the receipt is the truth)."""
