@@ -208,18 +208,28 @@ class Fabric:
         the process has served its agents. They wait here, unacknowledged, for up to
         ``_HOLD_SECONDS`` (then they are dropped and counted in ``unrouted``).
         """
+        self._purge_held()
+        if len(self._held) >= _HOLD_MAX:
+            return False
+        if not self._held:  # check again once this one is due, even if nothing else arrives
+            asyncio.get_running_loop().call_later(_HOLD_SECONDS + 0.1, self._purge_held)
+        self._held.append(message)
+        return True
+
+    def _purge_held(self) -> None:
         now = time.monotonic()
         while self._held and (now - self._held[0].received_at > _HOLD_SECONDS):
             self._drop(self._held.popleft())
-        if len(self._held) >= _HOLD_MAX:
-            return False
-        self._held.append(message)
-        return True
+        if self._held:
+            due = self._held[0].received_at + _HOLD_SECONDS - now
+            asyncio.get_running_loop().call_later(max(due, 0) + 0.1, self._purge_held)
 
     def _drop(self, message: Message) -> None:
         self.unrouted += 1
         log.warning("no agent is served for %s here: message dropped", message.topic)
-        self.spawn(self._ack(message), name="mqttpush-ack")
+        # When closing, spawn refuses: the connection goes and the broker keeps the message.
+        with contextlib.suppress(MqttPushError):
+            self.spawn(self._ack(message), name="mqttpush-ack")
 
     def _replay_held(self) -> None:
         held, self._held = self._held, collections.deque()
@@ -287,8 +297,12 @@ class Fabric:
     async def _handle_then_ack(self, agent: Agent, message: Message, task_id: str) -> None:
         try:
             await agent.handle_push(message, task_id)
-        finally:
-            await self._ack(message)
+        except asyncio.CancelledError:
+            raise  # shutting down before handling finished: no PUBACK, so it comes again
+        except Exception:
+            await self._ack(message)  # a bug, logged by the fabric: never stall the window
+            raise
+        await self._ack(message)
 
     async def _ack(self, message: Message) -> None:
         try:

@@ -377,3 +377,15 @@ async def test_a_notification_whose_handler_failed_is_handled_again_when_redeliv
         await eventually(lambda: len(collector.got) == 1)
         assert collector.stats.handler_failures == 1
         assert collector.stats.notifications_duplicate == 0
+
+
+@pytest.mark.timeout_s(60)
+async def test_a_message_for_an_agent_no_longer_served_is_dropped_after_the_hold(settings):
+    persistent = agent_settings(settings, "gone@test.fabric")
+    async with Fabric(persistent) as fabric:
+        agent = await fabric.serve(Counter(), "gone@test.fabric")
+        rpc_topic = fabric.topics.rpc(agent.address)
+    async with Fabric(settings) as other:  # while it is away, a request is queued for it
+        await other.publish(Message(topic=rpc_topic, payload=b'{"jsonrpc":"2.0","method":"bump"}'))
+    async with Fabric(persistent) as fabric:  # back, but serving nothing at that address
+        await eventually(lambda: fabric.unrouted == 1, timeout=15)  # no other message needed

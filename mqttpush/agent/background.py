@@ -205,7 +205,12 @@ class BackgroundTaskAgent(Agent):
         deadline = loop.time() + _CANCEL_WAIT
         # Cancel again until the work unwinds: one cancellation can be swallowed by
         # code the task awaits, and the work must really stop.
-        while runner is not None and not runner.done() and loop.time() < deadline:
+        while (
+            runner is not None
+            and not runner.done()
+            and not record.state.is_terminal  # ended: let it send the final notification
+            and loop.time() < deadline
+        ):
             runner.cancel()
             await asyncio.wait({runner}, timeout=0.1)
         if not record.state.is_terminal:  # canceled before its work ever started

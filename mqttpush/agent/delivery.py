@@ -120,10 +120,16 @@ class DeliveryTracker:
             )
             per_task[(notification.id, endpoint)] = delivery
             deliveries.append(delivery)
-        if len(deliveries) == 1:
-            await self._publish(deliveries[0])
-        else:
-            await asyncio.gather(*(self._publish(d) for d in deliveries))
+        try:
+            if len(deliveries) == 1:
+                await self._publish(deliveries[0])
+            else:
+                await asyncio.gather(*(self._publish(d) for d in deliveries))
+        except BaseException as exc:  # cancelled, or refused: never leave one queued
+            for delivery in deliveries:
+                if not delivery.state.is_final and delivery.state is DeliveryState.QUEUED:
+                    self._final(delivery, DeliveryState.FAILED, f"not published: {exc!r}")
+            raise
 
     async def _wait_for_room(self, endpoint: str) -> None:
         room = self._room.setdefault(endpoint, asyncio.Event())
@@ -151,6 +157,7 @@ class DeliveryTracker:
             try:
                 matched = await self._fabric.publish(delivery.message)
             except ConnectionLostError as exc:
+                await asyncio.sleep(0.05)  # yield: let the fabric notice the drop first
                 left = deadline - loop.time()
                 if left <= 0 or not await self._fabric.wait_connected(left):
                     self._final(
@@ -162,6 +169,8 @@ class DeliveryTracker:
                                 delivery.endpoint, exc)  # fmt: skip
                     return
                 continue
+            if delivery.state.is_final:
+                return  # a receipt (or expiry) arrived while this copy was being published
             delivery.attempts += 1
             delivery.sent_at = time.monotonic()
             detail = None if matched else _NOBODY
@@ -200,6 +209,8 @@ class DeliveryTracker:
             if d.state is DeliveryState.PUBLISHED and now - d.sent_at >= self._receipt_timeout
         ]
         for delivery in due:
+            if delivery.state.is_final:
+                continue  # a receipt arrived while an earlier one was being re-sent
             if delivery.attempts >= self._attempts:
                 why = f"no receipt after {delivery.attempts} attempts"
                 if delivery.detail == _NOBODY:
@@ -232,9 +243,11 @@ class DeliveryTracker:
         return sum(not d.state.is_final for d in self._tasks.get(task_id, {}).values())
 
     def forget(self, task_ids: set[str]) -> None:
-        """Drop the records of tasks no longer kept."""
+        """Drop the records of tasks no longer kept (freeing their window slots)."""
         for task_id in task_ids:
-            self._tasks.pop(task_id, None)
+            for delivery in self._tasks.pop(task_id, {}).values():
+                if not delivery.state.is_final:
+                    self._release(delivery.endpoint)
 
     def tracked(self) -> set[str]:
         """Task ids with delivery records."""

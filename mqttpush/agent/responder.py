@@ -53,7 +53,9 @@ class Responder:
         if key is not None and (earlier := self._cache.lookup(key)) is not None:
             # A repeat (broker redelivery or a caller's retry): answer, do not run again.
             self._agent.stats.requests_repeated += 1
-            if (earlier_reply := await earlier) is not None:
+            async with self._agent.slot_released():  # the first copy does the work
+                earlier_reply = await earlier
+            if earlier_reply is not None:
                 await self._publish_reply(earlier_reply)
             return
         cached = self._cache.begin(key) if key is not None else None

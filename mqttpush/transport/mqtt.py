@@ -40,6 +40,7 @@ __all__ = ["MqttTransport"]
 _SOCKET_OPTIONS = ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)
 _SESSION_TAKEN_OVER = 142  # MQTT 5 DISCONNECT reason code
 _NO_MATCHING_SUBSCRIBERS = 16  # MQTT 5 PUBACK reason code
+_REFUSED = 0x80  # PUBACK reason codes from here on are refusals (not authorized, quota, ...)
 
 
 def _to_properties(message: Message) -> Properties | None:
@@ -259,6 +260,10 @@ class MqttTransport(Transport):
             ) from None
         finally:
             self._pubacks.pop(info.mid, None)
+        if reason >= _REFUSED:
+            raise ProtocolError(
+                f"the broker refused the publish to {message.topic!r}: reason {reason}"
+            )
         return reason != _NO_MATCHING_SUBSCRIBERS
 
     async def messages(self) -> AsyncIterator[Message]:
