@@ -15,6 +15,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
+import inspect
 import logging
 import time
 from contextvars import ContextVar
@@ -44,6 +46,11 @@ _current: ContextVar[Fabric] = ContextVar("mqttpush_fabric")
 _HOLD_SECONDS = 5.0  # how long a message waits for its agent to be served
 _HOLD_MAX = 10_000
 _CLOSE_WAIT = 10.0  # seconds __aexit__ waits for its tasks to end
+
+
+def _close_if_unstarted(coro: Coroutine[Any, Any, Any], _task: asyncio.Task[Any]) -> None:
+    if inspect.getcoroutinestate(coro) == inspect.CORO_CREATED:
+        coro.close()
 
 
 class Fabric:
@@ -169,6 +176,8 @@ class Fabric:
             coro.close()
             raise MqttPushError("the fabric is not open")
         task = self._group.create_task(self._guarded(coro, name), name=name)
+        # A task cancelled before it ever ran (on exit) never awaited ``coro``: close it.
+        task.add_done_callback(functools.partial(_close_if_unstarted, coro))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task

@@ -19,7 +19,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mqttpush.errors import ConnectionLostError, MqttPushError
 from mqttpush.models import DeliveryAck, DeliveryInfo, DeliveryState, utc_now
@@ -52,16 +52,20 @@ class _Delivery:
     updated_at: datetime = field(default_factory=utc_now)
     sent_at: float = 0.0
 
+    def _snapshot(self) -> dict[str, Any]:
+        """The fields a wire status and a store row share."""
+        return {
+            "notification_id": self.notification_id,
+            "seq": self.seq,
+            "endpoint": self.endpoint,
+            "state": self.state,
+            "attempts": self.attempts,
+            "detail": self.detail,
+            "updated_at": self.updated_at,
+        }
+
     def to_info(self) -> DeliveryInfo:
-        return DeliveryInfo(
-            notification_id=self.notification_id,
-            seq=self.seq,
-            endpoint=self.endpoint,
-            state=self.state,
-            attempts=self.attempts,
-            detail=self.detail,
-            updated_at=self.updated_at,
-        )
+        return DeliveryInfo(**self._snapshot())
 
     def move(self, state: DeliveryState, detail: str | None = None) -> None:
         self.state = state
@@ -71,16 +75,7 @@ class _Delivery:
             self.message = None
 
     def to_stored(self) -> Delivery:
-        return Delivery(
-            notification_id=self.notification_id,
-            task_id=self.task_id,
-            seq=self.seq,
-            endpoint=self.endpoint,
-            state=self.state,
-            attempts=self.attempts,
-            detail=self.detail,
-            updated_at=self.updated_at,
-        )
+        return Delivery(task_id=self.task_id, **self._snapshot())
 
 
 class DeliveryTracker:
