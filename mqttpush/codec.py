@@ -8,14 +8,20 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pydantic_core
 from pydantic import ValidationError
 
 from mqttpush.address import is_mqtt_text
 from mqttpush.errors import InvalidRequestError, ParseError, ProtocolError, RpcError
-from mqttpush.models import DeliveryAck, JsonRpcRequest, JsonRpcResponse, PushNotification
+from mqttpush.models import (
+    DeliveryAck,
+    JsonRpcRequest,
+    JsonRpcResponse,
+    PushNotification,
+    WireModel,
+)
 from mqttpush.transport.base import Message
 
 if TYPE_CHECKING:
@@ -37,6 +43,7 @@ __all__ = [
 ]
 
 CONTENT_TYPE = "application/json"
+_W = TypeVar("_W", bound=WireModel)
 
 # User property names of the envelope metadata (docs/protocol.md, "Envelope").
 SENDER = "mqttpush-sender"
@@ -196,15 +203,27 @@ def decode_response(payload: bytes) -> JsonRpcResponse:
         raise ProtocolError(f"malformed JSON-RPC response: {validation_detail(exc)}") from exc
 
 
-def encode_notification(topic: str, notification: PushNotification, envelope: Envelope) -> Message:
-    """Build the QoS 1 message for one push notification."""
+def _json_message(topic: str, model: WireModel, envelope: Envelope) -> Message:
+    """A QoS 1 JSON message carrying ``model`` (None fields left out) and the envelope."""
     return Message(
         topic=topic,
-        payload=notification.__pydantic_serializer__.to_json(notification, exclude_none=True),
+        payload=model.__pydantic_serializer__.to_json(model, exclude_none=True),
         qos=1,
         content_type=CONTENT_TYPE,
         user_properties=envelope.to_user_properties(),
     )
+
+
+def _decode(model: type[_W], payload: bytes, what: str) -> _W:
+    try:
+        return model.model_validate_json(payload)
+    except ValidationError as exc:
+        raise ProtocolError(f"malformed {what}: {validation_detail(exc)}") from exc
+
+
+def encode_notification(topic: str, notification: PushNotification, envelope: Envelope) -> Message:
+    """Build the QoS 1 message for one push notification."""
+    return _json_message(topic, notification, envelope)
 
 
 def decode_notification(payload: bytes) -> PushNotification:
@@ -213,21 +232,12 @@ def decode_notification(payload: bytes) -> PushNotification:
     Raises:
         ProtocolError: Not a valid notification.
     """
-    try:
-        return PushNotification.model_validate_json(payload)
-    except ValidationError as exc:
-        raise ProtocolError(f"malformed push notification: {validation_detail(exc)}") from exc
+    return _decode(PushNotification, payload, "push notification")
 
 
 def encode_ack(topic: str, ack: DeliveryAck, envelope: Envelope) -> Message:
     """Build the QoS 1 receipt for one handled notification."""
-    return Message(
-        topic=topic,
-        payload=ack.__pydantic_serializer__.to_json(ack),
-        qos=1,
-        content_type=CONTENT_TYPE,
-        user_properties=envelope.to_user_properties(),
-    )
+    return _json_message(topic, ack, envelope)
 
 
 def decode_ack(payload: bytes) -> DeliveryAck:
@@ -236,7 +246,4 @@ def decode_ack(payload: bytes) -> DeliveryAck:
     Raises:
         ProtocolError: Not a valid receipt.
     """
-    try:
-        return DeliveryAck.model_validate_json(payload)
-    except ValidationError as exc:
-        raise ProtocolError(f"malformed delivery receipt: {validation_detail(exc)}") from exc
+    return _decode(DeliveryAck, payload, "delivery receipt")

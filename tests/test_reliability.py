@@ -183,6 +183,23 @@ async def test_duplicates_on_the_push_topic_are_handled_once(settings):
         assert collector.stats.notifications == 5
 
 
+async def raw_replies(settings: Settings, requests: list[Message], count: int) -> list[dict]:
+    """Publish raw requests whose Response Topic is ``{prefix}/raw/replies``; collect replies."""
+    raw = MqttTransport(settings.broker)
+    await raw.connect()
+    await raw.subscribe(f"{settings.topic_prefix}/raw/replies")
+    for request in requests:
+        await raw.publish(request)
+    replies: list[dict] = []
+    async with asyncio.timeout(10):
+        async for message in raw.messages():
+            replies.append(json.loads(message.payload))
+            if len(replies) == count:
+                break
+    await raw.disconnect()
+    return replies
+
+
 class Counter(Agent):
     def __init__(self) -> None:
         super().__init__()
@@ -197,25 +214,13 @@ class Counter(Agent):
 async def test_a_repeated_request_is_answered_from_the_cache_not_run_twice(settings):
     async with Fabric(settings) as fabric:
         counter = await fabric.serve(Counter(), "counter@test.fabric")
-        raw = MqttTransport(settings.broker)
-        await raw.connect()
-        reply_topic = f"{settings.topic_prefix}/raw/replies"
-        await raw.subscribe(reply_topic)
         request = Message(
             topic=fabric.topics.rpc(counter.address),
             payload=b'{"jsonrpc": "2.0", "id": 1, "method": "bump"}',
-            response_topic=reply_topic,
+            response_topic=f"{settings.topic_prefix}/raw/replies",
             correlation_data=b"same",
         )
-        for _ in range(3):
-            await raw.publish(request)
-        replies = []
-        async with asyncio.timeout(10):
-            async for message in raw.messages():
-                replies.append(json.loads(message.payload))
-                if len(replies) == 3:
-                    break
-        await raw.disconnect()
+        replies = await raw_replies(settings, [request] * 3, 3)
         assert replies == [{"jsonrpc": "2.0", "id": 1, "result": 1}] * 3
         assert counter.runs == 1
         assert counter.stats.requests_repeated == 2
@@ -334,28 +339,18 @@ async def test_two_copies_of_one_agent_do_not_fight_over_its_session(settings):
 async def test_a_different_request_reusing_an_id_is_not_taken_for_a_repeat(settings):
     async with Fabric(settings) as fabric:
         counter = await fabric.serve(Counter(), "counter@test.fabric")
-        raw = MqttTransport(settings.broker)
-        await raw.connect()
-        reply_topic = f"{settings.topic_prefix}/raw/replies"
-        await raw.subscribe(reply_topic)
-        for payload in (
-            b'{"jsonrpc":"2.0","id":1,"method":"bump"}',
-            b'{"jsonrpc":"2.0","id":1,"method":"nope"}',
-        ):
-            await raw.publish(
-                Message(
-                    topic=fabric.topics.rpc(counter.address),
-                    payload=payload,
-                    response_topic=reply_topic,
-                )
+        requests = [
+            Message(
+                topic=fabric.topics.rpc(counter.address),
+                payload=payload,
+                response_topic=f"{settings.topic_prefix}/raw/replies",
             )
-        replies = []
-        async with asyncio.timeout(10):
-            async for message in raw.messages():
-                replies.append(json.loads(message.payload))
-                if len(replies) == 2:
-                    break
-        await raw.disconnect()
+            for payload in (
+                b'{"jsonrpc":"2.0","id":1,"method":"bump"}',
+                b'{"jsonrpc":"2.0","id":1,"method":"nope"}',
+            )
+        ]
+        replies = await raw_replies(settings, requests, 2)
         assert {"result" in r for r in replies} == {True, False}
         assert counter.stats.requests_repeated == 0
 
