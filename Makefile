@@ -22,7 +22,7 @@ export PY RUN_DIR
 
 .DEFAULT_GOAL := help
 .PHONY: help install build start run run-verbose stop status logs logs-sender logs-receiver \
-	logs-broker watch test lint clean
+	logs-broker watch test lint bench clean
 
 help: ## list the targets
 	@echo "mode: $(MODE) (override with MODE=local or MODE=compose)"
@@ -56,6 +56,13 @@ lint: install ## ruff and mypy (strict)
 
 test: lint ## lint, then the whole test suite against a real Mosquitto
 	$(PY) -m pytest
+
+bench: $(VENV)/.bench ## benchmark suite with same-run raw baselines (a few minutes)
+	$(PY) -m mqttpush bench --json $(RUN_DIR)/bench/results.json --chart $(RUN_DIR)/bench/chart.png
+
+$(VENV)/.bench: $(VENV)/.installed
+	$(PY) -m pip install -q -e '.[test,bench]'
+	@touch $@
 
 # ---- local mode -------------------------------------------------------------------------
 .PHONY: build-local start-local run-local run-verbose-local stop-local status-local logs-local \

@@ -68,7 +68,32 @@ def _parser() -> argparse.ArgumentParser:
     broker.add_argument("--port", type=int, default=1883)
     broker.add_argument("--bind", default="127.0.0.1")
     broker.add_argument("--run-dir", type=Path, default=Path(".run"))
+    bench = sub.add_parser("bench", help="run the benchmark suite against a broker of its own")
+    bench.add_argument("--config", type=Path, default=Path("mosquitto.conf"))
+    bench.add_argument("--quick", action="store_true", help="tiny counts: check it works")
+    bench.add_argument("--json", type=Path, default=Path(".run/bench/results.json"))
+    bench.add_argument("--chart", type=Path, default=None, help="also draw a PNG chart here")
+    bench.add_argument(
+        "--only",
+        action="append",
+        choices=["push", "rpc", "scale", "memory", "seed"],
+        help="run only this part (repeatable)",
+    )
     return parser
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from mqttpush.bench import Options, run_bench  # noqa: PLC0415 - only this command needs it
+
+    run_bench(
+        config=args.config,
+        options=Options.quick() if args.quick else Options(),
+        json_path=args.json,
+        chart_path=args.chart,
+        command=" ".join(["mqttpush", *sys.argv[1:]]),
+        only=args.only or (),
+    )
+    return 0
 
 
 async def _serve(settings: Settings, which: str) -> None:
@@ -156,6 +181,8 @@ def _run_broker(args: argparse.Namespace) -> int:
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "dev-broker":
         return _run_broker(args)
+    if args.command == "bench":
+        return _bench(args)
     settings = Settings.load(args.profile)
     if args.command == "serve":
         asyncio.run(_serve(settings, args.agent))
