@@ -9,6 +9,7 @@ notifications the agent sent). Callers receive replies on
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from dataclasses import dataclass
 
@@ -18,6 +19,7 @@ __all__ = ["DEFAULT_PREFIX", "Address", "Topics", "check_level", "check_prefix",
 
 DEFAULT_PREFIX = "mqttpush/v1"
 _FORBIDDEN = frozenset("/+#\x00")
+_NOT_IN_LEVEL = re.compile(r"[/+#\x00\s]")  # _FORBIDDEN or whitespace (as str.isspace)
 _MAX_LEVEL = 256  # far below MQTT's 65,535-byte topic limit, and enough for any name
 
 
@@ -27,6 +29,8 @@ def is_mqtt_text(value: str) -> bool:
     MQTT forbids U+0000 and discourages control characters and non-characters;
     Mosquitto disconnects a client that sends them in a topic or a property.
     """
+    if value.isascii():  # the common case, checked in C: no control characters
+        return value.isprintable()
     return not any(
         unicodedata.category(c) in ("Cc", "Cs") or _is_noncharacter(ord(c)) for c in value
     )
@@ -55,8 +59,8 @@ def check_level(value: str, what: str) -> str:
         raise InvalidAddressError(f"{what} must not be empty")
     if len(value) > _MAX_LEVEL:
         raise InvalidAddressError(f"{what} is longer than {_MAX_LEVEL} characters")
-    bad = sorted({c for c in value if c in _FORBIDDEN or c.isspace()})
-    if bad:
+    if _NOT_IN_LEVEL.search(value):
+        bad = sorted({c for c in value if c in _FORBIDDEN or c.isspace()})
         raise InvalidAddressError(
             f"{what} {value!r} contains characters not allowed in a topic level: {bad!r}"
         )

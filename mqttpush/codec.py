@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import pydantic_core
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from mqttpush.address import is_mqtt_text
 from mqttpush.errors import InvalidRequestError, ParseError, ProtocolError, RpcError
@@ -25,16 +25,18 @@ from mqttpush.models import (
 from mqttpush.transport.base import Message
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from mqttpush.models import JsonRpcId
 
 __all__ = [
     "CONTENT_TYPE",
     "Envelope",
-    "decode_ack",
+    "decode_acks",
     "decode_notification",
     "decode_request",
     "decode_response",
-    "encode_ack",
+    "encode_acks",
     "encode_notification",
     "encode_reply",
     "encode_request",
@@ -44,6 +46,10 @@ __all__ = [
 
 CONTENT_TYPE = "application/json"
 _W = TypeVar("_W", bound=WireModel)
+_ACKS = TypeAdapter(list[DeliveryAck])
+_ACK_OR_ACKS: TypeAdapter[DeliveryAck | list[DeliveryAck]] = TypeAdapter(
+    DeliveryAck | list[DeliveryAck]
+)
 
 # User property names of the envelope metadata (docs/protocol.md, "Envelope").
 SENDER = "mqttpush-sender"
@@ -235,15 +241,31 @@ def decode_notification(payload: bytes) -> PushNotification:
     return _decode(PushNotification, payload, "push notification")
 
 
-def encode_ack(topic: str, ack: DeliveryAck, envelope: Envelope) -> Message:
-    """Build the QoS 1 receipt for one handled notification."""
-    return _json_message(topic, ack, envelope)
+def encode_acks(topic: str, acks: Sequence[DeliveryAck], envelope: Envelope) -> Message:
+    """Build the QoS 1 message carrying receipts for handled notifications.
+
+    One receipt is sent as a JSON object; several (handled in the same moment, for
+    the same sender) as a JSON array of them, so a burst costs one message.
+    """
+    if len(acks) == 1:
+        return _json_message(topic, acks[0], envelope)
+    return Message(
+        topic=topic,
+        payload=_ACKS.dump_json(list(acks), exclude_none=True),
+        qos=1,
+        content_type=CONTENT_TYPE,
+        user_properties=envelope.to_user_properties(),
+    )
 
 
-def decode_ack(payload: bytes) -> DeliveryAck:
-    """Decode a delivery receipt.
+def decode_acks(payload: bytes) -> list[DeliveryAck]:
+    """Decode a message of receipts: one receipt object, or an array of them.
 
     Raises:
-        ProtocolError: Not a valid receipt.
+        ProtocolError: Neither a valid receipt nor an array of valid receipts.
     """
-    return _decode(DeliveryAck, payload, "delivery receipt")
+    try:
+        decoded = _ACK_OR_ACKS.validate_json(payload)
+    except ValidationError as exc:
+        raise ProtocolError(f"malformed delivery receipt: {validation_detail(exc)}") from exc
+    return decoded if isinstance(decoded, list) else [decoded]

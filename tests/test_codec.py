@@ -4,7 +4,7 @@ import pytest
 
 from mqttpush import codec
 from mqttpush.errors import InvalidRequestError, ParseError, ProtocolError
-from mqttpush.models import JsonRpcRequest, PushNotification, TaskState
+from mqttpush.models import DeliveryAck, JsonRpcRequest, PushNotification, TaskState
 from mqttpush.transport.base import Message
 
 
@@ -101,3 +101,33 @@ def test_notification_round_trip_and_malformed_notifications():
 def test_malformed_response_is_a_protocol_error():
     with pytest.raises(ProtocolError):
         codec.decode_response(b'{"jsonrpc": "2.0"}')
+
+
+def _receipt(n: int) -> DeliveryAck:
+    return DeliveryAck(id=f"n{n}", task_id="t", seq=n, endpoint="r@fame.fabric")
+
+
+def test_one_receipt_is_an_object_several_are_an_array():
+    one = codec.encode_acks("p/d/s/ack", [_receipt(1)], codec.Envelope(sender="r@fame.fabric"))
+    assert json.loads(one.payload) == {
+        "id": "n1", "task_id": "t", "seq": 1, "endpoint": "r@fame.fabric", "handled": True,
+    }  # fmt: skip
+    many = codec.encode_acks("p/d/s/ack", [_receipt(1), _receipt(2)], codec.Envelope())
+    assert [r["id"] for r in json.loads(many.payload)] == ["n1", "n2"]
+    assert codec.decode_acks(one.payload) == [_receipt(1)]
+    assert codec.decode_acks(many.payload) == [_receipt(1), _receipt(2)]
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"not json",
+        b'{"id": "n1"}',
+        b'[{"id": "n1", "task_id": "t", "seq": 1, "endpoint": "e"}, {"id": 5}]',
+        b'{"id": "n1", "task_id": "t", "seq": 1, "endpoint": "e", "extra": 1}',
+        b'"a string"',
+    ],
+)
+def test_malformed_receipts_are_a_protocol_error(payload: bytes):
+    with pytest.raises(ProtocolError, match="malformed delivery receipt"):
+        codec.decode_acks(payload)

@@ -53,6 +53,7 @@ log = logging.getLogger(__name__)
 
 _CANCEL_WAIT = 5.0  # seconds cancel_task waits for the work to unwind
 _MAX_WAIT = 300.0  # longest get_task_status long-poll
+_SEQ_BLOCK = 100  # sequence numbers reserved (saved) at a time
 
 
 class BackgroundTaskAgent(Agent):
@@ -126,8 +127,9 @@ class BackgroundTaskAgent(Agent):
         self.fabric.spawn(self.deliveries.run(), name=f"mqttpush-deliveries-{self.address}")
 
     async def on_stop(self) -> None:
-        """Close the store this agent opened."""
+        """Save the delivery states not saved yet; close the store this agent opened."""
         await super().on_stop()
+        await self.deliveries.flush()
         if self._owns_store and self._store is not None:
             await self._store.close()
 
@@ -135,14 +137,15 @@ class BackgroundTaskAgent(Agent):
         await self.store.save_task(stored_task(record))
 
     def handle_receipt(self, message: Message) -> None:
-        """Record an endpoint's receipt for one of this agent's notifications."""
+        """Record an endpoint's receipts for this agent's notifications."""
         try:
-            receipt = codec.decode_ack(message.payload)
+            receipts = codec.decode_acks(message.payload)
         except ProtocolError as exc:
             self.stats.notifications_malformed += 1
             log.warning("%s: malformed receipt on %s: %s", self.address, message.topic, exc)
             return
-        self.deliveries.on_receipt(receipt)
+        for receipt in receipts:
+            self.deliveries.on_receipt(receipt)
 
     def _status(self, record: TaskRecord) -> TaskStatus:
         status = record.status()
@@ -309,7 +312,11 @@ class BackgroundTaskAgent(Agent):
     ) -> PushNotification:
         """Publish one notification of ``record`` to each of its endpoints (QoS 1)."""
         record.pushed += 1
-        await self._save(record)  # the count survives a restart: the final one continues it
+        if record.pushed > record.seq_reserved:
+            # Sequence numbers are reserved in blocks, saved once a block: after a restart
+            # the final notification continues past every number that may have been sent.
+            record.seq_reserved = record.pushed + _SEQ_BLOCK - 1
+            await self._save(record)
         notification = PushNotification(
             task_id=record.task_id, seq=record.pushed, state=state, message=message, data=data
         )

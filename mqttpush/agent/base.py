@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 
 # Whether the current request task holds one of its agent's request slots.
 _holding_slot: ContextVar[bool] = ContextVar("mqttpush_holding_slot", default=False)
+_RECEIPTS_PER_MESSAGE = 500
+_ACK_TOPICS_KEPT = 1024  # sender address -> ack topic, cached (cleared when full)
 
 
 @dataclass
@@ -81,6 +83,8 @@ class Agent:
         self._responder = Responder(self, 1)
         self._fabric: Fabric | None = None
         self._address: Address | None = None
+        self._receipts: dict[str, list[DeliveryAck]] = {}
+        self._ack_topics: dict[str, str | None] = {}
         self.stats = AgentStats()
 
     @property
@@ -211,17 +215,14 @@ class Agent:
                     log.exception(
                         "%s: on_message failed for notification %s", self._address, notification.id
                     )
-            await self._send_receipt(notification, envelope.sender, handled=handled)
+            self._queue_receipt(notification, envelope.sender, handled=handled)
 
-    async def _send_receipt(
+    def _queue_receipt(
         self, notification: PushNotification, sender: str | None, *, handled: bool
     ) -> None:
-        """Tell the sending agent that the notification was handled (best effort)."""
-        try:
-            sender_address = Address.parse(sender) if sender else None
-        except InvalidAddressError:
-            sender_address = None
-        if sender_address is None:
+        """Queue a receipt for the sending agent; sent with the others of this moment."""
+        topic = self._ack_topic(sender)
+        if topic is None:
             return  # not from an agent: nobody to tell
         receipt = DeliveryAck(
             id=notification.id,
@@ -230,12 +231,47 @@ class Agent:
             endpoint=str(self.address),
             handled=handled,
         )
-        topic = self.fabric.topics.ack(sender_address)
-        envelope = codec.Envelope(str(self.address), "ack", None, _context.trace_id.get())
+        if not self._receipts:
+            asyncio.get_running_loop().call_soon(self._flush_receipts)
+        self._receipts.setdefault(topic, []).append(receipt)
+
+    def _ack_topic(self, sender: str | None) -> str | None:
+        if sender is None:
+            return None
+        topic = self._ack_topics.get(sender, "")
+        if topic == "":
+            try:
+                topic = self.fabric.topics.ack(Address.parse(sender))
+            except InvalidAddressError:
+                topic = None
+            if len(self._ack_topics) >= _ACK_TOPICS_KEPT:
+                self._ack_topics.clear()
+            self._ack_topics[sender] = topic
+        return topic
+
+    def _flush_receipts(self) -> None:
+        """Publish the queued receipts: one message per sender and up to 500 receipts.
+
+        Receipts are best effort: one that is lost makes the sender publish the
+        notification again, and the duplicate is answered with a new receipt.
+        """
+        pending, self._receipts = self._receipts, {}
+        envelope = codec.Envelope(str(self.address), "ack")
+        for topic, receipts in pending.items():
+            for start in range(0, len(receipts), _RECEIPTS_PER_MESSAGE):
+                message = codec.encode_acks(
+                    topic, receipts[start : start + _RECEIPTS_PER_MESSAGE], envelope
+                )
+                try:
+                    self.fabric.spawn(self._publish_receipts(message), name="mqttpush-receipts")
+                except MqttPushError:  # closing: the sender will publish them again
+                    log.debug("%s: receipts to %s not sent: closing", self._address, topic)
+
+    async def _publish_receipts(self, message: Message) -> None:
         try:
-            await self.fabric.publish(codec.encode_ack(topic, receipt, envelope))
+            await self.fabric.publish(message)
         except MqttPushError as exc:  # the sender publishes again; we answer the duplicate
-            log.debug("%s: receipt for %s not sent: %s", self._address, notification.id, exc)
+            log.debug("%s: receipts to %s not sent: %s", self._address, message.topic, exc)
 
 
 def _decode_push(message: Message, task_id: str) -> PushNotification:

@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from mqttpush.errors import ConnectionLostError, MqttPushError
+from mqttpush.errors import ConnectionLostError, MqttPushError, ProtocolError
 from mqttpush.models import DeliveryAck, DeliveryInfo, DeliveryState, utc_now
 from mqttpush.store import Delivery
 
@@ -100,12 +100,17 @@ class DeliveryTracker:
         self._attempts = attempts
         self._publish_window = publish_window
         self._tasks: dict[str, dict[tuple[str, str], _Delivery]] = {}
+        self._unsaved: list[Delivery] = []
         self.receipts_unmatched = 0
 
     async def send(self, notification: PushNotification, messages: dict[str, Message]) -> None:
-        """Publish ``notification`` to each endpoint (address -> message) and track it."""
+        """Queue ``notification`` for each endpoint (address -> message) and track it.
+
+        Returns once every endpoint's window has room and the publishes are under way;
+        it does not wait for the broker's acknowledgements, so a sender keeps up to
+        ``window`` notifications in flight per endpoint instead of one.
+        """
         per_task = self._tasks.setdefault(notification.task_id, {})
-        deliveries = []
         for endpoint in messages:
             await self._wait_for_room(endpoint)
         for endpoint, message in messages.items():
@@ -114,17 +119,11 @@ class DeliveryTracker:
                 notification.task_id, notification.id, notification.seq, endpoint, message
             )
             per_task[(notification.id, endpoint)] = delivery
-            deliveries.append(delivery)
-        try:
-            if len(deliveries) == 1:
-                await self._publish(deliveries[0])
-            else:
-                await asyncio.gather(*(self._publish(d) for d in deliveries))
-        except BaseException as exc:  # cancelled, or refused: never leave one queued
-            for delivery in deliveries:
-                if not delivery.state.is_final and delivery.state is DeliveryState.QUEUED:
-                    self._final(delivery, DeliveryState.FAILED, f"not published: {exc!r}")
-            raise
+            try:
+                self._fabric.spawn(self._publish(delivery), name="mqttpush-publish")
+            except MqttPushError as exc:  # the fabric is closing: never leave one queued
+                self._final(delivery, DeliveryState.FAILED, f"not published: {exc}")
+                raise
 
     async def _wait_for_room(self, endpoint: str) -> None:
         room = self._room.setdefault(endpoint, asyncio.Event())
@@ -155,15 +154,16 @@ class DeliveryTracker:
                 await asyncio.sleep(0.05)  # yield: let the fabric notice the drop first
                 left = deadline - loop.time()
                 if left <= 0 or not await self._fabric.wait_connected(left):
-                    self._final(
-                        delivery,
-                        DeliveryState.FAILED,
-                        f"not published within {self._publish_window:g} s: {exc}",
-                    )
-                    log.warning("notification %s to %s failed: %s", delivery.notification_id,
-                                delivery.endpoint, exc)  # fmt: skip
+                    self._fail(delivery, f"not published within {self._publish_window:g} s: {exc}")
                     return
                 continue
+            except ProtocolError as exc:  # refused by the broker (not authorized, too big...)
+                self._fail(delivery, str(exc))
+                return
+            except asyncio.CancelledError:  # shutting down: never leave one queued
+                if delivery.state is DeliveryState.QUEUED:
+                    self._final(delivery, DeliveryState.FAILED, "not published: shutting down")
+                raise
             if delivery.state.is_final:
                 return  # a receipt (or expiry) arrived while this copy was being published
             delivery.attempts += 1
@@ -173,17 +173,33 @@ class DeliveryTracker:
                 delivery.move(DeliveryState.PUBLISHED, detail)
             return
 
+    def _fail(self, delivery: _Delivery, why: str) -> None:
+        self._final(delivery, DeliveryState.FAILED, why)
+        log.warning("notification %s to %s failed: %s", delivery.notification_id,
+                    delivery.endpoint, why)  # fmt: skip
+
     def _final(self, delivery: _Delivery, state: DeliveryState, detail: str | None) -> None:
         if not delivery.state.is_final:
             self._release(delivery.endpoint)
         delivery.move(state, detail)
-        if self._store is not None:
+        if self._store is None:
+            return
+        if not self._unsaved:
             try:
-                self._fabric.spawn(
-                    self._store.save_delivery(delivery.to_stored()), name="mqttpush-save-delivery"
-                )
-            except MqttPushError:  # shutting down: the state stays in memory only
-                log.debug("delivery %s not saved: the fabric is closing", delivery.notification_id)
+                self._fabric.spawn(self.flush(), name="mqttpush-save-deliveries")
+            except MqttPushError:  # shutting down: on_stop flushes what is left
+                log.debug("deliveries saved at shutdown: the fabric is closing")
+        self._unsaved.append(delivery.to_stored())
+
+    async def flush(self) -> None:
+        """Save the final states recorded so far, in one batch.
+
+        Final states reached in the same event-loop iteration (a burst of receipts)
+        are saved together, one transaction instead of one per delivery.
+        """
+        batch, self._unsaved = self._unsaved, []
+        if batch and self._store is not None:
+            await self._store.save_deliveries(batch)
 
     def on_receipt(self, ack: DeliveryAck) -> None:
         """Mark a delivery as delivered (even after it expired: the receipt is the truth)."""

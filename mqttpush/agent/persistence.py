@@ -31,7 +31,7 @@ def stored_task(record: TaskRecord) -> StoredTask:
         error=record.error,
         created_at=record.created_at,
         updated_at=record.updated_at or record.created_at,
-        pushed=record.pushed,
+        pushed=max(record.pushed, record.seq_reserved),
     )
 
 

@@ -42,6 +42,7 @@ class TaskRecord:
     runner: asyncio.Task[Any] | None = None
     cancel_requested: bool = False
     pushed: int = 0
+    seq_reserved: int = 0  # sequence numbers up to here may have been used (saved)
 
     def status(self) -> TaskStatus:
         """Return a wire snapshot of this task."""
@@ -84,6 +85,7 @@ class TaskRegistry:
             created_at=stored.created_at,
             updated_at=stored.updated_at,
             pushed=stored.pushed,
+            seq_reserved=stored.pushed,
         )
         return record
 

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Self
 from mqttpush.models import DeliveryState  # one spelling of delivery states, the wire's
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from datetime import datetime
 
     from mqttpush.models import ErrorInfo, TaskPushNotificationConfig, TaskState
@@ -47,7 +48,8 @@ class StoredTask:
         error: Why the task failed, if it did.
         created_at: When the task was created (timezone-aware, UTC).
         updated_at: When the task last changed (timezone-aware, UTC).
-        pushed: Notifications numbered so far (the last ``seq`` used).
+        pushed: Sequence numbers used or reserved so far: a notification sent after a
+            restart takes the next one, so it never repeats a ``seq``.
 
     Raises:
         ValueError: A datetime without a timezone.
@@ -141,6 +143,11 @@ class TaskStore(ABC):
     @abstractmethod
     async def save_delivery(self, delivery: Delivery) -> None:
         """Insert a delivery, or replace the one with the same notification id and endpoint."""
+
+    async def save_deliveries(self, deliveries: Sequence[Delivery]) -> None:
+        """Save several deliveries at once (stores override this to batch the writes)."""
+        for delivery in deliveries:
+            await self.save_delivery(delivery)
 
     @abstractmethod
     async def deliveries(self, task_id: str) -> list[Delivery]:

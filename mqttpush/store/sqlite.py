@@ -30,7 +30,7 @@ from mqttpush.models import ErrorInfo, TaskPushNotificationConfig, TaskState
 from mqttpush.store.base import Delivery, DeliveryState, StoredTask, TaskStore
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Sequence
 
 __all__ = ["SCHEMA_VERSION", "SqliteTaskStore"]
 
@@ -273,21 +273,26 @@ class SqliteTaskStore(TaskStore):
 
     async def save_delivery(self, delivery: Delivery) -> None:
         """Insert a delivery, or replace the one with the same key; committed on return."""
+        await self.save_deliveries([delivery])
+
+    async def save_deliveries(self, deliveries: Sequence[Delivery]) -> None:
+        """Save several deliveries in one transaction; committed on return."""
         db = self._conn()
-        with self._errors():
-            db.execute(
-                _SAVE_DELIVERY,
-                (
-                    delivery.notification_id,
-                    delivery.endpoint,
-                    delivery.task_id,
-                    delivery.seq,
-                    delivery.state.value,
-                    delivery.attempts,
-                    delivery.detail,
-                    _to_text(delivery.updated_at),
-                ),
+        rows = [
+            (
+                d.notification_id,
+                d.endpoint,
+                d.task_id,
+                d.seq,
+                d.state.value,
+                d.attempts,
+                d.detail,
+                _to_text(d.updated_at),
             )
+            for d in deliveries
+        ]
+        with self._errors(), _transaction(db):
+            db.executemany(_SAVE_DELIVERY, rows)
 
     async def deliveries(self, task_id: str) -> list[Delivery]:
         """Return a task's deliveries, ordered by ``seq``, then ``endpoint``."""
