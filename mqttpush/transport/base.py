@@ -79,6 +79,11 @@ class Transport(ABC):
         """Whether the connection is up now."""
 
     @property
+    def where(self) -> str:
+        """Where the broker is (``host:port``), for messages."""
+        return "the broker"
+
+    @property
     def persistent(self) -> bool:
         """Whether the broker keeps this client's session while it is away."""
         return False
