@@ -29,7 +29,7 @@ from mqttpush.errors import (
 )
 from mqttpush.rpc.caller import RpcCaller
 from mqttpush.settings import Settings
-from mqttpush.transport.mqtt import MqttTransport
+from mqttpush.transport import create_transport
 
 if TYPE_CHECKING:
     from collections.abc import Coroutine
@@ -67,7 +67,7 @@ class Fabric:
     ) -> None:
         self.settings = settings or Settings()
         self.topics = Topics(self.settings.topic_prefix)
-        self._transport = transport or MqttTransport(self.settings.broker)
+        self._transport = transport or create_transport(self.settings.broker)
         self._link = Connection(self._transport, self.settings.broker)
         self.connected = self._link.connected
         self._reply_base = self.topics.reply_base(self._transport.client_id)

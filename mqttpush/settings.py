@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 from pydantic import (
     BaseModel,
@@ -71,6 +71,10 @@ class BrokerSettings(_Section):
         le=65_535,
         description="QoS 1 messages the broker may send before they are acknowledged: "
         "the backpressure window of a slow handler.",
+    )
+    client: Literal["native", "aiomqtt"] = Field(
+        default="native",
+        description="MQTT client: the built-in asyncio one (fastest), or aiomqtt on paho-mqtt.",
     )
     tls: bool = Field(default=False, description="Use TLS (implied by ca_file or cert_file).")
     ca_file: FilePath | None = Field(default=None, description="CA bundle to verify the broker.")

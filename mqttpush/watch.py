@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, TextIO
 from mqttpush import codec
 from mqttpush.address import Address, Topics
 from mqttpush.errors import ProtocolError
-from mqttpush.transport.mqtt import MqttTransport
+from mqttpush.transport import create_transport
 
 if TYPE_CHECKING:
     import asyncio
@@ -55,7 +55,7 @@ async def watch(
         if address
         else f"{settings.topic_prefix}/+/+/push/+"
     )
-    transport = MqttTransport(settings.broker)
+    transport = create_transport(settings.broker)
     await transport.connect()
     seen = 0
     try:
@@ -75,7 +75,7 @@ async def watch(
 
 async def tap(settings: Settings, out: TextIO, subscribed: asyncio.Event) -> None:
     """Print the envelope of every mqttpush message until cancelled."""
-    transport = MqttTransport(settings.broker)
+    transport = create_transport(settings.broker)
     await transport.connect()
     try:
         await transport.subscribe(f"{settings.topic_prefix}/#", 1)

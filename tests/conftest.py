@@ -116,7 +116,11 @@ def make_settings(host: str, port: int, **demo: Any) -> Settings:
     return Settings(
         topic_prefix=f"test/{uuid.uuid4().hex[:12]}",
         broker=BrokerSettings(
-            host=host, port=port, reconnect_min_delay=0.05, reconnect_max_delay=0.5
+            host=host,
+            port=port,
+            reconnect_min_delay=0.05,
+            reconnect_max_delay=0.5,
+            client=os.environ.get("MQTTPUSH_TEST_CLIENT", "native"),
         ),
         demo=DemoSettings(**demo),
     )
