@@ -5,6 +5,7 @@ Nothing else in mqttpush builds payloads or reads properties; see docs/protocol.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from dataclasses import dataclass
@@ -101,6 +102,7 @@ class Envelope:
         return cls(get(SENDER), get(OPERATION), get(CORRELATION_ID), get(TRACE_ID), get(TOKEN))
 
 
+@functools.lru_cache(maxsize=4096)  # the same sender, operation and token on every message
 def _fits(value: str) -> bool:
     return (
         len(value) <= _MAX_PROPERTY and len(value.encode()) <= _MAX_PROPERTY and is_mqtt_text(value)

@@ -86,12 +86,19 @@ async def raw_responder(args: dict[str, Any]) -> dict[str, Any]:
         client.pending_calls_threshold = 1_000_000
         await client.subscribe(args["topic"], qos=1)
 
+        replies: set[asyncio.Task[None]] = set()
+
         async def answer() -> None:
             async for message in client.messages:
                 props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
                 props.CorrelationData = message.properties.CorrelationData  # type: ignore[union-attr]
                 topic = message.properties.ResponseTopic  # type: ignore[union-attr]
-                await client.publish(topic, b'{"result": "pong"}', qos=1, properties=props)
+                # Concurrent replies: awaiting each PUBACK here would serialise the calls.
+                reply = asyncio.create_task(
+                    client.publish(topic, b'{"result": "pong"}', qos=1, properties=props)
+                )
+                replies.add(reply)
+                reply.add_done_callback(replies.discard)
 
         task = asyncio.create_task(answer())
         ready()
