@@ -30,7 +30,7 @@ from mqttpush.errors import (
 from mqttpush.settings import BrokerSettings
 from mqttpush.transport.base import Message
 from mqttpush.transport.native import NativeTransport
-from mqttpush.transport.packets import PacketReader, decode_publish, encode_varint
+from mqttpush.transport.native.packets import PacketReader, decode_publish, encode_varint
 from tests.conftest import CONFIG
 
 if TYPE_CHECKING:

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from mqttpush.errors import ProtocolError
 from mqttpush.transport.base import Message
-from mqttpush.transport.packets import (
+from mqttpush.transport.native.packets import (
     CONNACK,
     DISCONNECT,
     PINGRESP,
