@@ -22,6 +22,7 @@ from mqttpush import (
 )
 from mqttpush.demo import PushReceiver, PushSender, run_client
 from mqttpush.demo.client import wait_for_task
+from mqttpush.models import DeliveryState
 from mqttpush.transport import Message
 from mqttpush.transport.mqtt import MqttTransport
 
@@ -224,3 +225,36 @@ async def test_notification_payload_follows_the_protocol(settings):
             "Notification #1",
         )
         assert len({n.id for n in collector.got}) == 3
+
+
+@pytest.mark.timeout_s(30)
+async def test_receipts_of_a_burst_travel_together_and_every_one_arrives(settings):
+    tap = MqttTransport(settings.broker)  # an independent client watching the receipts
+    await tap.connect()
+    counts = {"messages": 0, "receipts": 0}
+
+    async def watch() -> None:
+        async for message in tap.messages():
+            counts["messages"] += 1
+            body = json.loads(message.payload)
+            counts["receipts"] += len(body) if isinstance(body, list) else 1
+
+    try:
+        await tap.subscribe(f"{settings.topic_prefix}/fame.fabric/sender/ack")
+        watching = asyncio.create_task(watch())
+        async with Fabric(settings) as sender_fabric, Fabric(settings) as receiver_fabric:
+            sender = await sender_fabric.serve(PushSender(count=500, interval=0), SENDER)
+            collector = await receiver_fabric.serve(Collector(), "c@fame.fabric")
+            remote = receiver_fabric.remote(SENDER)
+            await remote.register_push_endpoint(config={"task_id": "b", "address": "c@fame.fabric"})
+            await remote.run_task(task_id="b")
+            await eventually(lambda: len(collector.got) == 501)
+            await eventually(
+                lambda: sender.deliveries.summary("b") == {DeliveryState.DELIVERED: 501}
+            )
+        await eventually(lambda: counts["receipts"] == 501)
+        assert collector.stats.notifications_duplicate == 0
+        assert counts["messages"] < counts["receipts"]  # bursts shared messages
+        watching.cancel()
+    finally:
+        await tap.disconnect()

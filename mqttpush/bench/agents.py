@@ -224,18 +224,6 @@ async def seed_client(args: dict[str, Any]) -> dict[str, Any]:
     return {"times": times}
 
 
-async def idle_agent(args: dict[str, Any]) -> dict[str, Any]:
-    """Serve the seed's sender, idle, and report this process's resident memory."""
-    from mqttpush.demo import PushSender  # noqa: PLC0415
-
-    settings = settings_for(args)
-    async with Fabric(settings) as fabric:
-        await fabric.serve(PushSender(), settings.demo.sender_address)
-        await asyncio.sleep(0.5)
-        ready()
-        return {"rss_kb": rss_kb(), "peak_kb": peak_rss_kb()}
-
-
 ROLES = {
     "push-sender": push_sender,
     "push-receiver": push_receiver,
@@ -244,5 +232,4 @@ ROLES = {
     "scale-receivers": scale_receivers,
     "demo-agent": demo_agent,
     "seed-client": seed_client,
-    "idle-agent": idle_agent,
 }

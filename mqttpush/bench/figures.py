@@ -19,9 +19,9 @@ class Figure:
         baseline: The baseline's figure in the same run, when there is one.
         baseline_label: What the baseline is.
         better: Whether a higher or a lower value is better.
-        target: The target, as a ratio to the baseline (``ratio >= target`` when higher
-            is better, ``ratio <= target`` when lower is) or, without a baseline, as an
-            absolute limit on ``value``.
+        target: The target as a ratio to the baseline (``ratio >= target`` when higher
+            is better, ``ratio <= target`` when lower is).
+        limit: The target as an absolute bound on ``value`` (same direction).
         runs: Every run's value (and the baseline's), for the record.
         notes: Anything else worth printing (lost, duplicates, memory...).
     """
@@ -33,6 +33,7 @@ class Figure:
     baseline_label: str = ""
     better: Literal["higher", "lower"] = "higher"
     target: float | None = None
+    limit: float | None = None
     runs: dict[str, list[float]] = field(default_factory=dict)
     notes: dict[str, Any] = field(default_factory=dict)
 
@@ -45,13 +46,16 @@ class Figure:
 
     @property
     def met(self) -> bool | None:
-        """Whether the target is met (None when there is no target)."""
-        if self.target is None:
-            return None
-        measured = self.ratio if self.baseline is not None else self.value
-        if measured is None:
-            return None
-        return measured >= self.target if self.better == "higher" else measured <= self.target
+        """Whether every target set is met (None when there is none)."""
+        checks = []
+        if self.target is not None and self.ratio is not None:
+            checks.append(self._within(self.ratio, self.target))
+        if self.limit is not None:
+            checks.append(self._within(self.value, self.limit))
+        return all(checks) if checks else None
+
+    def _within(self, measured: float, bound: float) -> bool:
+        return measured >= bound if self.better == "higher" else measured <= bound
 
     def to_json(self) -> dict[str, Any]:
         """The figure as plain JSON, with its ratio and verdict."""

@@ -48,8 +48,12 @@ def _verdict(figure: Figure) -> str:
     if figure.met is None:
         return ""
     sign = ">=" if figure.better == "higher" else "<="
-    goal = f"{sign} {figure.target:g}" + ("x" if figure.baseline is not None else "")
-    return f"{'met' if figure.met else 'MISSED'} ({goal})"
+    goals = []
+    if figure.target is not None:
+        goals.append(f"{sign} {figure.target:g}x")
+    if figure.limit is not None:
+        goals.append(f"{sign} {figure.limit:g} {figure.unit}")
+    return f"{'met' if figure.met else 'MISSED'} ({', '.join(goals)})"
 
 
 def table(figures: list[Figure]) -> str:
