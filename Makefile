@@ -54,8 +54,13 @@ lint: install ## ruff and mypy (strict)
 	$(PY) -m ruff format --check mqttpush tests
 	$(PY) -m mypy mqttpush
 
+# The whole suite runs on the native MQTT client (the default); the messaging tests run
+# again on the aiomqtt client, so both implementations behind the transport seam stay true.
+AIOMQTT_TESTS := tests/test_rpc.py tests/test_push.py tests/test_broker_loss.py tests/test_reliability.py
+
 test: lint ## lint, then the whole test suite against a real Mosquitto
 	$(PY) -m pytest
+	MQTTPUSH_TEST_CLIENT=aiomqtt $(PY) -m pytest -q $(AIOMQTT_TESTS)
 
 bench: $(VENV)/.bench ## benchmark suite with same-run raw baselines (a few minutes)
 	$(PY) -m mqttpush bench --json $(RUN_DIR)/bench/results.json --chart $(RUN_DIR)/bench/chart.png
