@@ -6,6 +6,8 @@ from mqttpush.agent.base import Agent, AgentStats
 from mqttpush.agent.operation import operation
 from mqttpush.agent.remote import RemoteAgent
 from mqttpush.errors import (
+    AccessDeniedError,
+    AuthenticationError,
     BrokerUnavailableError,
     ConfigurationError,
     ConnectionLostError,
@@ -26,6 +28,7 @@ from mqttpush.errors import (
     TaskNotCancelableError,
     TaskNotFoundError,
     TaskStateError,
+    TlsError,
     TransportError,
 )
 from mqttpush.fabric import Fabric
@@ -41,9 +44,11 @@ from mqttpush.settings import Settings
 __version__ = "0.1.0"
 
 __all__ = [
+    "AccessDeniedError",
     "Address",
     "Agent",
     "AgentStats",
+    "AuthenticationError",
     "BackgroundTaskAgent",
     "BrokerUnavailableError",
     "ConfigurationError",
@@ -73,6 +78,7 @@ __all__ = [
     "TaskState",
     "TaskStateError",
     "TaskStatus",
+    "TlsError",
     "Topics",
     "TransportError",
     "new_id",

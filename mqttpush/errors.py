@@ -6,8 +6,11 @@ Every error the library raises derives from :class:`MqttPushError`::
     ├── ConfigurationError             a missing profile or an invalid setting
     ├── InvalidAddressError            (also ValueError)
     ├── ProtocolError                  a payload that does not follow docs/protocol.md
+    │   └── AccessDeniedError          the broker's ACL refused a publish or subscribe
     ├── TransportError
     │   ├── BrokerUnavailableError     the broker could not be reached or refused us
+    │   │   ├── AuthenticationError    credentials refused: bad password, not authorized
+    │   │   └── TlsError               TLS handshake or certificate verification failed
     │   └── ConnectionLostError        the connection dropped, or is not up
     │       └── SessionTakenOverError  another client connected with the same client id
     ├── RpcTimeoutError                (also TimeoutError) no reply within the timeout
@@ -77,12 +80,35 @@ class ProtocolError(MqttPushError):
     """A message that does not follow the mqttpush wire protocol."""
 
 
+class AccessDeniedError(ProtocolError):
+    """The broker refused a publish or a subscription (reason 0x87 "not authorized").
+
+    With an ACL, each identity may use only its own topics (see docs/security.md).
+    """
+
+
 class TransportError(MqttPushError):
     """The connection to the broker failed."""
 
 
 class BrokerUnavailableError(TransportError):
     """The broker could not be reached, or refused the connection."""
+
+
+class AuthenticationError(BrokerUnavailableError):
+    """The broker refused these credentials.
+
+    Bad user name or password, not authorized, banned, or an authentication method the
+    broker does not support.
+    """
+
+
+class TlsError(BrokerUnavailableError):
+    """The TLS handshake failed.
+
+    The broker's certificate is not trusted or does not match the host, or the broker
+    refused this client's certificate.
+    """
 
 
 class ConnectionLostError(TransportError):

@@ -21,6 +21,7 @@ import pytest
 
 from mqttpush.devbroker import LocalMosquitto, free_port
 from mqttpush.errors import (
+    AccessDeniedError,
     BrokerUnavailableError,
     ConfigurationError,
     ConnectionLostError,
@@ -386,7 +387,7 @@ async def test_tls_verification_failure_and_success(tls_config):
     with LocalMosquitto(tls_config) as tls_broker:
         host, port = tls_broker.host, tls_broker.port
         untrusted = NativeTransport(broker_settings(host, port, tls=True))
-        with pytest.raises(BrokerUnavailableError, match="TLS certificate verification failed"):
+        with pytest.raises(BrokerUnavailableError, match="TLS certificate is not trusted"):
             await untrusted.connect()
         trusted = broker_settings(host, port, ca_file=tls_config.parent / "ca.pem")
         topic = new_topic()
@@ -609,11 +610,17 @@ async def test_a_full_socket_buffer_makes_publishers_wait():
 
 async def test_refused_publish_and_subscription_are_protocol_errors():
     async with against(FakeBroker(puback_reason=0x87, suback_reason=0x87)) as (transport, _):
-        with pytest.raises(ProtocolError, match="reason 135"):
+        with pytest.raises(AccessDeniedError, match=r"denied the publish.*0x87 \(not authorized\)"):
             await transport.publish(Message("t/1", b"x"))
-        with pytest.raises(ProtocolError, match=r"'t/#'.*0x87"):
+        with pytest.raises(AccessDeniedError, match=r"'t/#'.*0x87"):
             await transport.subscribe("t/#", 1)
         assert await transport.publish(Message("t/1", b"x", qos=0)) is True
+    async with against(FakeBroker(puback_reason=0x97, suback_reason=0x80)) as (transport, _):
+        with pytest.raises(ProtocolError, match=r"0x97 \(quota exceeded\)") as caught:
+            await transport.publish(Message("t/1", b"x"))
+        assert not isinstance(caught.value, AccessDeniedError)
+        with pytest.raises(ProtocolError, match=r"'t/#'.*0x80"):
+            await transport.subscribe("t/#", 1)
 
 
 async def test_a_missing_puback_times_out_as_connection_lost():

@@ -20,11 +20,14 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from mqttpush.errors import (
+    AccessDeniedError,
+    AuthenticationError,
     BrokerUnavailableError,
     ConfigurationError,
     ConnectionLostError,
     ProtocolError,
     SessionTakenOverError,
+    TlsError,
 )
 from mqttpush.transport.base import Message, Transport
 
@@ -41,6 +44,8 @@ _SOCKET_OPTIONS = ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)
 _SESSION_TAKEN_OVER = 142  # MQTT 5 DISCONNECT reason code
 _NO_MATCHING_SUBSCRIBERS = 16  # MQTT 5 PUBACK reason code
 _REFUSED = 0x80  # PUBACK reason codes from here on are refusals (not authorized, quota, ...)
+_NOT_AUTHORIZED = 0x87
+_CREDENTIALS_REFUSED = frozenset({0x86, 0x87, 0x8A, 0x8C})  # CONNACK: who is connecting
 
 
 def _to_properties(message: Message) -> Properties | None:
@@ -130,7 +135,7 @@ class MqttTransport(Transport):
             s.host,
             s.port,
             username=s.username,
-            password=s.password.get_secret_value() if s.password else None,
+            password=s.secret(),
             identifier=self._client_id,
             protocol=aiomqtt.ProtocolVersion.V5,
             keepalive=s.keepalive,
@@ -146,11 +151,22 @@ class MqttTransport(Transport):
         try:
             await client.__aenter__()
         except aiomqtt.MqttError as exc:
-            raise BrokerUnavailableError(
-                f"cannot connect to the MQTT broker at {self.where}: {exc}"
-            ) from exc
+            raise self._connect_error(exc) from exc
         self._client = client
         self._generation += 1
+
+    def _connect_error(self, exc: aiomqtt.MqttError) -> BrokerUnavailableError:
+        """The error of a failed connect: credentials and TLS failures told apart."""
+        where = f"the MQTT broker at {self.where}"
+        rc = getattr(exc, "rc", None)
+        code = int(getattr(rc, "value", rc) or 0)
+        if code in _CREDENTIALS_REFUSED:
+            user = f"user {self._settings.username!r}" if self._settings.username else "anonymous"
+            return AuthenticationError(f"cannot connect to {where}: it refused {user}: {exc}")
+        cause = exc.__cause__ or exc.__context__
+        if isinstance(cause, ssl.SSLError):
+            return TlsError(f"cannot connect to {where}: TLS handshake failed: {cause}")
+        return BrokerUnavailableError(f"cannot connect to {where}: {exc}")
 
     def _install_paho_hooks(self, client: aiomqtt.Client) -> None:
         """Reach the paho client under aiomqtt for what aiomqtt does not expose.
@@ -227,9 +243,17 @@ class MqttTransport(Transport):
     async def subscribe(self, topic_filter: str, qos: int = 1) -> None:
         """Subscribe and wait for SUBACK."""
         try:
-            await self._require().subscribe(topic_filter, qos)
+            granted = await self._require().subscribe(topic_filter, qos)
         except aiomqtt.MqttError as exc:
             raise ConnectionLostError(f"subscribe to {topic_filter!r} failed: {exc}") from exc
+        for code in granted or ():
+            value = code if isinstance(code, int) else int(code.value)
+            if value == _NOT_AUTHORIZED:
+                raise AccessDeniedError(
+                    f"the broker denied the subscription to {topic_filter!r}: not authorized"
+                )
+            if value >= _REFUSED:
+                raise ProtocolError(f"the broker refused the subscription to {topic_filter!r}")
 
     async def publish(self, message: Message) -> bool:
         """Publish and, for QoS 1/2, wait for the broker's acknowledgement.
@@ -260,6 +284,10 @@ class MqttTransport(Transport):
             ) from None
         finally:
             self._pubacks.pop(info.mid, None)
+        if reason == _NOT_AUTHORIZED:
+            raise AccessDeniedError(
+                f"the broker denied the publish to {message.topic!r}: not authorized (0x87)"
+            )
         if reason >= _REFUSED:
             raise ProtocolError(
                 f"the broker refused the publish to {message.topic!r}: reason {reason}"

@@ -10,7 +10,13 @@ import asyncio
 import ssl
 from typing import TYPE_CHECKING
 
-from mqttpush.errors import BrokerUnavailableError, ConfigurationError, ConnectionLostError
+from mqttpush.errors import (
+    AuthenticationError,
+    BrokerUnavailableError,
+    ConfigurationError,
+    ConnectionLostError,
+    TlsError,
+)
 from mqttpush.transport.native.reasons import reason_text
 
 if TYPE_CHECKING:
@@ -19,6 +25,11 @@ if TYPE_CHECKING:
     from mqttpush.transport.native.packets import ConnAck
 
 __all__ = ["handshake", "tls_context"]
+
+# CONNACK reasons about who is connecting: bad user name or password, not authorized,
+# banned, bad authentication method.
+_CREDENTIALS_REFUSED = frozenset({0x86, 0x87, 0x8A, 0x8C})
+_NO_CERT = " (the broker refused this client's certificate, or none was given)"
 
 
 def tls_context(settings: BrokerSettings) -> ssl.SSLContext | None:
@@ -45,6 +56,28 @@ def tls_context(settings: BrokerSettings) -> ssl.SSLContext | None:
 def _unavailable(where: str, cause: str) -> BrokerUnavailableError:
     """The error of a failed connect to the broker at ``where``."""
     return BrokerUnavailableError(f"cannot connect to the MQTT broker at {where}: {cause}")
+
+
+def _failure(where: str, exc: Exception, link: Link, timeout: float) -> BrokerUnavailableError:
+    """The error for a connect that failed before the broker's CONNACK, naming the cause."""
+    if isinstance(exc, TimeoutError):
+        return _unavailable(where, f"no answer within {timeout:g} s")
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        cause = f"the broker's TLS certificate is not trusted: {exc.verify_message or exc}"
+        return TlsError(f"cannot connect to the MQTT broker at {where}: {cause}")
+    tls_failure = exc if isinstance(exc, ssl.SSLError) else link.lost_cause
+    if isinstance(tls_failure, ssl.SSLError):
+        # With TLS 1.3 the broker refuses a client certificate after the handshake, so
+        # this shows up as the connection closing before the CONNACK.
+        cause = f"TLS handshake failed: {tls_failure.reason or tls_failure}"
+        if "ALERT" in str(tls_failure.reason or "").upper():  # the broker ended it
+            cause += _NO_CERT
+        return TlsError(f"cannot connect to the MQTT broker at {where}: {cause}")
+    if isinstance(exc, ConnectionRefusedError):
+        return _unavailable(where, "connection refused")
+    if isinstance(exc, ConnectionLostError):
+        return _unavailable(where, "the connection closed before the broker's CONNACK")
+    return _unavailable(where, getattr(exc, "strerror", None) or str(exc))
 
 
 async def handshake(
@@ -74,27 +107,23 @@ async def handshake(
             link.send(connect_packet)
             connack = await link.connack
         connected = connack.reason_code == 0
-    except TimeoutError:
-        raise _unavailable(where, f"no answer within {s.connect_timeout:g} s") from None
-    except ssl.SSLCertVerificationError as exc:
-        cause = f"TLS certificate verification failed: {exc.verify_message or exc}"
-        raise _unavailable(where, cause) from exc
-    except ssl.SSLError as exc:
-        raise _unavailable(where, f"TLS handshake failed: {exc.reason or exc}") from exc
-    except ConnectionRefusedError as exc:
-        raise _unavailable(where, "connection refused") from exc
-    except OSError as exc:
-        raise _unavailable(where, exc.strerror or str(exc)) from exc
-    except ConnectionLostError as exc:
-        raise _unavailable(where, "the connection closed before the broker's CONNACK") from exc
+    except (TimeoutError, OSError, ConnectionLostError) as exc:
+        raise _failure(where, exc, link, s.connect_timeout) from exc
     finally:
         if not connected:
             link.drop("connect failed")
             if link.connack.done() and not link.connack.cancelled():
                 link.connack.exception()  # retrieved: nobody else will look at it
     if connack.reason_code:
+        code = connack.reason_code
         why = f": {connack.reason_string}" if connack.reason_string else ""
+        if code in _CREDENTIALS_REFUSED:
+            user = f"user {s.username!r}" if s.username else "an anonymous client"
+            raise AuthenticationError(
+                f"cannot connect to the MQTT broker at {where}: it refused {user}: "
+                f"{reason_text(code)}{why}"
+            )
         raise _unavailable(
-            where, f"the broker refused the connection with {reason_text(connack.reason_code)}{why}"
+            where, f"the broker refused the connection with {reason_text(code)}{why}"
         )
     return connack

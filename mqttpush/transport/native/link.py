@@ -58,6 +58,7 @@ class Link(Flow):
         "connack",
         "generation",
         "keepalive",
+        "lost_cause",
         "maximum_packet_size",
         "maximum_qos",
         "taken_over",
@@ -75,6 +76,7 @@ class Link(Flow):
         self.maximum_qos = 2
         self.maximum_packet_size = MAX_REMAINING_LENGTH + 5
         self.taken_over = False
+        self.lost_cause: Exception | None = None  # what ended the connection, if it failed
         self._reader = PacketReader()
         self._ping_sent_at: float | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -142,6 +144,7 @@ class Link(Flow):
     def connection_lost(self, exc: Exception | None) -> None:
         """Fail everything that waits on this connection."""
         self._transport = None
+        self.lost_cause = exc
         cause = "the broker closed the connection" if exc is None else str(exc) or repr(exc)
         self._shutdown(f"connection to the MQTT broker at {self.where} lost: {cause}")
         if not self._closed.done():

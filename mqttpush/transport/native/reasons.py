@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-__all__ = ["NO_MATCHING_SUBSCRIBERS", "REFUSED", "SESSION_TAKEN_OVER", "reason_text"]
+__all__ = [
+    "NOT_AUTHORIZED",
+    "NO_MATCHING_SUBSCRIBERS",
+    "REFUSED",
+    "SESSION_TAKEN_OVER",
+    "reason_text",
+]
 
 SESSION_TAKEN_OVER = 0x8E  # MQTT 5 DISCONNECT reason code 142
 NO_MATCHING_SUBSCRIBERS = 0x10  # MQTT 5 PUBACK reason code 16
 REFUSED = 0x80  # reason codes from here on are failures
+NOT_AUTHORIZED = 0x87  # a publish or subscription the broker's ACL refuses
 
 _REASONS = {
     0x80: "unspecified error",

@@ -15,7 +15,12 @@ import asyncio
 import uuid
 from typing import TYPE_CHECKING
 
-from mqttpush.errors import ConfigurationError, ConnectionLostError, ProtocolError
+from mqttpush.errors import (
+    AccessDeniedError,
+    ConfigurationError,
+    ConnectionLostError,
+    ProtocolError,
+)
 from mqttpush.transport.base import Message, Transport
 from mqttpush.transport.native.connect import handshake, tls_context
 from mqttpush.transport.native.link import NO_ACK, Link
@@ -26,7 +31,12 @@ from mqttpush.transport.native.packets import (
     encode_publish,
     encode_subscribe,
 )
-from mqttpush.transport.native.reasons import NO_MATCHING_SUBSCRIBERS, REFUSED, reason_text
+from mqttpush.transport.native.reasons import (
+    NO_MATCHING_SUBSCRIBERS,
+    NOT_AUTHORIZED,
+    REFUSED,
+    reason_text,
+)
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -98,7 +108,7 @@ class NativeTransport(Transport):
                 keepalive=s.keepalive,
                 clean_start=not self.persistent,
                 username=s.username,
-                password=s.password.get_secret_value() if s.password else None,
+                password=s.secret(),
                 session_expiry=s.session_expiry if self.persistent else None,
                 receive_maximum=s.receive_maximum,
             )
@@ -152,6 +162,10 @@ class NativeTransport(Transport):
         finally:
             link.subacks.pop(packet_id, None)
         code = suback.reason_codes[0]
+        if code == NOT_AUTHORIZED:
+            raise AccessDeniedError(
+                f"the broker denied the subscription to {topic_filter!r}: {reason_text(code)}"
+            )
         if code >= REFUSED:
             raise ProtocolError(
                 f"the broker refused the subscription to {topic_filter!r}: {reason_text(code)}"
@@ -191,9 +205,13 @@ class NativeTransport(Transport):
         reason = await future
         if reason == NO_ACK:
             raise self._no_ack(message)
+        if reason == NOT_AUTHORIZED:
+            raise AccessDeniedError(
+                f"the broker denied the publish to {message.topic!r}: {reason_text(reason)}"
+            )
         if reason >= REFUSED:
             raise ProtocolError(
-                f"the broker refused the publish to {message.topic!r}: reason {reason}"
+                f"the broker refused the publish to {message.topic!r}: {reason_text(reason)}"
             )
         return reason != NO_MATCHING_SUBSCRIBERS
 
