@@ -147,6 +147,13 @@ class Topics:
         """Return the topic on which ``address`` receives delivery receipts."""
         return f"{self.base(address)}/ack"
 
-    def reply_base(self, client_id: str) -> str:
-        """Return the reply-topic base of one caller (subscribe to ``base + '/+'``)."""
-        return f"{self.prefix}/_reply/{check_level(client_id, 'client id')}"
+    def reply_base(self, client_id: str, username: str | None = None) -> str:
+        """Return the reply-topic base of one caller (subscribe to ``base + '/+'``).
+
+        A caller with a user name gets ``{prefix}/_reply/{username}/{client_id}``, so a
+        broker ACL can let each identity read its own replies only (``_reply/{user}/#``).
+        """
+        client = check_level(client_id, "client id")
+        if username is None:
+            return f"{self.prefix}/_reply/{client}"
+        return f"{self.prefix}/_reply/{check_level(username, 'user name')}/{client}"

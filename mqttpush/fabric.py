@@ -70,7 +70,9 @@ class Fabric:
         self._transport = transport or create_transport(self.settings.broker)
         self._link = Connection(self._transport, self.settings.broker)
         self.connected = self._link.connected
-        self._reply_base = self.topics.reply_base(self._transport.client_id)
+        self._reply_base = self.topics.reply_base(
+            self._transport.client_id, self.settings.broker.username
+        )
         self._reply_prefix = self._reply_base + "/"
         self._caller = RpcCaller(self.publish, self._reply_base, self.connected)
         self._rpc_routes: dict[str, Agent] = {}

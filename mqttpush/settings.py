@@ -51,6 +51,11 @@ class BrokerSettings(_Section):
     port: int = Field(default=1883, ge=1, le=65535)
     username: str | None = None
     password: SecretStr | None = None
+    password_file: FilePath | None = Field(
+        default=None,
+        description="File holding the password (first line), instead of password; "
+        "keeps it out of the environment and the process list.",
+    )
     client_id: str | None = Field(
         default=None, description="MQTT client id; a random one per process when unset."
     )
@@ -86,6 +91,22 @@ class BrokerSettings(_Section):
         if self.key_file is not None and self.cert_file is None:
             raise ValueError("key_file is set but cert_file is not")
         return self
+
+    def secret(self) -> str | None:
+        """The password to send: ``password``, else the first line of ``password_file``.
+
+        Raises:
+            ConfigurationError: The password file cannot be read.
+        """
+        if self.password is not None:
+            return self.password.get_secret_value()
+        if self.password_file is None:
+            return None
+        try:
+            text = self.password_file.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigurationError(f"broker.password_file {self.password_file}: {exc}") from exc
+        return text.splitlines()[0] if text else ""
 
     @property
     def uses_tls(self) -> bool:
@@ -139,6 +160,11 @@ class AgentSettings(_Section):
         default=100,
         ge=1,
         description="Notifications per endpoint that may wait for a receipt; more wait.",
+    )
+    require_push_token: bool = Field(
+        default=False,
+        description="Reject notifications that do not carry the token the agent registered "
+        "for their task (tasks registered without a token included).",
     )
     publish_window: float = Field(
         default=30.0, gt=0, description="Seconds a publish is retried while the broker is away."

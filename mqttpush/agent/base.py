@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from mqttpush import _context, codec
 from mqttpush.address import Address
-from mqttpush.agent.memory import RecentIds
+from mqttpush.agent.memory import PushTokens, RecentIds
 from mqttpush.agent.operation import Operation, operations_of
 from mqttpush.agent.responder import Responder
 from mqttpush.errors import (
@@ -58,6 +58,7 @@ class AgentStats:
     notifications: int = 0
     notifications_duplicate: int = 0
     notifications_malformed: int = 0
+    notifications_rejected: int = 0
     notifications_unknown_task: int = 0
 
 
@@ -80,6 +81,8 @@ class Agent:
         self._request_slots = asyncio.Semaphore(1)
         self._push_slots = asyncio.Semaphore(1)
         self._seen = RecentIds(1)
+        self._tokens = PushTokens(1)
+        self._require_tokens = False
         self._responder = Responder(self, 1)
         self._fabric: Fabric | None = None
         self._address: Address | None = None
@@ -125,6 +128,8 @@ class Agent:
         self._request_slots = asyncio.Semaphore(limit)
         self._push_slots = asyncio.Semaphore(limit)
         self._seen = RecentIds(fabric.settings.agent.dedup_window)
+        self._tokens = PushTokens(fabric.settings.agent.dedup_window)
+        self._require_tokens = fabric.settings.agent.require_push_token
         self._responder = Responder(self, fabric.settings.agent.response_cache)
 
     @contextlib.asynccontextmanager
@@ -159,6 +164,17 @@ class Agent:
         log.warning(
             "%s: notification for unknown task %s ignored", self._address, notification.task_id
         )
+
+    def expect_push_token(self, task_id: str, token: str) -> None:
+        """Accept notifications of ``task_id`` only when they carry ``token``.
+
+        Call it with the token given in the ``TaskPushNotificationConfig`` registered
+        with the sender. A notification with a missing or wrong token is rejected:
+        logged, counted in ``stats.notifications_rejected``, never handled, and
+        acknowledged without a receipt. With ``agent.require_push_token``, notifications
+        of tasks without an expected token are rejected too.
+        """
+        self._tokens.expect(task_id, token)
 
     def remote(self, address: str | Address, *, timeout: float | None = None) -> RemoteAgent:
         """Return a proxy to another agent; calls carry this agent's address as sender."""
@@ -200,6 +216,15 @@ class Agent:
                 )
                 return
             envelope = codec.Envelope.of(message)
+            problem = self._tokens.problem(
+                notification.task_id, envelope.token, required=self._require_tokens
+            )
+            if problem is not None:  # forged, or meant for someone else: no receipt either
+                self.stats.notifications_rejected += 1
+                log.warning("%s: notification %s for task %s from %s rejected: %s",
+                            self._address, notification.id, notification.task_id,
+                            envelope.sender, problem)  # fmt: skip
+                return
             handled = True
             if notification.id in self._seen:
                 self.stats.notifications_duplicate += 1  # handled once already: receipt only

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import hmac
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from mqttpush.transport.base import Message
 
-__all__ = ["RecentIds", "ResponseCache"]
+__all__ = ["PushTokens", "RecentIds", "ResponseCache"]
 
 
 class RecentIds:
@@ -65,3 +66,33 @@ class ResponseCache:
             if not oldest.done():
                 oldest.set_result(None)  # a waiting repeat gets no cached reply
         return future
+
+
+class PushTokens:
+    """The push token expected for each task this agent registered for, newest ``size`` kept."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._tokens: collections.OrderedDict[str, str] = collections.OrderedDict()
+
+    def expect(self, task_id: str, token: str) -> None:
+        """Expect ``token`` on every notification of ``task_id``."""
+        self._tokens[task_id] = token
+        self._tokens.move_to_end(task_id)
+        while len(self._tokens) > self._size:
+            self._tokens.popitem(last=False)
+
+    def problem(self, task_id: str, token: str | None, *, required: bool) -> str | None:
+        """Why a notification carrying ``token`` must be rejected, or None to accept it.
+
+        Without a token expected for the task, it is accepted unless tokens are required.
+        Tokens are compared in constant time.
+        """
+        expected = self._tokens.get(task_id)
+        if expected is None:
+            return "no push token was registered for this task" if required else None
+        if token is None:
+            return "the notification carries no push token"
+        if not hmac.compare_digest(token.encode(), expected.encode()):
+            return "the notification carries a wrong push token"
+        return None

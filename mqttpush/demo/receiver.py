@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from typing import TYPE_CHECKING
 
 from mqttpush.agent.background import BackgroundTaskAgent, TaskContext
@@ -77,9 +78,11 @@ class PushReceiver(BackgroundTaskAgent):
         sender = self.remote(self.sender_address)
         sender_task_id = new_id()
         collector = self._collectors[sender_task_id] = _Collector()
+        token = secrets.token_urlsafe(24)  # proves a notification came from this registration
+        self.expect_push_token(sender_task_id, token)
         try:
             await sender.register_push_endpoint(
-                config={"task_id": sender_task_id, "address": str(self.address)}
+                config={"task_id": sender_task_id, "address": str(self.address), "token": token}
             )
             log.info("Configured push notification endpoint for task %s", sender_task_id)
             await sender.run_task(task_id=sender_task_id)
