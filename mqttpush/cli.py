@@ -1,7 +1,8 @@
 """The ``mqttpush`` command: serve the seed's agents, run its client, call any operation.
 
 Exit codes: 0 success, 1 unexpected error, 2 bad arguments, 3 broker unreachable,
-4 timeout, 5 remote error, 6 task failed.
+4 timeout, 5 remote error, 6 task failed, 7 refused by the broker's security
+(credentials, TLS certificate or ACL).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mqttpush.errors import (
+    AccessDeniedError,
+    AuthenticationError,
     BrokerUnavailableError,
     ConfigurationError,
     ConnectionLostError,
@@ -26,6 +29,7 @@ from mqttpush.errors import (
     RpcError,
     RpcTimeoutError,
     TaskFailedError,
+    TlsError,
 )
 from mqttpush.fabric import Fabric
 from mqttpush.settings import Settings
@@ -36,6 +40,7 @@ if TYPE_CHECKING:
 __all__ = ["main"]
 
 EXIT_ERROR, EXIT_USAGE, EXIT_BROKER, EXIT_TIMEOUT, EXIT_REMOTE, EXIT_TASK = 1, 2, 3, 4, 5, 6
+EXIT_SECURITY = 7
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -68,6 +73,14 @@ def _parser() -> argparse.ArgumentParser:
     broker.add_argument("--port", type=int, default=1883)
     broker.add_argument("--bind", default="127.0.0.1")
     broker.add_argument("--run-dir", type=Path, default=Path(".run"))
+    broker.add_argument(
+        "--secure-dir", type=Path, default=None, help="TLS, password and ACL files (secure)"
+    )
+    secure = sub.add_parser("secure", help="the secure profile's certificates and credentials")
+    secure.add_argument("action", choices=["init", "rotate"])
+    secure.add_argument("identity", nargs="?", help="rotate: whose password to replace")
+    secure.add_argument("--dir", type=Path, default=Path(".run/secure"))
+    secure.add_argument("--force", action="store_true", help="init: replace everything")
     bench = sub.add_parser("bench", help="run the benchmark suite against a broker of its own")
     bench.add_argument("--config", type=Path, default=Path("mosquitto.conf"))
     bench.add_argument("--quick", action="store_true", help="tiny counts: check it works")
@@ -172,7 +185,18 @@ def _run_broker(args: argparse.Namespace) -> int:
     args.run_dir.mkdir(parents=True, exist_ok=True)
     conf = args.run_dir / "mosquitto.conf"
     data = prepare_data_dir(args.run_dir / "data")
-    text = render_config(args.config.read_text(), port=args.port, bind=args.bind, data_dir=data)
+    if args.secure_dir is not None:
+        from mqttpush.security.broker import render_secure_config  # noqa: PLC0415
+
+        text = render_secure_config(
+            args.config.read_text(),
+            port=args.port,
+            bind=args.bind,
+            secure_dir=args.secure_dir,
+            data_dir=data,
+        )
+    else:
+        text = render_config(args.config.read_text(), port=args.port, bind=args.bind, data_dir=data)
     conf.write_text(text)
     command = mosquitto_command(conf)
     os.execv(command[0], command)  # noqa: S606 - replace this process: its pid is the broker's
@@ -183,6 +207,13 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _run_broker(args)
     if args.command == "bench":
         return _bench(args)
+    if args.command == "secure":
+        from mqttpush.security.commands import secure_command  # noqa: PLC0415
+
+        # The material may not exist yet: its paths are not needed to create it.
+        unset = {"ca_file": None, "cert_file": None, "key_file": None, "password_file": None}
+        settings = Settings.load(args.profile, broker=unset)
+        return secure_command(settings, args.action, args.identity, args.dir, force=args.force)
     settings = Settings.load(args.profile)
     if args.command == "serve":
         asyncio.run(_serve(settings, args.agent))
@@ -226,6 +257,9 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0911 - one return pe
     except (ConfigurationError, InvalidAddressError) as exc:
         print(f"mqttpush: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except (AuthenticationError, TlsError, AccessDeniedError) as exc:
+        print(f"mqttpush: {exc}", file=sys.stderr)
+        return EXIT_SECURITY
     except BrokerUnavailableError as exc:
         print(f"mqttpush: {exc} (is the broker running? try 'make start')", file=sys.stderr)
         return EXIT_BROKER
