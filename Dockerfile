@@ -17,7 +17,7 @@ RUN pip install . && rm -rf /root/.cache
 COPY config ./config
 
 USER mqttpush
-ENV MQTTPUSH_PROFILE=docker \
+ENV MQTTPUSH_PROFILE=open \
     MQTTPUSH_CONFIG_DIR=/app/config
 
 ENTRYPOINT ["mqttpush"]

@@ -8,8 +8,17 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
+# Security profile: open (anonymous, 127.0.0.1 only) or secure (TLS, per-identity
+# credentials, ACL); docs/security.md. `make start PROFILE=secure`, `make run PROFILE=secure`.
+PROFILE ?= open
+ifeq ($(PROFILE),secure)
+PORT ?= 8883
+endif
 PORT ?= 1883
-COMPOSE ?= docker compose
+SECURE_DIR ?= $(RUN_DIR)/secure
+export MQTTPUSH_LISTENER_PORT := $(if $(filter secure,$(PROFILE)),8883,1883)
+COMPOSE_FILES := -f docker-compose.yml $(if $(filter secure,$(PROFILE)),-f docker-compose.secure.yml)
+COMPOSE ?= docker compose $(COMPOSE_FILES)
 RUN_DIR ?= .run
 ifeq ($(origin MODE), undefined)
 MODE := $(shell docker info >/dev/null 2>&1 && echo compose || echo local)
@@ -17,12 +26,12 @@ endif
 WATCH_TOPIC := mqttpush/v1/+/+/push/\#
 
 export MQTTPUSH_BROKER__PORT ?= $(PORT)
-export MQTTPUSH_PROFILE ?= local
-export PY RUN_DIR
+export MQTTPUSH_PROFILE := $(PROFILE)
+export PY RUN_DIR SECURE_DIR
 
 .DEFAULT_GOAL := help
 .PHONY: help install build start run run-verbose stop status logs logs-sender logs-receiver \
-	logs-broker watch test lint bench clean
+	logs-broker watch test lint bench certs clean
 
 help: ## list the targets
 	@echo "mode: $(MODE) (override with MODE=local or MODE=compose)"
@@ -62,6 +71,9 @@ test: lint ## lint, then the whole test suite against a real Mosquitto
 	$(PY) -m pytest
 	MQTTPUSH_TEST_CLIENT=aiomqtt $(PY) -m pytest -q $(AIOMQTT_TESTS)
 
+certs: install ## create the secure profile's CA, certificates, passwords and ACL (.run/secure)
+	$(PY) -m mqttpush secure init --dir $(SECURE_DIR)
+
 bench: $(VENV)/.bench ## benchmark suite with same-run raw baselines (a few minutes)
 	$(PY) -m mqttpush bench --json $(RUN_DIR)/bench/results.json --chart $(RUN_DIR)/bench/chart.png
 
@@ -77,10 +89,10 @@ start-local: install
 	@scripts/local.sh start
 run-local: install
 	@scripts/local.sh check
-	@$(PY) -m mqttpush run
+	@scripts/local.sh as client $(PY) -m mqttpush run
 run-verbose-local: install
 	@scripts/local.sh check
-	@$(PY) -m mqttpush run --envelopes
+	@scripts/local.sh as client $(PY) -m mqttpush run --envelopes
 stop-local:
 	@scripts/local.sh stop
 status-local:
@@ -95,7 +107,7 @@ logs-broker-local:
 	@scripts/local.sh logs broker
 watch-local:
 	@scripts/local.sh check
-	mosquitto_sub -V mqttv5 -h 127.0.0.1 -p $(MQTTPUSH_BROKER__PORT) -q 1 -t '$(WATCH_TOPIC)' -v
+	@scripts/local.sh watch '$(WATCH_TOPIC)'
 clean-local: stop-local
 	rm -rf $(VENV) $(RUN_DIR) .mypy_cache .ruff_cache .pytest_cache *.egg-info
 
@@ -108,12 +120,12 @@ compose-check:
 		{ echo "mqttpush: the services are not running: run 'make start' first" >&2; exit 1; }
 build-compose:
 	$(COMPOSE) build
-start-compose:
+start-compose: $(if $(filter secure,$(PROFILE)),certs)
 	$(COMPOSE) up -d --build --wait
 run-compose: compose-check
-	@$(COMPOSE) run --rm --no-deps push-receiver run
+	@$(COMPOSE) run --rm --no-deps push-client run
 run-verbose-compose: compose-check
-	@$(COMPOSE) run --rm --no-deps push-receiver run --envelopes
+	@$(COMPOSE) run --rm --no-deps push-client run --envelopes
 stop-compose:
 	$(COMPOSE) down
 status-compose:
@@ -127,7 +139,14 @@ logs-receiver-compose:
 logs-broker-compose:
 	$(COMPOSE) logs --tail 100 mosquitto
 watch-compose: compose-check
+ifeq ($(PROFILE),secure)
+	$(COMPOSE) exec mosquitto sh -c 'mosquitto_sub -V mqttv5 -h localhost -p 8883 -q 1 \
+		--cafile /mosquitto/secure/ca.crt --cert /mosquitto/secure/watch.crt \
+		--key /mosquitto/secure/watch.key -u watch -P "$$(cat /mosquitto/secure/watch.password)" \
+		-t "$(WATCH_TOPIC)" -v'
+else
 	$(COMPOSE) exec mosquitto mosquitto_sub -V mqttv5 -q 1 -t '$(WATCH_TOPIC)' -v
+endif
 clean-compose:
 	$(COMPOSE) down -v --rmi local
 	rm -rf $(VENV) $(RUN_DIR) .mypy_cache .ruff_cache .pytest_cache *.egg-info

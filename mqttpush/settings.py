@@ -2,8 +2,8 @@
 
 Nested fields use a double underscore: ``MQTTPUSH_BROKER__PORT=1884``,
 ``MQTTPUSH_DEMO__NOTIFICATION_INTERVAL=0``. :meth:`Settings.load` also reads the
-profile ``{MQTTPUSH_CONFIG_DIR}/{MQTTPUSH_PROFILE}.toml`` (``config/local.toml``,
-``config/docker.toml``); environment variables win over the file, the file over the
+profile ``{MQTTPUSH_CONFIG_DIR}/{MQTTPUSH_PROFILE}.toml`` (``config/open.toml``,
+``config/secure.toml``); environment variables win over the file, the file over the
 defaults. Invalid values raise :class:`~mqttpush.errors.ConfigurationError`, which
 names each setting.
 """

@@ -7,8 +7,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 RUN_DIR=${RUN_DIR:-.run}
-PORT=${MQTTPUSH_BROKER__PORT:-1883}
-export MQTTPUSH_BROKER__PORT=$PORT
+PROFILE=${MQTTPUSH_PROFILE:-open}
+SECURE_DIR=${SECURE_DIR:-$RUN_DIR/secure}
+if [ "$PROFILE" = secure ]; then PORT=${MQTTPUSH_BROKER__PORT:-8883}; else PORT=${MQTTPUSH_BROKER__PORT:-1883}; fi
+export MQTTPUSH_BROKER__PORT=$PORT MQTTPUSH_PROFILE=$PROFILE
 mkdir -p "$RUN_DIR"
 
 say() { echo "mqttpush: $*" >&2; }
@@ -36,6 +38,31 @@ ensure_mosquitto() {
   fi
 }
 
+ensure_material() {  # the secure profile's CA, certificates, passwords and ACL
+  [ "$PROFILE" = secure ] || return 0
+  [ -f "$SECURE_DIR/ca.crt" ] && return 0
+  say "creating the secure profile's certificates, passwords and ACL in $SECURE_DIR"
+  "$PY" -m mqttpush secure init --dir "$SECURE_DIR" >&2
+}
+
+as() {  # as IDENTITY CMD...: run CMD with IDENTITY's credentials (secure profile only)
+  local identity=$1; shift
+  if [ "$PROFILE" = secure ]; then
+    [ -f "$SECURE_DIR/$identity.env" ] || { say "no credentials for $identity: run 'make certs'"; exit 1; }
+    set -a; . "$SECURE_DIR/$identity.env"; set +a
+  fi
+  exec "$@"
+}
+
+watch() {  # watch TOPIC: mosquitto_sub -v, as the read-only "watch" identity when secure
+  if [ "$PROFILE" = secure ]; then
+    exec mosquitto_sub -V mqttv5 -h 127.0.0.1 -p "$PORT" -q 1 --cafile "$SECURE_DIR/ca.crt" \
+      --cert "$SECURE_DIR/watch.crt" --key "$SECURE_DIR/watch.key" \
+      -u watch -P "$(cat "$SECURE_DIR/watch.password")" -t "$1" -v
+  fi
+  exec mosquitto_sub -V mqttv5 -h 127.0.0.1 -p "$PORT" -q 1 -t "$1" -v
+}
+
 spawn() {  # spawn NAME CMD...: start in the background, record the pid
   local name=$1; shift
   nohup "$@" >"$RUN_DIR/$name.log" 2>&1 &
@@ -51,23 +78,28 @@ start() {
       say "port $PORT is in use by another program; stop it or choose another port: make start PORT=1884"
       exit 1
     fi
-    spawn broker "$PY" -m mqttpush dev-broker --config mosquitto.conf --port "$PORT" --run-dir "$RUN_DIR"
+    ensure_material
+    if [ "$PROFILE" = secure ]; then
+      spawn broker "$PY" -m mqttpush dev-broker --config mosquitto-secure.conf --secure-dir "$SECURE_DIR" --port "$PORT" --run-dir "$RUN_DIR"
+    else
+      spawn broker "$PY" -m mqttpush dev-broker --config mosquitto.conf --port "$PORT" --run-dir "$RUN_DIR"
+    fi
     for _ in $(seq 100); do port_open && break; sleep 0.1; done
     port_open || { say "the broker did not start; see $RUN_DIR/broker.log"; tail -5 "$RUN_DIR/broker.log" >&2; exit 1; }
-    say "broker listening on 127.0.0.1:$PORT (pid $(cat "$RUN_DIR/broker.pid"))"
+    say "broker ($PROFILE profile) listening on 127.0.0.1:$PORT (pid $(cat "$RUN_DIR/broker.pid"))"
   fi
   for agent in sender receiver; do
     if running "$agent"; then
       say "$agent already running (pid $(cat "$RUN_DIR/$agent.pid"))"
     else
-      MQTTPUSH_AGENT__STORE_PATH="$RUN_DIR/$agent.db" spawn "$agent" "$PY" -m mqttpush serve "$agent"
+      MQTTPUSH_AGENT__STORE_PATH="$RUN_DIR/$agent.db" spawn "$agent" "$0" as "$agent" "$PY" -m mqttpush serve "$agent"
       say "$agent started (pid $(cat "$RUN_DIR/$agent.pid"))"
     fi
   done
   for agent in sender receiver; do  # ready when it answers a call (a "task not found" error)
     local ok=""
     for _ in $(seq 40); do
-      if "$PY" -m mqttpush call "$agent@fame.fabric" get_task_status --params '{"task_id": "ready-probe"}' --timeout 1 >/dev/null 2>&1; [ $? = 5 ]; then ok=1; break; fi
+      if "$0" as client "$PY" -m mqttpush call "$agent@fame.fabric" get_task_status --params '{"task_id": "ready-probe"}' --timeout 1 >/dev/null 2>&1; [ $? = 5 ]; then ok=1; break; fi
       running "$agent" || break
       sleep 0.25
     done
@@ -119,5 +151,7 @@ case "${1:-}" in
   status) status ;;
   check) check ;;
   logs) shift; logs "$@" ;;
-  *) echo "usage: $0 start|stop|status|check|logs NAME..." >&2; exit 2 ;;
+  as) shift; as "$@" ;;
+  watch) shift; watch "$@" ;;
+  *) echo "usage: $0 start|stop|status|check|logs NAME...|as IDENTITY CMD...|watch TOPIC" >&2; exit 2 ;;
 esac

@@ -171,11 +171,11 @@ def test_config_show_prints_effective_settings_with_secrets_masked(broker):
     env = _env(
         broker, "cli/config", MQTTPUSH_BROKER__PASSWORD="hunter2", MQTTPUSH_BROKER__USERNAME="ada"
     )
-    result = _cli("--profile", "local", "config", "show", env=env)
+    result = _cli("--profile", "open", "config", "show", env=env)
     assert result.returncode == 0, result.stderr
     shown = json.loads(result.stdout)
-    assert shown["profile"] == "local"
-    assert shown["broker"]["port"] == broker.port  # the environment wins over config/local.toml
+    assert shown["profile"] == "open"
+    assert shown["broker"]["port"] == broker.port  # the environment wins over config/open.toml
     assert shown["broker"]["username"] == "ada"
     assert shown["broker"]["password"] == "**********"
     assert "hunter2" not in result.stdout

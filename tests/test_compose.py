@@ -15,7 +15,8 @@ def _compose() -> dict:
 
 def test_three_services_with_a_healthy_broker_first():
     services = _compose()["services"]
-    assert set(services) == {"mosquitto", "push-sender", "push-receiver"}
+    assert set(services) == {"mosquitto", "push-sender", "push-receiver", "push-client"}
+    assert services["push-client"]["profiles"] == ["client"]  # run on demand, never by up
     broker = services["mosquitto"]
     assert broker["image"].startswith("eclipse-mosquitto:2")
     assert "./mosquitto.conf:/mosquitto/config/mosquitto.conf:ro" in broker["volumes"]
@@ -29,7 +30,8 @@ def test_three_services_with_a_healthy_broker_first():
         assert agent["build"] == "."
         assert agent["depends_on"]["mosquitto"]["condition"] == "service_healthy"
         assert agent["restart"] == "on-failure"
-        assert agent["environment"]["MQTTPUSH_PROFILE"] == "docker"
+        assert agent["environment"]["MQTTPUSH_PROFILE"] == "${MQTTPUSH_PROFILE:-open}"
+        assert agent["environment"]["MQTTPUSH_BROKER__HOST"] == "mosquitto"
         store = agent["environment"]["MQTTPUSH_AGENT__STORE_PATH"]
         (volume,) = [v for v in agent["volumes"] if v.endswith(":/data")]
         assert store.startswith("/data/")
@@ -57,7 +59,16 @@ def test_dockerfile_is_slim_non_root_and_runtime_only():
     assert {".venv", ".git", "tests"} <= set(ignored)
 
 
-def test_the_docker_profile_points_at_the_compose_broker():
-    text = (REPO / "config" / "docker.toml").read_text()
-    assert 'host = "mosquitto"' in text
-    assert "mosquitto" in _compose()["services"]
+def test_the_secure_override_mounts_the_material_and_gives_each_agent_its_identity():
+    secure = yaml.safe_load((REPO / "docker-compose.secure.yml").read_text())["services"]
+    broker = secure["mosquitto"]
+    assert "./mosquitto-secure.conf:/mosquitto/config/mosquitto.conf:ro" in broker["volumes"]
+    assert "./.run/secure:/mosquitto/secure:ro" in broker["volumes"]
+    assert "--cafile" in broker["healthcheck"]["test"][1]
+    for service, identity in (("push-sender", "sender"), ("push-receiver", "receiver"),
+                              ("push-client", "client")):  # fmt: skip
+        assert secure[service]["env_file"] == f".run/secure/{identity}.env"
+        assert all(v.endswith(":ro") for v in secure[service]["volumes"])
+    text = (REPO / "mosquitto-secure.conf").read_text()
+    for line in ("allow_anonymous false", "require_certificate true", "listener 8883"):
+        assert line in text

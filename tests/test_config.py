@@ -18,28 +18,50 @@ def clean_env(monkeypatch):
             monkeypatch.delenv(name)
 
 
-def test_profiles_load_from_config_files():
-    local = Settings.load("local", CONFIG_DIR)
-    assert (local.broker.host, local.broker.port) == ("127.0.0.1", 1883)
-    docker = Settings.load("docker", CONFIG_DIR)
-    assert docker.broker.host == "mosquitto"
-    assert docker.demo.sender_address == "sender@fame.fabric"
-    assert docker.demo.notification_count == 9
+def test_profiles_load_from_config_files(monkeypatch):
+    open_ = Settings.load("open", CONFIG_DIR)
+    assert (open_.broker.host, open_.broker.port, open_.broker.uses_tls) == (
+        "127.0.0.1",
+        1883,
+        False,
+    )
+    assert open_.agent.require_push_token is False
+    # The secure profile names its CA file; each process adds its identity's variables.
+    monkeypatch.setenv("MQTTPUSH_BROKER__CA_FILE", __file__)
+    secure = Settings.load("secure", CONFIG_DIR)
+    assert (secure.broker.port, secure.broker.uses_tls) == (8883, True)
+    assert secure.agent.require_push_token is True
+    assert secure.demo.sender_address == "sender@fame.fabric"
+    assert secure.demo.notification_count == 9
+
+
+def test_the_secure_profile_without_its_material_names_the_missing_file():
+    with pytest.raises(ConfigurationError, match=r"broker\.ca_file"):
+        Settings.load("secure", CONFIG_DIR)
 
 
 def test_profile_comes_from_the_environment(monkeypatch):
-    monkeypatch.setenv("MQTTPUSH_PROFILE", "docker")
+    monkeypatch.setenv("MQTTPUSH_PROFILE", "secure")
     monkeypatch.setenv("MQTTPUSH_CONFIG_DIR", str(CONFIG_DIR))
-    assert Settings.load().broker.host == "mosquitto"
+    monkeypatch.setenv("MQTTPUSH_BROKER__CA_FILE", __file__)
+    assert Settings.load().broker.port == 8883
 
 
 def test_environment_overrides_the_profile_file(monkeypatch):
-    monkeypatch.setenv("MQTTPUSH_BROKER__PORT", "1999")
+    monkeypatch.setenv("MQTTPUSH_BROKER__HOST", "mosquitto")  # as compose sets it
     monkeypatch.setenv("MQTTPUSH_DEMO__NOTIFICATION_INTERVAL", "0")
-    settings = Settings.load("docker", CONFIG_DIR)
-    assert settings.broker.port == 1999
-    assert settings.broker.host == "mosquitto"  # the rest of the section still from the file
+    settings = Settings.load("open", CONFIG_DIR)
+    assert settings.broker.host == "mosquitto"
+    assert settings.broker.port == 1883  # the rest of the section still from the file
     assert settings.demo.notification_interval == 0
+
+
+def test_a_password_file_gives_the_password(tmp_path):
+    secret = tmp_path / "pw"
+    secret.write_text("s3cret\n")
+    settings = Settings.load(None, broker={"password_file": str(secret)})
+    assert settings.broker.secret() == "s3cret"
+    assert Settings.load(None).broker.secret() is None
 
 
 def test_without_a_profile_only_environment_and_defaults_count(monkeypatch):
@@ -64,7 +86,7 @@ def test_without_a_profile_only_environment_and_defaults_count(monkeypatch):
 def test_invalid_values_name_the_setting(monkeypatch, variable, value, named):
     monkeypatch.setenv(variable, value)
     with pytest.raises(ConfigurationError, match=named.replace(".", r"\.")):
-        Settings.load("local", CONFIG_DIR)
+        Settings.load("open", CONFIG_DIR)
 
 
 def test_bad_profile_files_are_refused(tmp_path):

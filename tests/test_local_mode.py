@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+import tempfile
 import time
-from typing import TYPE_CHECKING
+from pathlib import Path
 
 import pytest
 
@@ -14,15 +15,12 @@ from mqttpush.devbroker import free_port
 from tests.conftest import REPO
 from tests.test_cli import EXPECTED
 
-if TYPE_CHECKING:
-    from pathlib import Path
-
 
 def _make(
-    *args: str, run_dir: Path, port: int, timeout: float = 90
+    *args: str, run_dir: Path, port: int, timeout: float = 90, profile: str = "open"
 ) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MQTTPUSH_", "MAKE", "MFLAGS"))}
-    settings = ["MODE=local", f"PORT={port}", f"RUN_DIR={run_dir}"]
+    settings = ["MODE=local", f"PORT={port}", f"RUN_DIR={run_dir}", f"PROFILE={profile}"]
     return subprocess.run(
         ["make", "--no-print-directory", "-C", str(REPO), *args, *settings],
         env=env, capture_output=True, text=True, timeout=timeout, check=False,
@@ -96,3 +94,38 @@ def test_a_port_in_use_is_reported(tmp_path):
     assert result.returncode != 0
     assert f"port {port} is in use" in result.stderr
     assert _pids(tmp_path / "run") == {}
+
+
+@pytest.mark.timeout_s(180)
+def test_secure_profile_start_run_stop():
+    # Outside pytest's private tmp root: the broker drops to the mosquitto user, which
+    # must reach the certificates, password file and ACL.
+    with tempfile.TemporaryDirectory(prefix="mqttpush-local-") as base:
+        Path(base).chmod(0o711)
+        run_dir = Path(base) / "run"
+        port = free_port()
+        try:
+            started = _make("start", run_dir=run_dir, port=port, profile="secure")
+            assert started.returncode == 0, started.stderr
+            assert "secure profile" in started.stderr
+            secure = run_dir / "secure"
+            assert {"ca.crt", "passwords", "acl", "sender.env", "client.env"} <= {
+                p.name for p in secure.iterdir()
+            }
+            run = _make("run", run_dir=run_dir, port=port, profile="secure")
+            assert run.returncode == 0, run.stderr
+            assert run.stdout == EXPECTED
+            # The same broker refuses the open profile's anonymous, plain-TCP client.
+            plain = _make("run", run_dir=run_dir, port=port, profile="open")
+            assert plain.returncode != 0
+            pids = _pids(run_dir)
+            stopped = _make("stop", run_dir=run_dir, port=port, profile="secure")
+            assert stopped.returncode == 0, stopped.stderr
+            deadline = time.monotonic() + 15
+            while any(_alive(pid) for pid in pids.values()) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert not any(_alive(pid) for pid in pids.values())
+        finally:
+            for pid in _pids(run_dir).values():  # only what this test started
+                if _alive(pid):
+                    os.kill(pid, 9)

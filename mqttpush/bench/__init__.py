@@ -41,7 +41,7 @@ def run_bench(
     """
     if not config.is_file():
         raise ConfigurationError(f"no broker configuration at {config} (see --config)")
-    log_dir = Path(json_path.parent if json_path else Path(".run/bench")) / "logs"
+    log_dir = Path(".run/bench/logs")  # worker logs, wherever the results go
     started = time.monotonic()
     with LocalMosquitto(config) as broker:
         print(f"mosquitto on 127.0.0.1:{broker.port}; worker logs in {log_dir}", flush=True)
