@@ -12,6 +12,7 @@ import time
 import pytest
 
 from mqttpush.devbroker import free_port
+from tests.conftest import REPO
 
 EXPECTED = """{
   "notifications": [
@@ -221,3 +222,27 @@ def test_a_failed_task_exits_6_with_the_reason(broker):
     finally:
         receiver.kill()
         receiver.communicate(timeout=10)
+
+
+def test_secure_init_is_repeatable_and_rotate_replaces_one_password(broker, tmp_path):
+    env = _env(
+        broker, "cli/secure", MQTTPUSH_PROFILE="secure", MQTTPUSH_CONFIG_DIR=str(REPO / "config")
+    )
+    directory = tmp_path / "secure"
+    first = _cli("secure", "init", "--dir", str(directory), env=env, timeout=60)
+    assert first.returncode == 0, first.stderr
+    secrets = {p.name: p.read_bytes() for p in directory.iterdir()}
+    assert {"ca.crt", "ca.key", "passwords", "acl", "client.env", "watch.password"} <= set(secrets)
+    assert "MQTTPUSH_BROKER__USERNAME=client" in secrets["client.env"].decode()
+    again = _cli("secure", "init", "--dir", str(directory), env=env, timeout=60)
+    assert again.returncode == 0, again.stderr
+    assert {p.name: p.read_bytes() for p in directory.iterdir()} == secrets  # nothing replaced
+    rotated = _cli("secure", "rotate", "client", "--dir", str(directory), env=env)
+    assert rotated.returncode == 0, rotated.stderr
+    after = {p.name: p.read_bytes() for p in directory.iterdir()}
+    assert after["client.password"] != secrets["client.password"]
+    assert after["passwords"] != secrets["passwords"]
+    assert after["sender.password"] == secrets["sender.password"]
+    unknown = _cli("secure", "rotate", "nobody", "--dir", str(directory), env=env)
+    assert unknown.returncode == 2
+    assert "no identity named 'nobody'" in unknown.stderr
