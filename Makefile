@@ -27,7 +27,7 @@ WATCH_TOPIC := mqttpush/v1/+/+/push/\#
 
 export MQTTPUSH_BROKER__PORT ?= $(PORT)
 export MQTTPUSH_PROFILE := $(PROFILE)
-export PY RUN_DIR SECURE_DIR
+export PY RUN_DIR
 
 .DEFAULT_GOAL := help
 .PHONY: help install build start run run-verbose stop status logs logs-sender logs-receiver \

@@ -19,7 +19,13 @@ from tests.test_cli import EXPECTED
 def _make(
     *args: str, run_dir: Path, port: int, timeout: float = 90, profile: str = "open"
 ) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MQTTPUSH_", "MAKE", "MFLAGS"))}
+    # As a user's shell would be: nothing inherited from an outer make (make test).
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("MQTTPUSH_", "MAKE", "MFLAGS"))
+        and k not in {"PY", "RUN_DIR", "SECURE_DIR", "PROFILE"}
+    }
     settings = ["MODE=local", f"PORT={port}", f"RUN_DIR={run_dir}", f"PROFILE={profile}"]
     return subprocess.run(
         ["make", "--no-print-directory", "-C", str(REPO), *args, *settings],
