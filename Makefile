@@ -141,8 +141,9 @@ logs-broker-compose:
 watch-compose: compose-check
 ifeq ($(PROFILE),secure)
 	$(COMPOSE) exec mosquitto sh -c 'mosquitto_sub -V mqttv5 -h localhost -p 8883 -q 1 \
-		--cafile /mosquitto/secure/ca.crt --cert /mosquitto/secure/watch.crt \
-		--key /mosquitto/secure/watch.key -u watch -P "$$(cat /mosquitto/secure/watch.password)" \
+		--cafile /mosquitto/secure/ca.crt --cert /mosquitto/secure/watch/watch.crt \
+		--key /mosquitto/secure/watch/watch.key -u watch \
+		-P "$$(cat /mosquitto/secure/watch/watch.password)" \
 		-t "$(WATCH_TOPIC)" -v'
 else
 	$(COMPOSE) exec mosquitto mosquitto_sub -V mqttv5 -q 1 -t '$(WATCH_TOPIC)' -v

@@ -147,6 +147,11 @@ class Topics:
         """Return the topic on which ``address`` receives delivery receipts."""
         return f"{self.base(address)}/ack"
 
+    @property
+    def reply_root(self) -> str:
+        """Return ``{prefix}/_reply``: every caller's reply topics live under it."""
+        return f"{self.prefix}/_reply"
+
     def reply_base(self, client_id: str, username: str | None = None) -> str:
         """Return the reply-topic base of one caller (subscribe to ``base + '/+'``).
 
@@ -155,5 +160,5 @@ class Topics:
         """
         client = check_level(client_id, "client id")
         if username is None:
-            return f"{self.prefix}/_reply/{client}"
-        return f"{self.prefix}/_reply/{check_level(username, 'user name')}/{client}"
+            return f"{self.reply_root}/{client}"
+        return f"{self.reply_root}/{check_level(username, 'user name')}/{client}"

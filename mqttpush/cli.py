@@ -186,7 +186,9 @@ def _run_broker(args: argparse.Namespace) -> int:
     conf = args.run_dir / "mosquitto.conf"
     data = prepare_data_dir(args.run_dir / "data")
     if args.secure_dir is not None:
-        from mqttpush.security.broker import render_secure_config  # noqa: PLC0415
+        from mqttpush.security.broker import check_reachable, render_secure_config  # noqa: PLC0415
+
+        check_reachable(args.secure_dir)
 
         text = render_secure_config(
             args.config.read_text(),

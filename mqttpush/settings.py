@@ -126,6 +126,11 @@ class RpcSettings(_Section):
     max_concurrency: int = Field(
         default=64, ge=1, description="Requests and notifications one agent handles at once."
     )
+    confine_replies: bool = Field(
+        default=False,
+        description="Reply only to Response Topics under {prefix}/_reply/, so a caller cannot "
+        "make an agent publish anywhere else (the secure profile turns it on).",
+    )
 
 
 class AgentSettings(_Section):

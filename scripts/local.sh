@@ -40,8 +40,7 @@ ensure_mosquitto() {
 
 ensure_material() {  # the secure profile's CA, certificates, passwords and ACL
   [ "$PROFILE" = secure ] || return 0
-  [ -f "$SECURE_DIR/ca.crt" ] && return 0
-  say "creating the secure profile's certificates, passwords and ACL in $SECURE_DIR"
+  # Idempotent: keeps every secret, adds what is missing, renews certificates near expiry.
   "$PY" -m mqttpush secure init --dir "$SECURE_DIR" >&2
 }
 
@@ -56,9 +55,16 @@ as() {  # as IDENTITY CMD...: run CMD with IDENTITY's credentials (secure profil
 
 watch() {  # watch TOPIC: mosquitto_sub -v, as the read-only "watch" identity when secure
   if [ "$PROFILE" = secure ]; then
-    exec mosquitto_sub -V mqttv5 -h 127.0.0.1 -p "$PORT" -q 1 --cafile "$SECURE_DIR/ca.crt" \
-      --cert "$SECURE_DIR/watch.crt" --key "$SECURE_DIR/watch.key" \
-      -u watch -P "$(cat "$SECURE_DIR/watch.password")" -t "$1" -v
+    # The password goes in mosquitto_sub's options file (0600), not on its command line,
+    # where any local user could read it in the process list.
+    local options
+    options=$(mktemp -d)
+    trap 'rm -rf "$options"' EXIT
+    (umask 077; printf -- '-P %s\n' "$(cat "$SECURE_DIR/watch.password")" > "$options/mosquitto_sub")
+    XDG_CONFIG_HOME="$options" mosquitto_sub -V mqttv5 -h 127.0.0.1 -p "$PORT" -q 1 \
+      --cafile "$SECURE_DIR/ca.crt" --cert "$SECURE_DIR/watch.crt" --key "$SECURE_DIR/watch.key" \
+      -u watch -t "$1" -v
+    return
   fi
   exec mosquitto_sub -V mqttv5 -h 127.0.0.1 -p "$PORT" -q 1 -t "$1" -v
 }

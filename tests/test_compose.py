@@ -63,12 +63,22 @@ def test_the_secure_override_mounts_the_material_and_gives_each_agent_its_identi
     secure = yaml.safe_load((REPO / "docker-compose.secure.yml").read_text())["services"]
     broker = secure["mosquitto"]
     assert "./mosquitto-secure.conf:/mosquitto/config/mosquitto.conf:ro" in broker["volumes"]
-    assert "./.run/secure:/mosquitto/secure:ro" in broker["volumes"]
+    assert "./.run/secure/passwords:/mosquitto/secure/passwords:ro" in broker["volumes"]
     assert "--cafile" in broker["healthcheck"]["test"][1]
+    mounted = [v.split(":")[0] for v in broker["volumes"]]
+    assert "./.run/secure/ca.key" not in mounted
+    identities = ("sender", "receiver", "client", "watch")
     for service, identity in (("push-sender", "sender"), ("push-receiver", "receiver"),
                               ("push-client", "client")):  # fmt: skip
         assert secure[service]["env_file"] == f".run/secure/{identity}.env"
         assert all(v.endswith(":ro") for v in secure[service]["volumes"])
+        sources = {v.split(":")[0] for v in secure[service]["volumes"]}
+        # Its own identity and the CA certificate: no other identity's files, no CA key.
+        assert sources == {"./.run/secure/ca.crt"} | {
+            f"./.run/secure/{identity}.{kind}" for kind in ("crt", "key", "password")
+        }
+        others = [i for i in identities if i != identity]
+        assert not any(f"/{other}." in source for other in others for source in sources)
     text = (REPO / "mosquitto-secure.conf").read_text()
     for line in ("allow_anonymous false", "require_certificate true", "listener 8883"):
         assert line in text

@@ -124,6 +124,7 @@ def test_secure_profile_start_run_stop():
             # The same broker refuses the open profile's anonymous, plain-TCP client.
             plain = _make("run", run_dir=run_dir, port=port, profile="open")
             assert plain.returncode != 0
+            assert f"cannot connect to the MQTT broker at 127.0.0.1:{port}" in plain.stderr
             pids = _pids(run_dir)
             stopped = _make("stop", run_dir=run_dir, port=port, profile="secure")
             assert stopped.returncode == 0, stopped.stderr

@@ -122,3 +122,19 @@ async def test_a_receiver_that_gives_up_cancels_the_senders_task(settings):
         (record,) = [sender_agent.tasks.get(t) for t in list(sender_agent.tasks._tasks)]
         await eventually(lambda: record.state is TaskState.CANCELED)
         assert record.pushed < 100
+
+
+async def test_push_tokens_are_never_given_away_nor_swapped(settings):
+    async with Fabric(settings) as fabric:
+        await fabric.serve(PushSender(count=1, interval=0), SENDER)
+        sender = fabric.remote(SENDER)
+        config = {"task_id": "guarded", "address": "c@fame.fabric", "token": "s3cret"}
+        registered = await sender.register_push_endpoint(config=config)
+        assert registered["token"] == "********"
+        listed = await sender.list_push_endpoints(task_id="guarded")
+        assert [c["token"] for c in listed] == ["********"]
+        with pytest.raises(InvalidParamsError) as refused:
+            await sender.register_push_endpoint(config={**config, "token": "mine-now"})
+        assert refused.value.data["detail"] == "already registered with another token"
+        # The same token again is a harmless repeat.
+        assert (await sender.register_push_endpoint(config=config))["token"] == "********"

@@ -30,7 +30,7 @@ from mqttpush.models import TaskState
 from mqttpush.security.broker import SecureMosquitto, client_settings
 from mqttpush.security.commands import configured_identities
 from mqttpush.security.material import create_material
-from mqttpush.settings import AgentSettings, DemoSettings, Settings
+from mqttpush.settings import AgentSettings, DemoSettings, RpcSettings, Settings
 from mqttpush.transport import Message, create_transport
 from tests.conftest import REPO
 
@@ -77,6 +77,7 @@ def as_identity(
 def secure_settings(broker_settings: BrokerSettings) -> Settings:
     return Settings(
         broker=broker_settings,
+        rpc=RpcSettings(confine_replies=True),
         agent=AgentSettings(require_push_token=True),
         demo=DemoSettings(notification_interval=0.0),
     )
@@ -260,7 +261,31 @@ async def test_a_forged_notification_with_a_wrong_token_is_rejected(material, se
         assert collector.stats.notifications_rejected == 3
         await eventually(lambda: len(receipts) == 1)  # a receipt for the real one only
         assert json.loads(receipts[0].payload)["seq"] == 4
-    assert topic.endswith("/push/t1")
+        assert topic == receipts[0].topic.replace("sender/ack", "receiver/push/t1")
+
+
+async def test_a_request_cannot_make_an_agent_reply_outside_the_reply_topics(
+    material, secure_broker
+):
+    """The client may not write the sender's ack topic: nor may it get the receiver to."""
+    sender_ack = TOPICS.ack(Address.parse(SENDER))
+    settings = secure_settings(as_identity(material, secure_broker, "receiver"))
+    async with (
+        Fabric(settings) as fabric,
+        watching(material, secure_broker, "mqttpush/v1/#") as seen,
+    ):
+        receiver = await fabric.serve(TokenCollector(), RECEIVER)
+        client = create_transport(as_identity(material, secure_broker, "client"))
+        await client.connect()
+        try:
+            rpc = TOPICS.rpc(Address.parse(RECEIVER))
+            body = b'{"jsonrpc":"2.0","id":1,"method":"get_task_status","params":{"task_id":"x"}}'
+            await client.publish(Message(rpc, body, qos=1, response_topic=sender_ack))
+            await eventually(lambda: receiver.stats.replies_refused == 1)
+        finally:
+            await client.disconnect()
+        await asyncio.sleep(0.2)
+        assert [m.topic for m in seen] == [rpc]  # the request; no reply on the ack topic
 
 
 @pytest.mark.timeout_s(60)

@@ -14,16 +14,18 @@ import shutil
 import socket
 import ssl
 import subprocess
+import tempfile
 import time
 import uuid
 import warnings
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 from pydantic import SecretStr
 
 from mqttpush.address import Address, Topics
-from mqttpush.errors import BrokerUnavailableError, ConfigurationError, ProtocolError
+from mqttpush.errors import AuthenticationError, ConfigurationError, ProtocolError, TlsError
 from mqttpush.security import (
     Identity,
     Material,
@@ -39,6 +41,7 @@ from mqttpush.security import (
     rotate_password,
     verify_password,
 )
+from mqttpush.security.broker import check_reachable, closed_folder
 from mqttpush.security.certs import openssl
 from mqttpush.settings import BrokerSettings
 from mqttpush.transport.base import Message
@@ -48,7 +51,6 @@ from tests.conftest import REPO
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-    from pathlib import Path
 
 SENDER = "sender@fame.fabric"
 RECEIVER = "receiver@fame.fabric"
@@ -72,8 +74,27 @@ def snapshot(directory: Path) -> dict[str, bytes]:
 
 
 @pytest.fixture(scope="module")
-def material(tmp_path_factory: pytest.TempPathFactory) -> Material:
-    return create_material(tmp_path_factory.mktemp("secure") / "material", IDENTITIES, TOPICS)
+def material() -> Iterator[Material]:
+    # Outside pytest's private (0700) tmp root: the broker drops to the mosquitto user.
+    with tempfile.TemporaryDirectory(prefix="mqttpush-material-") as base:
+        Path(base).chmod(0o711)
+        yield create_material(Path(base) / "material", IDENTITIES, TOPICS)
+
+
+def test_material_the_broker_cannot_reach_is_refused_by_name(material):
+    closed = material.directory.parent / "closed"  # its parent is open, it is not
+    closed.mkdir(mode=0o700)
+    try:
+        pwd.getpwnam("mosquitto")
+        drops_privileges = os.geteuid() == 0
+    except KeyError:
+        drops_privileges = False
+    if not drops_privileges:  # the broker runs as this user and reads what it can
+        assert closed_folder(closed / "material") is None
+        return
+    assert closed_folder(closed / "material") == closed
+    with pytest.raises(ConfigurationError, match=r"cannot enter .*chmod o\+x"):
+        check_reachable(closed / "material")
 
 
 @pytest.fixture(scope="module")
@@ -90,10 +111,11 @@ def copy_material(material: Material, target: Path) -> Path:
 
 
 async def can_connect(settings: BrokerSettings) -> bool:
+    """Whether the broker lets ``settings`` in; refused means credentials or TLS, nothing else."""
     transport = NativeTransport(settings)
     try:
         await transport.connect()
-    except BrokerUnavailableError:
+    except (AuthenticationError, TlsError):
         return False
     await transport.disconnect()
     return True
@@ -212,7 +234,7 @@ async def test_every_identity_connects_and_a_wrong_password_is_refused(material,
     for identity in IDENTITIES:
         assert await can_connect(client_settings(material, identity.name, port=secure_broker.port))
     right = client_settings(material, "client", port=secure_broker.port)
-    with pytest.raises(BrokerUnavailableError):
+    with pytest.raises(AuthenticationError):
         await NativeTransport(right.model_copy(update={"password": SecretStr("wrong")})).connect()
     # another identity's password is wrong too
     other = right.model_copy(update={"password": SecretStr(material.password("sender"))})
@@ -338,6 +360,20 @@ def test_create_material_twice_changes_nothing_and_adds_a_new_identity(material,
     openssl("verify", "-CAfile", str(again.ca_cert), str(again.cert("extra")))
 
 
+def test_a_certificate_from_another_ca_is_renewed_and_the_rest_kept(material, tmp_path):
+    directory = copy_material(material, tmp_path / "copy")
+    foreign = create_material(tmp_path / "foreign", IDENTITIES, TOPICS)
+    shutil.copy(foreign.cert("client"), directory / "client.crt")
+    shutil.copy(foreign.key("client"), directory / "client.key")
+    before = snapshot(directory)
+    renewed = create_material(directory, IDENTITIES, TOPICS)
+    after = snapshot(directory)
+    assert after["client.crt"] != before["client.crt"]
+    openssl("verify", "-CAfile", str(renewed.ca_cert), str(renewed.cert("client")))
+    for name in ("ca.crt", "ca.key", "server.crt", "sender.crt", "client.password"):
+        assert after[name] == before[name], name
+
+
 def test_force_replaces_every_secret(material, tmp_path):
     directory = copy_material(material, tmp_path / "copy")
     before = snapshot(directory)
@@ -406,8 +442,8 @@ def test_render_secure_config(tmp_path):
 
 
 @pytest.mark.timeout_s(90)
-async def test_rotate_password_refuses_the_old_one(material, tmp_path):
-    directory = copy_material(material, tmp_path / "copy")
+async def test_rotate_password_refuses_the_old_one(material):
+    directory = copy_material(material, material.directory.parent / "rotated")
     broker = SecureMosquitto(SECURE_CONF, directory)
     broker.start()
     try:

@@ -25,6 +25,7 @@ from mqttpush.agent.operation import operation
 from mqttpush.agent.persistence import open_store, status_of, stored_task
 from mqttpush.agent.tasks import TaskRecord, TaskRegistry
 from mqttpush.errors import (
+    InvalidParamsError,
     MqttPushError,
     ProtocolError,
     TaskFinishedError,
@@ -54,6 +55,7 @@ log = logging.getLogger(__name__)
 _CANCEL_WAIT = 5.0  # seconds cancel_task waits for the work to unwind
 _MAX_WAIT = 300.0  # longest get_task_status long-poll
 _SEQ_BLOCK = 100  # sequence numbers reserved (saved) at a time
+_MASK = "********"  # a push token, as replies show it
 
 
 class BackgroundTaskAgent(Agent):
@@ -228,15 +230,24 @@ class BackgroundTaskAgent(Agent):
 
         An endpoint may be registered before the task runs. Registering for a task
         that has already ended is refused (-32004), since nothing would be sent.
+        Registering an address again replaces it, unless it has a token and the new
+        registration another one (-32602). Replies mask the token.
         """
         record = self.tasks.find(config.task_id)
         if record is not None and record.state.is_terminal:
             raise TaskFinishedError(data={"task_id": config.task_id, "state": record.state.value})
+        for existing in self.endpoints.of(config.task_id):
+            if existing.address == config.address and existing.token not in (None, config.token):
+                # Replacing it would let any caller swap the token the endpoint checks.
+                raise InvalidParamsError(
+                    data={"task_id": config.task_id, "address": config.address,
+                          "detail": "already registered with another token"}
+                )  # fmt: skip
         await self.endpoints.add(config)
         await self.endpoints.bound(
             self.tasks.max_finished, lambda task_id: self.tasks.find(task_id) is not None
         )
-        return config
+        return _redacted(config)
 
     @operation
     async def get_delivery_status(self, task_id: TaskId) -> list[DeliveryInfo]:
@@ -252,8 +263,8 @@ class BackgroundTaskAgent(Agent):
 
     @operation
     async def list_push_endpoints(self, task_id: TaskId) -> list[TaskPushNotificationConfig]:
-        """Return the endpoints registered for a task."""
-        return self.endpoints.of(task_id)
+        """Return the endpoints registered for a task (tokens masked)."""
+        return [_redacted(config) for config in self.endpoints.of(task_id)]
 
     async def _run(self, record: TaskRecord) -> None:
         try:
@@ -334,3 +345,10 @@ class BackgroundTaskAgent(Agent):
             }
             await self.deliveries.send(notification, messages)
         return notification
+
+
+def _redacted(config: TaskPushNotificationConfig) -> TaskPushNotificationConfig:
+    """``config`` with its token masked: replies and listings never give a token away."""
+    if config.token is None:
+        return config
+    return config.model_copy(update={"token": _MASK})

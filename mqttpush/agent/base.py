@@ -54,6 +54,7 @@ class AgentStats:
     request_errors: int = 0
     requests_expired: int = 0
     requests_repeated: int = 0
+    replies_refused: int = 0
     handler_failures: int = 0
     notifications: int = 0
     notifications_duplicate: int = 0
@@ -81,7 +82,7 @@ class Agent:
         self._request_slots = asyncio.Semaphore(1)
         self._push_slots = asyncio.Semaphore(1)
         self._seen = RecentIds(1)
-        self._tokens = PushTokens(1)
+        self._tokens = PushTokens(10_000)  # resized when served; tokens expected before kept
         self._require_tokens = False
         self._responder = Responder(self, 1)
         self._fabric: Fabric | None = None
@@ -128,7 +129,7 @@ class Agent:
         self._request_slots = asyncio.Semaphore(limit)
         self._push_slots = asyncio.Semaphore(limit)
         self._seen = RecentIds(fabric.settings.agent.dedup_window)
-        self._tokens = PushTokens(fabric.settings.agent.dedup_window)
+        self._tokens = self._tokens.resized(fabric.settings.agent.dedup_window)
         self._require_tokens = fabric.settings.agent.require_push_token
         self._responder = Responder(self, fabric.settings.agent.response_cache)
 

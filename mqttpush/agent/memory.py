@@ -75,6 +75,13 @@ class PushTokens:
         self._size = size
         self._tokens: collections.OrderedDict[str, str] = collections.OrderedDict()
 
+    def resized(self, size: int) -> PushTokens:
+        """A copy that keeps the newest ``size`` tokens (those expected so far included)."""
+        copy = PushTokens(size)
+        for task_id, token in self._tokens.items():
+            copy.expect(task_id, token)
+        return copy
+
     def expect(self, task_id: str, token: str) -> None:
         """Expect ``token`` on every notification of ``task_id``."""
         self._tokens[task_id] = token

@@ -121,6 +121,16 @@ class Responder:
         )
 
     async def _publish_reply(self, reply: Message) -> None:
+        fabric = self._agent.fabric
+        if fabric.settings.rpc.confine_replies and not reply.topic.startswith(
+            fabric.topics.reply_root + "/"
+        ):
+            # An agent's identity may write any reply topic; the request chooses which.
+            # Outside the reply tree, it would write where the caller itself may not.
+            self._agent.stats.replies_refused += 1
+            log.warning("%s: no reply to %s: outside %s/", self._agent.address, reply.topic,
+                        fabric.topics.reply_root)  # fmt: skip
+            return
         try:
             await self._agent.fabric.publish(reply)
         except MqttPushError as exc:  # the caller's retry gets it from the response cache

@@ -30,8 +30,7 @@ _HEADER = """\
 
 def reply_root(topics: Topics) -> str:
     """Return the topic every reply base lives under (``{prefix}/_reply``)."""
-    # Derived from Topics.reply_base so that a change of layout there follows here.
-    return topics.reply_base("x").rpartition("/")[0]
+    return topics.reply_root
 
 
 def identity_grants(identity: Identity, topics: Topics) -> list[tuple[str, str]]:

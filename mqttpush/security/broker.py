@@ -14,6 +14,7 @@ import stat
 from typing import TYPE_CHECKING, Self
 
 from mqttpush.devbroker import LocalMosquitto, render_config
+from mqttpush.errors import ConfigurationError
 from mqttpush.settings import BrokerSettings
 
 if TYPE_CHECKING:
@@ -21,7 +22,14 @@ if TYPE_CHECKING:
 
     from mqttpush.security.material import Material
 
-__all__ = ["SECURE_MOUNT", "SecureMosquitto", "client_settings", "render_secure_config"]
+__all__ = [
+    "SECURE_MOUNT",
+    "SecureMosquitto",
+    "check_reachable",
+    "client_settings",
+    "closed_folder",
+    "render_secure_config",
+]
 
 SECURE_MOUNT = "/mosquitto/secure/"
 """Where the configuration expects the material (the compose mount point)."""
@@ -64,7 +72,7 @@ class SecureMosquitto(LocalMosquitto):
         certificates, password file and ACL, so the folders above ``secure_dir`` are
         made searchable (``o+x``, no listing) for it, as pytest's 0700 ones are not.
         """
-        _let_broker_reach(self.secure_dir)
+        check_reachable(self.secure_dir)
         rendered = self.log_path.with_name("secure-template.conf")
         rendered.write_text(
             render_secure_config(
@@ -86,17 +94,44 @@ class SecureMosquitto(LocalMosquitto):
             self.process.send_signal(signal.SIGHUP)
 
 
-def _let_broker_reach(directory: Path) -> None:
+def closed_folder(directory: Path) -> Path | None:
+    """The first folder above ``directory`` the ``mosquitto`` user cannot enter, if any.
+
+    Started as root, Mosquitto drops to that user before it reads its files, so every
+    folder on the way must let it through. Nothing is changed: the caller says what to do.
+    """
     if os.geteuid() != 0:
-        return
+        return None
     try:
-        pwd.getpwnam("mosquitto")
+        user = pwd.getpwnam("mosquitto")
     except KeyError:
-        return  # no such user: mosquitto keeps running as root and reads everything
-    for parent in directory.resolve().parents:
-        mode = stat.S_IMODE(parent.stat().st_mode)
-        if not mode & stat.S_IXOTH:
-            parent.chmod(mode | stat.S_IXOTH)
+        return None  # no such user: mosquitto keeps running as root and reads everything
+    for folder in reversed(directory.resolve().parents):
+        info = folder.stat()
+        if info.st_uid == user.pw_uid:
+            allowed = info.st_mode & stat.S_IXUSR
+        elif info.st_gid == user.pw_gid:
+            allowed = info.st_mode & stat.S_IXGRP
+        else:
+            allowed = info.st_mode & stat.S_IXOTH
+        if not allowed:
+            return folder
+    return None
+
+
+def check_reachable(directory: Path) -> None:
+    """Refuse, naming the folder, material that a broker started as root could not read.
+
+    Raises:
+        ConfigurationError: A folder above ``directory`` is closed to the mosquitto user.
+    """
+    folder = closed_folder(directory)
+    if folder is not None:
+        raise ConfigurationError(
+            f"the broker cannot read {directory}: it runs as the mosquitto user, which "
+            f"cannot enter {folder}. Keep the run folder somewhere it can reach "
+            f"(e.g. make start RUN_DIR=/var/tmp/mqttpush), or allow it: chmod o+x {folder}"
+        )
 
 
 def client_settings(

@@ -23,6 +23,7 @@ __all__ = [
     "create_client_certificate",
     "create_server_certificate",
     "openssl",
+    "usable",
     "write_private",
 ]
 
@@ -78,6 +79,21 @@ def openssl(*args: str, stdin: bytes | None = None) -> bytes:
         stderr = done.stderr.decode(errors="replace").strip()
         raise ConfigurationError(f"openssl {args[0]} failed ({done.returncode}): {stderr}")
     return done.stdout
+
+
+def usable(cert: Path, key: Path, ca_cert: Path, *, days: int = 30) -> bool:
+    """Whether a certificate can stay: it and its key exist, and ``ca_cert`` signed it.
+
+    It must also stay valid for ``days`` more days, so ``secure init`` renews it in time.
+    """
+    if not (cert.exists() and key.exists()):
+        return False
+    try:
+        openssl("x509", "-in", str(cert), "-noout", "-checkend", str(days * 86_400))
+        openssl("verify", "-CAfile", str(ca_cert), str(cert))
+    except ConfigurationError:
+        return False
+    return True
 
 
 def create_ca(cert: Path, key: Path) -> None:

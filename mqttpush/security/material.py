@@ -117,11 +117,12 @@ def create_material(
         certs.create_ca(m.ca_cert, m.ca_key)
     signer = {"ca_cert": m.ca_cert, "ca_key": m.ca_key}
     # Certificates signed by a replaced CA would no longer verify: renew them with it.
-    if new_ca or not (m.server_cert.exists() and m.server_key.exists()):
+    # One that is missing, about to expire or not from this CA is renewed too.
+    if new_ca or not certs.usable(m.server_cert, m.server_key, m.ca_cert):
         certs.create_server_certificate(m.server_cert, m.server_key, **signer)
     for identity in identities:
         name = identity.name
-        if new_ca or not (m.cert(name).exists() and m.key(name).exists()):
+        if new_ca or not certs.usable(m.cert(name), m.key(name), m.ca_cert):
             certs.create_client_certificate(m.cert(name), m.key(name), **signer, common_name=name)
         if force or not m.password_path(name).exists():
             certs.write_private(m.password_path(name), f"{new_password()}\n".encode())

@@ -30,6 +30,8 @@ __all__ = ["handshake", "tls_context"]
 # banned, bad authentication method.
 _CREDENTIALS_REFUSED = frozenset({0x86, 0x87, 0x8A, 0x8C})
 _NO_CERT = " (the broker refused this client's certificate, or none was given)"
+# TLS alerts by which a broker refuses the client's certificate.
+_CERT_ALERTS = ("CERTIFICATE_REQUIRED", "UNKNOWN_CA", "BAD_CERTIFICATE", "CERTIFICATE_UNKNOWN")
 
 
 def tls_context(settings: BrokerSettings) -> ssl.SSLContext | None:
@@ -70,7 +72,7 @@ def _failure(where: str, exc: Exception, link: Link, timeout: float) -> BrokerUn
         # With TLS 1.3 the broker refuses a client certificate after the handshake, so
         # this shows up as the connection closing before the CONNACK.
         cause = f"TLS handshake failed: {tls_failure.reason or tls_failure}"
-        if "ALERT" in str(tls_failure.reason or "").upper():  # the broker ended it
+        if any(alert in str(tls_failure.reason or "").upper() for alert in _CERT_ALERTS):
             cause += _NO_CERT
         return TlsError(f"cannot connect to the MQTT broker at {where}: {cause}")
     if isinstance(exc, ConnectionRefusedError):
