@@ -20,24 +20,21 @@ from mqttpush.address import Address
 from mqttpush.agent.base import Agent
 from mqttpush.agent.context import TaskContext
 from mqttpush.agent.delivery import DeliveryTracker
+from mqttpush.agent.endpoint_ops import EndpointOperations
 from mqttpush.agent.endpoints import Endpoints
 from mqttpush.agent.operation import operation
 from mqttpush.agent.persistence import open_store, status_of, stored_task
 from mqttpush.agent.tasks import TaskRecord, TaskRegistry
 from mqttpush.errors import (
-    InvalidParamsError,
     MqttPushError,
     ProtocolError,
-    TaskFinishedError,
     TaskNotCancelableError,
     TaskNotFoundError,
 )
 from mqttpush.models import (
-    DeliveryInfo,
     ErrorInfo,
     PushNotification,
     TaskId,
-    TaskPushNotificationConfig,
     TaskState,
     TaskStatus,
     new_id,
@@ -55,10 +52,9 @@ log = logging.getLogger(__name__)
 _CANCEL_WAIT = 5.0  # seconds cancel_task waits for the work to unwind
 _MAX_WAIT = 300.0  # longest get_task_status long-poll
 _SEQ_BLOCK = 100  # sequence numbers reserved (saved) at a time
-_MASK = "********"  # a push token, as replies show it
 
 
-class BackgroundTaskAgent(Agent):
+class BackgroundTaskAgent(EndpointOperations, Agent):
     """An agent whose work runs as background tasks. Override :meth:`run_background_task`.
 
     Tasks, endpoints and final delivery states are kept in a :class:`TaskStore`
@@ -222,50 +218,6 @@ class BackgroundTaskAgent(Agent):
             await self._finish(record, TaskState.CANCELED)
         return self._status(record)
 
-    @operation
-    async def register_push_endpoint(
-        self, config: TaskPushNotificationConfig
-    ) -> TaskPushNotificationConfig:
-        """Send a task's notifications to ``config.address`` too (several per task allowed).
-
-        An endpoint may be registered before the task runs. Registering for a task
-        that has already ended is refused (-32004), since nothing would be sent.
-        Registering an address again replaces it, unless it has a token and the new
-        registration another one (-32602). Replies mask the token.
-        """
-        record = self.tasks.find(config.task_id)
-        if record is not None and record.state.is_terminal:
-            raise TaskFinishedError(data={"task_id": config.task_id, "state": record.state.value})
-        for existing in self.endpoints.of(config.task_id):
-            if existing.address == config.address and existing.token not in (None, config.token):
-                # Replacing it would let any caller swap the token the endpoint checks.
-                raise InvalidParamsError(
-                    data={"task_id": config.task_id, "address": config.address,
-                          "detail": "already registered with another token"}
-                )  # fmt: skip
-        await self.endpoints.add(config)
-        await self.endpoints.bound(
-            self.tasks.max_finished, lambda task_id: self.tasks.find(task_id) is not None
-        )
-        return _redacted(config)
-
-    @operation
-    async def get_delivery_status(self, task_id: TaskId) -> list[DeliveryInfo]:
-        """Return what happened to each of a task's notifications, per endpoint.
-
-        States: queued, published (broker acknowledged), delivered (the endpoint sent a
-        receipt), failed (not published: broker unreachable), expired (no receipt after
-        every attempt).
-        """
-        if self.tasks.find(task_id) is None and task_id not in self.deliveries.tracked():
-            raise TaskNotFoundError(data={"task_id": task_id})
-        return self.deliveries.status(task_id)
-
-    @operation
-    async def list_push_endpoints(self, task_id: TaskId) -> list[TaskPushNotificationConfig]:
-        """Return the endpoints registered for a task (tokens masked)."""
-        return [_redacted(config) for config in self.endpoints.of(task_id)]
-
     async def _run(self, record: TaskRecord) -> None:
         try:
             self.tasks.transition(record, TaskState.WORKING)
@@ -345,10 +297,3 @@ class BackgroundTaskAgent(Agent):
             }
             await self.deliveries.send(notification, messages)
         return notification
-
-
-def _redacted(config: TaskPushNotificationConfig) -> TaskPushNotificationConfig:
-    """``config`` with its token masked: replies and listings never give a token away."""
-    if config.token is None:
-        return config
-    return config.model_copy(update={"token": _MASK})

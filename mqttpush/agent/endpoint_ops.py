@@ -1,0 +1,81 @@
+"""The operations on push endpoints and deliveries that every BackgroundTaskAgent serves."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from mqttpush.agent.operation import operation
+from mqttpush.errors import InvalidParamsError, TaskFinishedError, TaskNotFoundError
+from mqttpush.models import DeliveryInfo, TaskId, TaskPushNotificationConfig
+
+if TYPE_CHECKING:
+    from mqttpush.agent.delivery import DeliveryTracker
+    from mqttpush.agent.endpoints import Endpoints
+    from mqttpush.agent.tasks import TaskRegistry
+
+__all__ = ["EndpointOperations"]
+
+_MASK = "********"  # a push token, as replies show it
+
+
+class EndpointOperations:
+    """``register_push_endpoint``, ``list_push_endpoints`` and ``get_delivery_status``.
+
+    A mixin of :class:`~mqttpush.agent.background.BackgroundTaskAgent`, which owns the
+    task registry, the endpoints and the delivery tracker these read and change.
+    """
+
+    tasks: TaskRegistry
+    endpoints: Endpoints
+    deliveries: DeliveryTracker
+
+    @operation
+    async def register_push_endpoint(
+        self, config: TaskPushNotificationConfig
+    ) -> TaskPushNotificationConfig:
+        """Send a task's notifications to ``config.address`` too (several per task allowed).
+
+        An endpoint may be registered before the task runs. Registering for a task
+        that has already ended is refused (-32004), since nothing would be sent.
+        Registering an address again replaces it, unless it has a token and the new
+        registration another one (-32602). Replies mask the token.
+        """
+        record = self.tasks.find(config.task_id)
+        if record is not None and record.state.is_terminal:
+            raise TaskFinishedError(data={"task_id": config.task_id, "state": record.state.value})
+        for existing in self.endpoints.of(config.task_id):
+            if existing.address == config.address and existing.token not in (None, config.token):
+                # Replacing it would let any caller swap the token the endpoint checks.
+                raise InvalidParamsError(
+                    data={"task_id": config.task_id, "address": config.address,
+                          "detail": "already registered with another token"}
+                )  # fmt: skip
+        await self.endpoints.add(config)
+        await self.endpoints.bound(
+            self.tasks.max_finished, lambda task_id: self.tasks.find(task_id) is not None
+        )
+        return _redacted(config)
+
+    @operation
+    async def get_delivery_status(self, task_id: TaskId) -> list[DeliveryInfo]:
+        """Return what happened to each of a task's notifications, per endpoint.
+
+        States: queued, published (broker acknowledged), delivered (the endpoint sent a
+        receipt), failed (not published: broker unreachable), expired (no receipt after
+        every attempt).
+        """
+        if self.tasks.find(task_id) is None and task_id not in self.deliveries.tracked():
+            raise TaskNotFoundError(data={"task_id": task_id})
+        return self.deliveries.status(task_id)
+
+    @operation
+    async def list_push_endpoints(self, task_id: TaskId) -> list[TaskPushNotificationConfig]:
+        """Return the endpoints registered for a task (tokens masked)."""
+        return [_redacted(config) for config in self.endpoints.of(task_id)]
+
+
+def _redacted(config: TaskPushNotificationConfig) -> TaskPushNotificationConfig:
+    """``config`` with its token masked: replies and listings never give a token away."""
+    if config.token is None:
+        return config
+    return config.model_copy(update={"token": _MASK})
