@@ -23,13 +23,13 @@ from mqttpush.errors import (
     AccessDeniedError,
     AuthenticationError,
     BrokerUnavailableError,
-    ConfigurationError,
     ConnectionLostError,
     ProtocolError,
     SessionTakenOverError,
     TlsError,
 )
 from mqttpush.transport.base import Message, Transport
+from mqttpush.transport.tls import tls_context
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -141,7 +141,7 @@ class MqttTransport(Transport):
             keepalive=s.keepalive,
             timeout=s.connect_timeout,
             socket_options=_SOCKET_OPTIONS,
-            tls_context=self._tls_context(),
+            tls_context=tls_context(s),
             clean_start=not self.persistent,
             properties=connect_props,
         )
@@ -219,21 +219,6 @@ class MqttTransport(Transport):
             return
         with contextlib.suppress(aiomqtt.MqttError):  # gone either way, as was asked
             await client.__aexit__(None, None, None)
-
-    def _tls_context(self) -> ssl.SSLContext | None:
-        s = self._settings
-        if not s.uses_tls:
-            return None
-        try:
-            context = ssl.create_default_context(cafile=s.ca_file)
-            if s.cert_file is not None:
-                context.load_cert_chain(s.cert_file, s.key_file)
-        except (ssl.SSLError, OSError) as exc:
-            raise ConfigurationError(
-                f"broker TLS files (ca_file={s.ca_file}, cert_file={s.cert_file}, "
-                f"key_file={s.key_file}) cannot be loaded: {exc}"
-            ) from exc
-        return context
 
     def _require(self) -> aiomqtt.Client:
         if self._client is None:

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING
 from mqttpush.errors import (
     AuthenticationError,
     BrokerUnavailableError,
-    ConfigurationError,
     ConnectionLostError,
     TlsError,
 )
@@ -24,7 +23,7 @@ if TYPE_CHECKING:
     from mqttpush.transport.native.link import Link
     from mqttpush.transport.native.packets import ConnAck
 
-__all__ = ["handshake", "tls_context"]
+__all__ = ["handshake"]
 
 # CONNACK reasons about who is connecting: bad user name or password, not authorized,
 # banned, bad authentication method.
@@ -32,27 +31,6 @@ _CREDENTIALS_REFUSED = frozenset({0x86, 0x87, 0x8A, 0x8C})
 _NO_CERT = " (the broker refused this client's certificate, or none was given)"
 # TLS alerts by which a broker refuses the client's certificate.
 _CERT_ALERTS = ("CERTIFICATE_REQUIRED", "UNKNOWN_CA", "BAD_CERTIFICATE", "CERTIFICATE_UNKNOWN")
-
-
-def tls_context(settings: BrokerSettings) -> ssl.SSLContext | None:
-    """The TLS context ``settings`` ask for, or None for plain TCP.
-
-    Raises:
-        ConfigurationError: The TLS files cannot be loaded.
-    """
-    s = settings
-    if not s.uses_tls:
-        return None
-    try:
-        context = ssl.create_default_context(cafile=s.ca_file)
-        if s.cert_file is not None:
-            context.load_cert_chain(s.cert_file, s.key_file)
-    except (ssl.SSLError, OSError) as exc:
-        raise ConfigurationError(
-            f"broker TLS files (ca_file={s.ca_file}, cert_file={s.cert_file}, "
-            f"key_file={s.key_file}) cannot be loaded: {exc}"
-        ) from exc
-    return context
 
 
 def _unavailable(where: str, cause: str) -> BrokerUnavailableError:

@@ -22,7 +22,7 @@ from mqttpush.errors import (
     ProtocolError,
 )
 from mqttpush.transport.base import Message, Transport
-from mqttpush.transport.native.connect import handshake, tls_context
+from mqttpush.transport.native.connect import handshake
 from mqttpush.transport.native.link import NO_ACK, Link
 from mqttpush.transport.native.packets import (
     SubAck,
@@ -37,6 +37,7 @@ from mqttpush.transport.native.reasons import (
     REFUSED,
     reason_text,
 )
+from mqttpush.transport.tls import tls_context
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
