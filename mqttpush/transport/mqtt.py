@@ -11,7 +11,6 @@ import socket
 import ssl
 import struct
 import time
-import uuid
 from typing import TYPE_CHECKING, Any
 
 import aiomqtt
@@ -28,7 +27,8 @@ from mqttpush.errors import (
     SessionTakenOverError,
     TlsError,
 )
-from mqttpush.transport.base import Message, Transport
+from mqttpush.transport.base import Message
+from mqttpush.transport.broker import BrokerTransport
 from mqttpush.transport.tls import tls_context
 
 if TYPE_CHECKING:
@@ -83,41 +83,18 @@ def _from_aiomqtt(raw: aiomqtt.Message, generation: int) -> Message:
     )
 
 
-class MqttTransport(Transport):
+class MqttTransport(BrokerTransport):
     """An MQTT 5 connection to Mosquitto (or any MQTT 5 broker) through aiomqtt."""
 
     def __init__(self, settings: BrokerSettings) -> None:
-        self._settings = settings
-        self._client_id = settings.client_id or f"mqttpush-{uuid.uuid4().hex[:16]}"
+        super().__init__(settings)
         self._client: aiomqtt.Client | None = None
-        self._generation = 0
-        self._session_present = False
         self._pubacks: dict[int, asyncio.Future[int]] = {}
-
-    @property
-    def client_id(self) -> str:
-        """The MQTT client identifier."""
-        return self._client_id
 
     @property
     def is_connected(self) -> bool:
         """Whether the connection is up now."""
         return self._client is not None
-
-    @property
-    def session_present(self) -> bool:
-        """Whether the broker resumed a stored session on the last connect."""
-        return self._session_present
-
-    @property
-    def persistent(self) -> bool:
-        """Whether this connection keeps its session (fixed client id, session expiry > 0)."""
-        return self._settings.client_id is not None and self._settings.session_expiry > 0
-
-    @property
-    def where(self) -> str:
-        """``host:port`` of the broker, for messages."""
-        return f"{self._settings.host}:{self._settings.port}"
 
     async def connect(self) -> None:
         """Connect with MQTT 5 and TCP_NODELAY (and TLS when configured).

@@ -12,7 +12,6 @@ Choices that are not obvious:
 from __future__ import annotations
 
 import asyncio
-import uuid
 from typing import TYPE_CHECKING
 
 from mqttpush.errors import (
@@ -21,7 +20,7 @@ from mqttpush.errors import (
     ConnectionLostError,
     ProtocolError,
 )
-from mqttpush.transport.base import Message, Transport
+from mqttpush.transport.broker import BrokerTransport
 from mqttpush.transport.native.connect import handshake
 from mqttpush.transport.native.link import NO_ACK, Link
 from mqttpush.transport.native.packets import (
@@ -43,11 +42,12 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
     from mqttpush.settings import BrokerSettings
+    from mqttpush.transport.base import Message
 
 __all__ = ["NativeTransport"]
 
 
-class NativeTransport(Transport):
+class NativeTransport(BrokerTransport):
     """An MQTT 5 connection to Mosquitto (or any MQTT 5 broker) on plain asyncio.
 
     Args:
@@ -55,37 +55,14 @@ class NativeTransport(Transport):
     """
 
     def __init__(self, settings: BrokerSettings) -> None:
-        self._settings = settings
-        self._client_id = settings.client_id or f"mqttpush-{uuid.uuid4().hex[:16]}"
+        super().__init__(settings)
         self._link: Link | None = None
-        self._generation = 0
-        self._session_present = False
         self._ack_timeout = settings.connect_timeout * 2
-
-    @property
-    def client_id(self) -> str:
-        """The MQTT client identifier."""
-        return self._client_id
 
     @property
     def is_connected(self) -> bool:
         """Whether a connection is open: from connect() until a drop is reported or closed."""
         return self._link is not None
-
-    @property
-    def session_present(self) -> bool:
-        """Whether the broker resumed a stored session on the last connect."""
-        return self._session_present
-
-    @property
-    def persistent(self) -> bool:
-        """Whether this connection keeps its session (fixed client id, session expiry > 0)."""
-        return self._settings.client_id is not None and self._settings.session_expiry > 0
-
-    @property
-    def where(self) -> str:
-        """``host:port`` of the broker, for messages."""
-        return f"{self._settings.host}:{self._settings.port}"
 
     async def connect(self) -> None:
         """Connect with MQTT 5 and TCP_NODELAY (and TLS when configured).
