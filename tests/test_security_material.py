@@ -43,6 +43,7 @@ from mqttpush.security import (
 )
 from mqttpush.security.broker import check_reachable, closed_folder
 from mqttpush.security.certs import openssl
+from mqttpush.security.material import broker_group
 from mqttpush.settings import BrokerSettings
 from mqttpush.transport.base import Message
 from mqttpush.transport.native import NativeTransport
@@ -58,15 +59,6 @@ TOPICS = Topics()
 SECURE_CONF = REPO / "mosquitto-secure.conf"
 IDENTITIES = demo_identities(SENDER, RECEIVER)
 SECRET_SUFFIXES = (".key", ".password")
-
-
-def broker_group() -> int | None:
-    if os.geteuid() != 0:
-        return None
-    try:
-        return pwd.getpwnam("mosquitto").pw_gid
-    except KeyError:
-        return None
 
 
 def snapshot(directory: Path) -> dict[str, bytes]:

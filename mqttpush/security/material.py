@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from mqttpush.address import Topics
     from mqttpush.security.identities import Identity
 
-__all__ = ["Material", "create_material", "rotate_password"]
+__all__ = ["Material", "broker_group", "create_material", "rotate_password"]
 
 _RESERVED = frozenset({"ca", "server"})  # their .crt/.key would overwrite the CA's or broker's
 
@@ -154,7 +154,7 @@ def _prepare(directory: Path, identities: list[Identity]) -> Material:
     if reserved:
         raise ConfigurationError(f"identity names {reserved} are reserved for the CA and broker")
     directory.mkdir(parents=True, exist_ok=True)
-    group = _broker_group()
+    group = broker_group()
     if group is None:
         directory.chmod(0o700)
     else:
@@ -188,7 +188,7 @@ def _write_broker_files(material: Material, identities: list[Identity], topics: 
 def _share_with_broker(material: Material) -> None:
     """Let a broker started as root read its files after it drops to ``mosquitto``."""
     m = material
-    group = _broker_group()
+    group = broker_group()
     for path in (m.ca_cert, m.server_cert, m.server_key, m.passwords, m.acl):
         if group is None:
             path.chmod(0o600 if path in (m.server_key, m.passwords) else 0o644)
@@ -197,7 +197,7 @@ def _share_with_broker(material: Material) -> None:
             path.chmod(0o640)
 
 
-def _broker_group() -> int | None:
+def broker_group() -> int | None:
     """The ``mosquitto`` user's group id when running as root and that user exists."""
     if os.geteuid() != 0:
         return None
