@@ -31,7 +31,7 @@ export PY RUN_DIR
 
 .DEFAULT_GOAL := help
 .PHONY: help install build start run run-verbose stop status logs logs-sender logs-receiver \
-	logs-broker watch test lint bench certs clean
+	logs-broker watch test test-fast lint bench certs clean
 
 help: ## list the targets
 	@echo "mode: $(MODE) (override with MODE=local or MODE=compose)"
@@ -58,14 +58,18 @@ logs-broker: logs-broker-$(MODE) ## the broker's log
 watch: watch-$(MODE) ## follow every notification with mosquitto_sub -v (Ctrl-C to stop)
 clean: clean-$(MODE) ## stop, then remove .venv and .run (and the compose volume and image)
 
-lint: install ## ruff and mypy (strict)
+lint: install ## ruff, mypy (strict, tests too) and the import contracts (layers, no cycles)
 	$(PY) -m ruff check mqttpush tests
 	$(PY) -m ruff format --check mqttpush tests
-	$(PY) -m mypy mqttpush
+	$(PY) -m mypy mqttpush tests
+	$(VENV)/bin/lint-imports --no-cache
 
 # The whole suite runs on the native MQTT client (the default); the messaging tests run
 # again on the aiomqtt client, so both implementations behind the transport seam stay true.
 AIOMQTT_TESTS := tests/test_rpc.py tests/test_push.py tests/test_broker_loss.py tests/test_reliability.py
+
+test-fast: install ## the unit tests only: no broker, no processes (seconds)
+	$(PY) -m pytest -q -m "not broker"
 
 test: lint ## lint, then the whole test suite against a real Mosquitto
 	$(PY) -m pytest

@@ -1,5 +1,5 @@
 """``python -m mqttpush``: the command-line interface."""
 
-from mqttpush.cli import main
+from mqttpush.tools.cli import main
 
 raise SystemExit(main())

@@ -20,7 +20,7 @@ import inspect
 import logging
 import time
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from mqttpush.address import Address, Topics
 from mqttpush.connection import Connection
@@ -40,6 +40,8 @@ if TYPE_CHECKING:
     from mqttpush.transport.base import Message, Transport
 
 __all__ = ["Fabric"]
+
+_A = TypeVar("_A", bound="Agent")
 
 log = logging.getLogger(__name__)
 _current: ContextVar[Fabric] = ContextVar("mqttpush_fabric")
@@ -192,7 +194,7 @@ class Fabric:
             log.exception("task %s failed", name)
             return None
 
-    async def serve(self, agent: Agent, address: str | Address) -> Agent:
+    async def serve(self, agent: _A, address: str | Address) -> _A:
         """Serve ``agent`` at ``address``: subscribe to its ``rpc`` and ``push/+`` topics."""
         addr = Address.parse(address)
         rpc_topic = self.topics.rpc(addr)

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from mqttpush import Agent, Fabric, PushNotification, Settings
-from mqttpush.cli import agent_settings
+from mqttpush.tools.cli import agent_settings
 
 
 class FileCollector(Agent):

@@ -24,18 +24,51 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from mqttpush.devbroker import LocalMosquitto
 from mqttpush.settings import BrokerSettings, DemoSettings, Settings
+from mqttpush.tools.devbroker import LocalMosquitto
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIG = REPO / "mosquitto.conf"
+#: What ``mqttpush run`` prints for the seed scenario.
+EXPECTED = """{
+  "notifications": [
+    "Notification #1",
+    "Notification #2",
+    "Notification #3",
+    "Notification #4",
+    "Notification #5",
+    "Notification #6",
+    "Notification #7",
+    "Notification #8",
+    "Notification #9"
+  ]
+}
+"""
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "timeout_s(seconds): hard timeout of an async test")
+
+
+# Integration modules whose tests start a broker, agents or containers themselves (the
+# others are told apart by the ``broker`` fixture they use).
+_INTEGRATION_MODULES = frozenset(
+    {"test_broker_loss", "test_compose", "test_local_mode", "test_native_transport",
+     "test_security_material"}
+)  # fmt: skip
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every integration test ``broker``; ``make test-fast`` runs the others."""
+    for item in items:
+        module = (
+            item.module.__name__.rpartition(".")[2] if isinstance(item, pytest.Function) else ""
+        )
+        if "broker" in getattr(item, "fixturenames", ()) or module in _INTEGRATION_MODULES:
+            item.add_marker(pytest.mark.broker)
 
 
 @pytest.hookimpl(tryfirst=True)

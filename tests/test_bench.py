@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from mqttpush.bench import Options
-from mqttpush.bench.report import table, write_json
-from mqttpush.bench.suite import run_suite
+from mqttpush.tools.bench import Options
+from mqttpush.tools.bench.report import table, write_json
+from mqttpush.tools.bench.suite import run_suite
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -8,8 +8,8 @@ import time
 import pytest
 
 from mqttpush import Agent, BrokerUnavailableError, ConnectionLostError, Fabric, operation
-from mqttpush.cli import agent_settings
-from mqttpush.devbroker import LocalMosquitto, free_port
+from mqttpush.tools.cli import agent_settings
+from mqttpush.tools.devbroker import LocalMosquitto, free_port
 from mqttpush.transport import MemoryBroker
 from tests.conftest import CONFIG, make_settings
 

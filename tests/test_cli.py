@@ -11,23 +11,8 @@ import time
 
 import pytest
 
-from mqttpush.devbroker import free_port
-from tests.conftest import REPO
-
-EXPECTED = """{
-  "notifications": [
-    "Notification #1",
-    "Notification #2",
-    "Notification #3",
-    "Notification #4",
-    "Notification #5",
-    "Notification #6",
-    "Notification #7",
-    "Notification #8",
-    "Notification #9"
-  ]
-}
-"""
+from mqttpush.tools.devbroker import free_port
+from tests.conftest import EXPECTED, REPO
 
 
 def _env(broker, prefix: str, **extra: str) -> dict[str, str]:

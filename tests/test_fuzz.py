@@ -37,16 +37,19 @@ from hypothesis import strategies as st
 
 from mqttpush import Agent, Fabric, InvalidParamsError, TaskState, operation
 from mqttpush.address import Address
-from mqttpush.demo import PushSender, run_client
+from mqttpush.testing import Collector, eventually
+from mqttpush.tools.demo import PushSender, expected_notifications, run_client, seed_agents
 from mqttpush.transport import Message
 from mqttpush.transport.mqtt import MqttTransport
-from tests.test_push import NINE, RECEIVER, SENDER, Collector, eventually, seed
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Callable, Coroutine
 
     from mqttpush import Settings
 
+SENDER = "sender@fame.fabric"
+RECEIVER = "receiver@fame.fabric"
+NINE = expected_notifications(9)
 TARGET = "target@fuzz.fabric"
 COLLECTOR = "collector@fame.fabric"
 RESULT = "result"  # an outcome: a successful reply, as opposed to an error code
@@ -190,7 +193,7 @@ def faulty_object(
 
 # Method names include control and non-characters: an agent must never echo them into
 # a user property (Mosquitto would drop its connection; see the tests below).
-method_names = st.text(st.characters(exclude_categories=("Cs",)), min_size=1, max_size=30)
+method_names = st.text(st.characters(exclude_categories=["Cs"]), min_size=1, max_size=30)
 request_good = {
     "jsonrpc": st.just("2.0"),
     "method": st.sampled_from(["ping", "echo"]),
@@ -284,7 +287,7 @@ def mutated(draw: st.DrawFn, template: st.SearchStrategy[bytes]) -> bytes:
 def huge_text(draw: st.DrawFn) -> str:
     """A string of 256 KiB to 1 MiB once encoded, built by repeating a short one."""
     size = draw(st.integers(BIG, 1024 * KiB))
-    chunk = draw(st.text(st.characters(exclude_categories=("Cs",)), min_size=1, max_size=4))
+    chunk = draw(st.text(st.characters(exclude_categories=["Cs"]), min_size=1, max_size=4))
     return chunk * (size // len(chunk.encode()) + 1)
 
 
@@ -467,7 +470,7 @@ def oversized_notification(draw: st.DrawFn, task: str) -> bytes:
     if kind == "junk":
         return _repeat(draw(st.binary(min_size=1, max_size=8)), size)
     base: dict[str, Any] = {"id": ID_MARK, "task_id": task, "seq": 1, "message": "m"}
-    extras = {
+    extras: dict[str, dict[str, Any]] = {
         "message": {"message": text},
         "data": {"data": {f"k{i}": i for i in range(size // 12)}},
         "member": {text: 1},
@@ -673,7 +676,7 @@ async def settle(done: Callable[[], bool], what: Callable[[], str]) -> None:
 async def run_batches(
     strategy: st.SearchStrategy[list[Fuzz]],
     examples: int,
-    check: Callable[[list[Fuzz]], Awaitable[None]],
+    check: Callable[[list[Fuzz]], Coroutine[Any, Any, None]],
 ) -> None:
     """Run ``check`` on ``examples`` generated batches, on this event loop.
 
@@ -809,7 +812,8 @@ def check_reply(item: Fuzz, expected: Expected, replies: list[Message], address:
     assert error["code"] in expected.outcomes, (item, expected, str(error)[:300])
     assert isinstance(error["message"], str), item
     assert error["message"], item
-    return error["code"]
+    code: int = error["code"]
+    return code
 
 
 @pytest.mark.timeout_s(120)
@@ -919,7 +923,7 @@ class PushRun:
 @pytest.mark.timeout_s(120)
 async def test_fuzzed_notifications_are_counted_and_valid_traffic_keeps_flowing(settings):
     async with (
-        seed(settings) as (sender, receiver),
+        seed_agents(settings) as (sender, receiver),
         Fabric(settings) as fabric,
         RawClient(settings) as raw,
     ):

@@ -6,7 +6,7 @@ import asyncio
 import json
 
 from mqttpush import Fabric, TaskState
-from mqttpush.demo import PushReceiver, PushSender, run_client
+from mqttpush.tools.demo import PushReceiver, PushSender, run_client
 
 SENDER = "sender@fame.fabric"
 RECEIVER = "receiver@fame.fabric"

@@ -11,9 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from mqttpush.devbroker import free_port
-from tests.conftest import REPO
-from tests.test_cli import EXPECTED
+from mqttpush.tools.devbroker import free_port
+from tests.conftest import EXPECTED, REPO
 
 
 def _make(

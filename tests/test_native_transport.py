@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from mqttpush.devbroker import LocalMosquitto, free_port
 from mqttpush.errors import (
     AccessDeniedError,
     BrokerUnavailableError,
@@ -29,6 +28,7 @@ from mqttpush.errors import (
     SessionTakenOverError,
 )
 from mqttpush.settings import BrokerSettings
+from mqttpush.tools.devbroker import LocalMosquitto, free_port
 from mqttpush.transport.base import Message
 from mqttpush.transport.native import NativeTransport
 from mqttpush.transport.native.packets import PacketReader, decode_publish, encode_varint
@@ -176,7 +176,7 @@ async def test_unacked_message_is_redelivered_to_a_persistent_session(broker):
             second = await anext(received)
         assert (first.payload, second.payload) == (b"handled", b"unhandled")
         await sub.ack(first)  # handled; the second one never is
-        await received.aclose()
+        await received.aclose()  # type: ignore[attr-defined]  # an async generator
         await sub.disconnect()
 
         await sub.connect()

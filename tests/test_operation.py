@@ -53,4 +53,4 @@ def test_nested_models_validate_and_results_serialise():
 
 def test_operation_requires_async_functions():
     with pytest.raises(TypeError):
-        operation(lambda self: None)  # type: ignore[arg-type]
+        operation(lambda self: None)  # type: ignore[arg-type, return-value]

@@ -397,7 +397,7 @@ def test_several_packets_in_one_chunk():
 def test_packets_split_across_chunks(chunk):
     data, packets = _stream()
     reader = PacketReader()
-    framed = []
+    framed: list[tuple[int, bytes]] = []
     for start in range(0, len(data), chunk):
         framed.extend(
             (first, bytes(body)) for first, body in reader.feed(data[start : start + chunk])

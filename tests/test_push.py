@@ -5,12 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from typing import TYPE_CHECKING
 
 import pytest
 
 from mqttpush import (
-    Agent,
     BackgroundTaskAgent,
     Fabric,
     PushNotification,
@@ -20,35 +18,16 @@ from mqttpush import (
     TaskState,
     TaskStatus,
 )
-from mqttpush.demo import PushReceiver, PushSender, run_client
-from mqttpush.demo.client import wait_for_task
 from mqttpush.models import DeliveryState
+from mqttpush.testing import Collector, eventually
+from mqttpush.tools.demo import PushSender, expected_notifications, run_client, seed_agents
+from mqttpush.tools.demo.client import wait_for_task
 from mqttpush.transport import Message
 from mqttpush.transport.mqtt import MqttTransport
 
-if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable
-
-    from mqttpush import Settings
-
 SENDER = "sender@fame.fabric"
 RECEIVER = "receiver@fame.fabric"
-NINE = [f"Notification #{i}" for i in range(1, 10)]
-
-
-class Collector(Agent):
-    """Records every notification it is sent."""
-
-    def __init__(self, fail_first: int = 0) -> None:
-        super().__init__()
-        self.got: list[PushNotification] = []
-        self.fail_first = fail_first
-
-    async def on_message(self, notification: PushNotification) -> None:
-        if self.fail_first > 0:
-            self.fail_first -= 1
-            raise RuntimeError("handler bug")
-        self.got.append(notification)
+NINE = expected_notifications(9)
 
 
 class Broken(BackgroundTaskAgent):
@@ -57,26 +36,8 @@ class Broken(BackgroundTaskAgent):
         raise KeyError("missing thing")
 
 
-async def eventually(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Wait until ``predicate()`` holds; bounded in time."""
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.02)
-
-
-@contextlib.asynccontextmanager
-async def seed(
-    settings: Settings, *, count: int = 9, interval: float = 0.0
-) -> AsyncIterator[tuple[PushSender, PushReceiver]]:
-    """The sender and the receiver, each on its own connection, as in the seed."""
-    async with Fabric(settings) as sender_fabric, Fabric(settings) as receiver_fabric:
-        sender = await sender_fabric.serve(PushSender(count=count, interval=interval), SENDER)
-        receiver = await receiver_fabric.serve(PushReceiver(SENDER, task_timeout=30), RECEIVER)
-        yield sender, receiver
-
-
 async def test_seed_scenario_end_to_end(settings):
-    async with seed(settings) as (sender, receiver):
+    async with seed_agents(settings) as (sender, receiver):
         result = await run_client(settings)
         assert result == {"notifications": NINE}
         assert receiver.stats.notifications == 10  # nine and the final "completed"
@@ -88,7 +49,7 @@ async def test_seed_scenario_end_to_end(settings):
 
 
 async def test_fifty_receiver_tasks_at_once_each_get_their_own_nine(settings):
-    async with seed(settings, interval=0.01) as (sender, _), Fabric(settings) as client:
+    async with seed_agents(settings, interval=0.01) as (sender, _), Fabric(settings) as client:
         receiver = client.remote(RECEIVER)
         started = await asyncio.gather(*(receiver.run_task() for _ in range(50)))
         ids = [TaskStatus.model_validate(s).task_id for s in started]
@@ -174,7 +135,7 @@ async def test_a_failing_task_ends_failed_and_says_why(settings):
 
 
 async def test_bad_notifications_are_counted_and_the_agent_keeps_working(settings):
-    async with seed(settings) as (_, receiver), Fabric(settings) as fabric:
+    async with seed_agents(settings) as (_, receiver), Fabric(settings) as fabric:
         raw = MqttTransport(settings.broker)
         await raw.connect()
         base = fabric.topics.push_base(receiver.address)

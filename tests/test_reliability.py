@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import time
+from typing import Any
 
 import pytest
 
@@ -23,16 +24,16 @@ from mqttpush import (
     TaskStatus,
     operation,
 )
-from mqttpush.cli import agent_settings
-from mqttpush.demo import PushReceiver, PushSender
-from mqttpush.demo.client import wait_for_task
-from mqttpush.devbroker import LocalMosquitto
 from mqttpush.models import DeliveryState
 from mqttpush.settings import AgentSettings, Settings
+from mqttpush.testing import Collector, eventually
+from mqttpush.tools.cli import agent_settings
+from mqttpush.tools.demo import PushReceiver, PushSender
+from mqttpush.tools.demo.client import wait_for_task
+from mqttpush.tools.devbroker import LocalMosquitto
 from mqttpush.transport import Message
 from mqttpush.transport.mqtt import MqttTransport
 from tests.conftest import CONFIG, REPO, make_settings
-from tests.test_push import Collector, eventually
 
 SENDER = "sender@fame.fabric"
 RECEIVER = "receiver@fame.fabric"
@@ -86,7 +87,7 @@ async def test_receiver_killed_mid_task_gets_the_backlog_each_once(tmp_path):
             assert proc.stdout.readline().strip() == "ready"
             return proc
 
-        def handled() -> list[dict[str, object]]:
+        def handled() -> list[dict[str, Any]]:
             text = record.read_text() if record.exists() else ""
             return [json.loads(line) for line in text.splitlines()]
 

@@ -13,10 +13,10 @@ from mqttpush import (
     TaskState,
     TaskStatus,
 )
-from mqttpush.demo import PushReceiver, PushSender
-from mqttpush.demo.client import wait_for_task
+from mqttpush.testing import Collector, eventually
+from mqttpush.tools.demo import PushReceiver, PushSender
+from mqttpush.tools.demo.client import wait_for_task
 from mqttpush.transport.mqtt import MqttTransport
-from tests.test_push import Collector, eventually
 
 SENDER = "sender@fame.fabric"
 

@@ -25,20 +25,20 @@ from mqttpush import (
 )
 from mqttpush.address import Address, Topics
 from mqttpush.codec import Envelope, encode_notification
-from mqttpush.demo import PushReceiver, PushSender, run_client
 from mqttpush.models import TaskState
-from mqttpush.security.broker import SecureMosquitto, client_settings
-from mqttpush.security.commands import configured_identities
-from mqttpush.security.material import create_material
 from mqttpush.settings import AgentSettings, DemoSettings, RpcSettings, Settings
+from mqttpush.tools.demo import PushReceiver, PushSender, run_client
+from mqttpush.tools.security.broker import SecureMosquitto, client_settings
+from mqttpush.tools.security.commands import configured_identities
+from mqttpush.tools.security.material import create_material
 from mqttpush.transport import Message, create_transport
 from tests.conftest import REPO
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
-    from mqttpush.security.material import Material
     from mqttpush.settings import BrokerSettings
+    from mqttpush.tools.security.material import Material
 
 SENDER = "sender@fame.fabric"
 RECEIVER = "receiver@fame.fabric"

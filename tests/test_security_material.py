@@ -26,7 +26,8 @@ from pydantic import SecretStr
 
 from mqttpush.address import Address, Topics
 from mqttpush.errors import AuthenticationError, ConfigurationError, ProtocolError, TlsError
-from mqttpush.security import (
+from mqttpush.settings import BrokerSettings
+from mqttpush.tools.security import (
     Identity,
     Material,
     SecureMosquitto,
@@ -41,10 +42,9 @@ from mqttpush.security import (
     rotate_password,
     verify_password,
 )
-from mqttpush.security.broker import check_reachable, closed_folder
-from mqttpush.security.certs import openssl
-from mqttpush.security.material import broker_group
-from mqttpush.settings import BrokerSettings
+from mqttpush.tools.security.broker import check_reachable, closed_folder
+from mqttpush.tools.security.certs import openssl
+from mqttpush.tools.security.material import broker_group
 from mqttpush.transport.base import Message
 from mqttpush.transport.native import NativeTransport
 from mqttpush.transport.native.packets.encode import encode_connect

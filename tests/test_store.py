@@ -109,7 +109,7 @@ async def test_a_failed_task_keeps_its_error_and_times_in_utc(store):
 
 
 async def test_saved_values_are_copies_in_json_form(store):
-    params = {"items": (1, 2)}
+    params: dict[str, object] = {"items": (1, 2)}
     await store.save_task(task("t", params=params, result=None))
     params["items"] = "changed"
     got = await store.get_task("t")

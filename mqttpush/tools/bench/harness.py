@@ -1,14 +1,12 @@
-"""The entry point of benchmark worker processes: ``python -m mqttpush.bench.worker ROLE ARGS``.
+"""What every benchmark role uses: readiness and stop signals, memory figures, timed calls.
 
-Roles are listed in ``ROLES``; each is an ``async def role(args) -> dict`` that calls
-:func:`ready` once it can take traffic and returns its result (or serves until SIGTERM).
+A role is an ``async def role(args) -> dict`` that calls :func:`ready` once it can take
+traffic and returns its result (or serves until SIGTERM); see :mod:`.worker`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-import logging
 import resource
 import signal
 import statistics
@@ -19,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine
 
-__all__ = ["drive_calls", "main", "peak_rss_kb", "ready", "rss_kb", "until_stopped", "wait_for_go"]
+__all__ = ["drive_calls", "peak_rss_kb", "ready", "rss_kb", "until_stopped", "wait_for_go"]
 
 
 def ready() -> None:
@@ -96,27 +94,3 @@ async def drive_calls(
         "p90": samples[int(len(samples) * 0.9)],
         "p99": samples[int(len(samples) * 0.99)],
     }
-
-
-def _role(name: str) -> Callable[[dict[str, Any]], Coroutine[Any, Any, dict[str, Any]]]:
-    # Only the side measured is imported: raw roles never load mqttpush's agents.
-    if name.startswith("raw-"):
-        from mqttpush.bench import raw  # noqa: PLC0415
-
-        return raw.ROLES[name]
-    from mqttpush.bench import agents  # noqa: PLC0415
-
-    return agents.ROLES[name]
-
-
-def main() -> None:
-    """Run the role named on the command line and print its result."""
-    role, args = sys.argv[1], json.loads(sys.argv[2])
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    result = asyncio.run(_role(role)(args))
-    sys.stdout.write(f"RESULT {json.dumps(result)}\n")
-    sys.stdout.flush()
-
-
-if __name__ == "__main__":
-    main()

@@ -19,7 +19,7 @@ import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from mqttpush.bench.worker import drive_calls, peak_rss_kb, ready, until_stopped
+from mqttpush.tools.bench.harness import drive_calls, peak_rss_kb, ready, until_stopped
 
 __all__ = ["ROLES"]
 

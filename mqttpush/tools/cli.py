@@ -96,7 +96,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from mqttpush.bench import Options, run_bench  # noqa: PLC0415 - only this command needs it
+    from mqttpush.tools.bench import Options, run_bench  # noqa: PLC0415 - only this command needs it
 
     run_bench(
         config=args.config,
@@ -110,7 +110,7 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 async def _serve(settings: Settings, which: str) -> None:
-    from mqttpush.demo import PushReceiver, PushSender  # noqa: PLC0415 - only this command needs them
+    from mqttpush.tools.demo import PushReceiver, PushSender  # noqa: PLC0415 - only this command needs them
 
     demo = settings.demo
     address = demo.sender_address if which == "sender" else demo.receiver_address
@@ -151,11 +151,11 @@ def agent_settings(settings: Settings, address: str) -> Settings:
 
 
 async def _run(settings: Settings, *, envelopes: bool) -> Any:  # noqa: ANN401 - JSON result
-    from mqttpush.demo import run_client  # noqa: PLC0415
+    from mqttpush.tools.demo import run_client  # noqa: PLC0415
 
     if not envelopes:
         return await run_client(settings)
-    from mqttpush.watch import tap  # noqa: PLC0415
+    from mqttpush.tools.watch import tap  # noqa: PLC0415
 
     subscribed = asyncio.Event()
     async with asyncio.TaskGroup() as group:
@@ -176,7 +176,7 @@ async def _call(
 
 
 def _run_broker(args: argparse.Namespace) -> int:
-    from mqttpush.devbroker import (  # noqa: PLC0415
+    from mqttpush.tools.devbroker import (  # noqa: PLC0415
         mosquitto_command,
         prepare_data_dir,
         render_config,
@@ -186,7 +186,7 @@ def _run_broker(args: argparse.Namespace) -> int:
     conf = args.run_dir / "mosquitto.conf"
     data = prepare_data_dir(args.run_dir / "data")
     if args.secure_dir is not None:
-        from mqttpush.security.broker import check_reachable, render_secure_config  # noqa: PLC0415
+        from mqttpush.tools.security.broker import check_reachable, render_secure_config  # noqa: PLC0415
 
         check_reachable(args.secure_dir)
 
@@ -210,7 +210,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "bench":
         return _bench(args)
     if args.command == "secure":
-        from mqttpush.security.commands import secure_command  # noqa: PLC0415
+        from mqttpush.tools.security.commands import secure_command  # noqa: PLC0415
 
         # The material may not exist yet: its paths are not needed to create it.
         unset = {"ca_file": None, "cert_file": None, "key_file": None, "password_file": None}
@@ -222,7 +222,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     elif args.command == "run":
         print(json.dumps(asyncio.run(_run(settings, envelopes=args.envelopes)), indent=2))
     elif args.command == "watch":
-        from mqttpush.watch import watch  # noqa: PLC0415
+        from mqttpush.tools.watch import watch  # noqa: PLC0415
 
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(watch(settings, args.address, sys.stdout, count=args.count))

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mqttpush.bench.figures import Figure
-from mqttpush.bench.procs import BenchError, Worker
 from mqttpush.fabric import Fabric
 from mqttpush.settings import Settings
+from mqttpush.tools.bench.figures import Figure
+from mqttpush.tools.bench.procs import BenchError, Worker
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Sequence

@@ -2,7 +2,7 @@
 
 ``mosquitto-secure.conf`` names its material under ``/mosquitto/secure/``, where
 compose mounts it; a local process gets the same file with those paths pointed at
-the generated directory, and the listener rewritten as :mod:`mqttpush.devbroker` does.
+the generated directory, and the listener rewritten as :mod:`mqttpush.tools.devbroker` does.
 """
 
 from __future__ import annotations
@@ -13,14 +13,14 @@ import signal
 import stat
 from typing import TYPE_CHECKING, Self
 
-from mqttpush.devbroker import LocalMosquitto, render_config
 from mqttpush.errors import ConfigurationError
 from mqttpush.settings import BrokerSettings
+from mqttpush.tools.devbroker import LocalMosquitto, render_config
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from mqttpush.security.material import Material
+    from mqttpush.tools.security.material import Material
 
 __all__ = [
     "SECURE_MOUNT",
@@ -56,7 +56,7 @@ class SecureMosquitto(LocalMosquitto):
 
     Args:
         config: Path of the secure configuration template (``mosquitto-secure.conf``).
-        secure_dir: The material written by :func:`~mqttpush.security.create_material`.
+        secure_dir: The material written by :func:`~mqttpush.tools.security.create_material`.
         port: The port to listen on; a free one when omitted.
     """
 

@@ -12,15 +12,15 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mqttpush.bench.report import table, write_chart, write_json
-from mqttpush.bench.suite import STEPS, Options, run_suite
-from mqttpush.devbroker import LocalMosquitto
 from mqttpush.errors import ConfigurationError
+from mqttpush.tools.bench.report import table, write_chart, write_json
+from mqttpush.tools.bench.suite import STEPS, Options, run_suite
+from mqttpush.tools.devbroker import LocalMosquitto
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from mqttpush.bench.figures import Figure
+    from mqttpush.tools.bench.figures import Figure
 
 __all__ = ["STEPS", "Options", "run_bench"]
 

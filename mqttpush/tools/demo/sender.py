@@ -9,7 +9,7 @@ from mqttpush.agent.background import BackgroundTaskAgent, TaskContext
 
 __all__ = ["PushSender"]
 
-log = logging.getLogger("mqttpush.demo.sender")
+log = logging.getLogger("mqttpush.tools.demo.sender")
 
 
 class PushSender(BackgroundTaskAgent):

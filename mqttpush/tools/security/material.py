@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from mqttpush.errors import ConfigurationError
-from mqttpush.security import certs
-from mqttpush.security.acl import render_acl
-from mqttpush.security.identities import unique_names
-from mqttpush.security.passwords import (
+from mqttpush.tools.security import certs
+from mqttpush.tools.security.acl import render_acl
+from mqttpush.tools.security.identities import unique_names
+from mqttpush.tools.security.passwords import (
     hash_password,
     new_password,
     parse_password_file,
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from mqttpush.address import Topics
-    from mqttpush.security.identities import Identity
+    from mqttpush.tools.security.identities import Identity
 
 __all__ = ["Material", "broker_group", "create_material", "rotate_password"]
 

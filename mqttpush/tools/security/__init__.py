@@ -7,11 +7,16 @@ committed. :func:`create_material` makes it; ``mosquitto-secure.conf`` uses it, 
 :class:`SecureMosquitto` runs that configuration locally.
 """
 
-from mqttpush.security.acl import render_acl
-from mqttpush.security.broker import SecureMosquitto, client_settings, render_secure_config
-from mqttpush.security.identities import Identity, demo_identities
-from mqttpush.security.material import Material, create_material, rotate_password
-from mqttpush.security.passwords import hash_password, new_password, password_file, verify_password
+from mqttpush.tools.security.acl import render_acl
+from mqttpush.tools.security.broker import SecureMosquitto, client_settings, render_secure_config
+from mqttpush.tools.security.identities import Identity, demo_identities
+from mqttpush.tools.security.material import Material, create_material, rotate_password
+from mqttpush.tools.security.passwords import (
+    hash_password,
+    new_password,
+    password_file,
+    verify_password,
+)
 
 __all__ = [
     "DEFAULT_SECURE_DIR",

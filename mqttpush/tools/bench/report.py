@@ -14,7 +14,7 @@ from mqttpush.errors import ConfigurationError
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from mqttpush.bench.figures import Figure
+    from mqttpush.tools.bench.figures import Figure
 
 __all__ = ["machine", "table", "write_chart", "write_json"]
 

@@ -1,6 +1,6 @@
 """Benchmark worker processes: start one, wait until it is ready, read its result.
 
-A worker is ``python -m mqttpush.bench.worker ROLE ARGS_JSON``. It prints ``READY``
+A worker is ``python -m mqttpush.tools.bench.worker ROLE ARGS_JSON``. It prints ``READY``
 once it can take traffic, then one ``RESULT {json}`` line when it is done. A worker
 that serves until stopped gets SIGTERM. Its stderr goes to a log file, so a failure
 can be read afterwards.
@@ -36,7 +36,7 @@ class Worker:
     """One worker process running ``role`` with ``args``.
 
     Args:
-        role: A role name from :mod:`mqttpush.bench.worker`.
+        role: A role name from :mod:`mqttpush.tools.bench.worker`.
         args: The role's arguments (JSON-serialisable).
         log_dir: Where the worker's stderr is written (``{role}-{pid}.log``).
         env: Extra environment variables.
@@ -61,7 +61,7 @@ class Worker:
             self._proc = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
-                "mqttpush.bench.worker",
+                "mqttpush.tools.bench.worker",
                 self.role,
                 json.dumps(self._args),
                 stdin=asyncio.subprocess.PIPE,

@@ -6,8 +6,8 @@ from typing import TYPE_CHECKING
 
 from mqttpush.address import Topics
 from mqttpush.errors import ConfigurationError
-from mqttpush.security.identities import Identity, demo_identities
-from mqttpush.security.material import Material, create_material, rotate_password
+from mqttpush.tools.security.identities import Identity, demo_identities
+from mqttpush.tools.security.material import Material, create_material, rotate_password
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 __all__ = ["PushReceiver"]
 
-log = logging.getLogger("mqttpush.demo.receiver")
+log = logging.getLogger("mqttpush.tools.demo.receiver")
 
 
 class _Collector:

@@ -1,7 +1,7 @@
 """Who may connect to the secure broker, and what each identity may do.
 
 An :class:`Identity` is one MQTT user name with its grants, stated in agent
-addresses rather than topics; :mod:`mqttpush.security.acl` turns them into topics.
+addresses rather than topics; :mod:`mqttpush.tools.security.acl` turns them into topics.
 """
 
 from __future__ import annotations

@@ -9,7 +9,10 @@ from typing import TYPE_CHECKING, Any
 from mqttpush.agent.background import BackgroundTaskAgent
 from mqttpush.agent.base import Agent
 from mqttpush.agent.operation import operation
-from mqttpush.bench.worker import (
+from mqttpush.fabric import Fabric
+from mqttpush.models import TaskState, new_id
+from mqttpush.settings import Settings
+from mqttpush.tools.bench.harness import (
     drive_calls,
     peak_rss_kb,
     ready,
@@ -17,9 +20,6 @@ from mqttpush.bench.worker import (
     until_stopped,
     wait_for_go,
 )
-from mqttpush.fabric import Fabric
-from mqttpush.models import TaskState, new_id
-from mqttpush.settings import Settings
 
 if TYPE_CHECKING:
     from mqttpush.agent.context import TaskContext
@@ -194,7 +194,7 @@ async def scale_receivers(args: dict[str, Any]) -> dict[str, Any]:
 
 async def demo_agent(args: dict[str, Any]) -> dict[str, Any]:
     """Serve the seed's sender or receiver (the sender with ``interval``) until stopped."""
-    from mqttpush.demo import PushReceiver, PushSender  # noqa: PLC0415
+    from mqttpush.tools.demo import PushReceiver, PushSender  # noqa: PLC0415
 
     settings = settings_for(args)
     demo = settings.demo
@@ -210,7 +210,7 @@ async def demo_agent(args: dict[str, Any]) -> dict[str, Any]:
 
 async def seed_client(args: dict[str, Any]) -> dict[str, Any]:
     """Run the seed's client ``runs`` times; wall time per run, connect included."""
-    from mqttpush.demo import run_client  # noqa: PLC0415
+    from mqttpush.tools.demo import run_client  # noqa: PLC0415
 
     settings = settings_for(args)
     ready()
