@@ -3,8 +3,6 @@
 from mqttpush.address import Address, Topics
 from mqttpush.agent.background import BackgroundTaskAgent, TaskContext
 from mqttpush.agent.base import Agent, AgentStats
-from mqttpush.agent.operation import operation
-from mqttpush.agent.remote import RemoteAgent
 from mqttpush.errors import (
     AccessDeniedError,
     AuthenticationError,
@@ -39,6 +37,8 @@ from mqttpush.models import (
     TaskStatus,
     new_id,
 )
+from mqttpush.rpc.operation import operation
+from mqttpush.rpc.remote import RemoteAgent
 from mqttpush.settings import Settings
 
 __version__ = "0.1.0"

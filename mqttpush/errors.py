@@ -4,6 +4,9 @@ Every error the library raises derives from :class:`MqttPushError`::
 
     MqttPushError
     ├── ConfigurationError             a missing profile or an invalid setting
+    ├── UsageError                     mqttpush used out of order: not served, not open, ...
+    │   └── FabricClosedError          the fabric is not open, or is closing
+    ├── StoreError                     a task store failed, or was used after closing
     ├── InvalidAddressError            (also ValueError)
     ├── ProtocolError                  a payload that does not follow docs/protocol.md
     │   └── AccessDeniedError          the broker's ACL refused a publish or subscribe
@@ -42,6 +45,7 @@ __all__ = [
     "BrokerUnavailableError",
     "ConfigurationError",
     "ConnectionLostError",
+    "FabricClosedError",
     "InternalError",
     "InvalidAddressError",
     "InvalidParamsError",
@@ -54,12 +58,14 @@ __all__ = [
     "RpcError",
     "RpcTimeoutError",
     "SessionTakenOverError",
+    "StoreError",
     "TaskFailedError",
     "TaskFinishedError",
     "TaskNotCancelableError",
     "TaskNotFoundError",
     "TaskStateError",
     "TransportError",
+    "UsageError",
     "rpc_error_from_code",
 ]
 
@@ -70,6 +76,18 @@ class MqttPushError(Exception):
 
 class ConfigurationError(MqttPushError):
     """A profile file that is missing, or settings that do not validate."""
+
+
+class UsageError(MqttPushError):
+    """mqttpush was used out of order: an agent not served, or served twice; no open fabric."""
+
+
+class FabricClosedError(UsageError):
+    """The fabric is not open, or is closing: it starts no more tasks."""
+
+
+class StoreError(MqttPushError):
+    """A task store failed (e.g. its database cannot be opened), or was used after closing."""
 
 
 class InvalidAddressError(MqttPushError, ValueError):

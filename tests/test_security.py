@@ -268,7 +268,7 @@ async def test_a_request_cannot_make_an_agent_reply_outside_the_reply_topics(
     material, secure_broker
 ):
     """The client may not write the sender's ack topic: nor may it get the receiver to."""
-    sender_ack = TOPICS.ack(Address.parse(SENDER))
+    sender_ack = TOPICS.receipts(Address.parse(SENDER))
     settings = secure_settings(as_identity(material, secure_broker, "receiver"))
     async with (
         Fabric(settings) as fabric,

@@ -22,7 +22,6 @@ from mqttpush.agent.context import TaskContext
 from mqttpush.agent.delivery import DeliveryTracker
 from mqttpush.agent.endpoint_ops import EndpointOperations
 from mqttpush.agent.endpoints import Endpoints
-from mqttpush.agent.operation import operation
 from mqttpush.agent.persistence import open_store, status_of, stored_task
 from mqttpush.agent.tasks import TaskRecord, TaskRegistry
 from mqttpush.errors import (
@@ -39,9 +38,10 @@ from mqttpush.models import (
     TaskStatus,
     new_id,
 )
+from mqttpush.rpc.operation import operation
 
 if TYPE_CHECKING:
-    from mqttpush.fabric import Fabric
+    from mqttpush.agent.host import Host
     from mqttpush.store import TaskStore
     from mqttpush.transport.base import Message
 
@@ -85,16 +85,16 @@ class BackgroundTaskAgent(EndpointOperations, Agent):
         self._store = store
         self._owns_store = store is None
 
-    def bind(self, fabric: Fabric, address: Address) -> None:
-        """Attach to the fabric; the finished-task bound comes from settings unless given."""
-        super().bind(fabric, address)
-        agent = fabric.settings.agent
+    def bind(self, host: Host, address: Address) -> None:
+        """Attach to the host; the finished-task bound comes from settings unless given."""
+        super().bind(host, address)
+        agent = host.settings.agent
         if self._max_finished is None:
             self.tasks = TaskRegistry(agent.max_finished_tasks)
         if self._store is None:
             self._store = open_store(agent.store_path)
         self.deliveries = DeliveryTracker(
-            fabric,
+            host,
             receipt_timeout=agent.receipt_timeout,
             attempts=agent.delivery_attempts,
             publish_window=agent.publish_window,
@@ -122,7 +122,7 @@ class BackgroundTaskAgent(EndpointOperations, Agent):
             )
             log.warning("%s: task %s: %s", self.address, stored.task_id, reason.message)
             await self._finish(record, TaskState.FAILED, error=reason)
-        self.fabric.spawn(self.deliveries.run(), name=f"mqttpush-deliveries-{self.address}")
+        self.host.spawn(self.deliveries.run(), name=f"mqttpush-deliveries-{self.address}")
 
     async def on_stop(self) -> None:
         """Save the delivery states not saved yet; close the store this agent opened."""
@@ -137,7 +137,7 @@ class BackgroundTaskAgent(EndpointOperations, Agent):
     def handle_receipt(self, message: Message) -> None:
         """Record an endpoint's receipts for this agent's notifications."""
         try:
-            receipts = codec.decode_acks(message.payload)
+            receipts = codec.decode_receipts(message.payload)
         except ProtocolError as exc:
             self.stats.notifications_malformed += 1
             log.warning("%s: malformed receipt on %s: %s", self.address, message.topic, exc)
@@ -167,7 +167,7 @@ class BackgroundTaskAgent(EndpointOperations, Agent):
         record, created = self.tasks.create(task_id, params)
         if created:
             await self._save(record)
-            record.runner = self.fabric.spawn(self._run(record), name=f"mqttpush-task-{task_id}")
+            record.runner = self.host.spawn(self._run(record), name=f"mqttpush-task-{task_id}")
         return self._status(record)
 
     @operation
@@ -286,7 +286,7 @@ class BackgroundTaskAgent(EndpointOperations, Agent):
         endpoints = self.endpoints.of(record.task_id)
         if endpoints:
             sender, trace = str(self.address), _context.trace_id.get()
-            topics = self.fabric.topics
+            topics = self.host.topics
             messages = {
                 c.address: codec.encode_notification(
                     topics.push(Address.parse(c.address), record.task_id),

@@ -21,14 +21,14 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from mqttpush.errors import ConnectionLostError, MqttPushError, ProtocolError
-from mqttpush.models import DeliveryAck, DeliveryInfo, DeliveryState, utc_now
+from mqttpush.errors import ConnectionLostError, FabricClosedError, ProtocolError
+from mqttpush.models import DeliveryInfo, DeliveryState, Receipt, utc_now
 from mqttpush.store import Delivery
 
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from mqttpush.fabric import Fabric
+    from mqttpush.agent.host import Host
     from mqttpush.models import PushNotification
     from mqttpush.store import TaskStore
     from mqttpush.transport.base import Message
@@ -83,7 +83,7 @@ class DeliveryTracker:
 
     def __init__(
         self,
-        fabric: Fabric,
+        host: Host,
         *,
         receipt_timeout: float,
         attempts: int,
@@ -91,7 +91,7 @@ class DeliveryTracker:
         store: TaskStore | None = None,
         window: int = 100,
     ) -> None:
-        self._fabric = fabric
+        self._host = host
         self._store = store
         self._window = window
         self._outstanding: dict[str, int] = {}
@@ -120,8 +120,8 @@ class DeliveryTracker:
             )
             per_task[(notification.id, endpoint)] = delivery
             try:
-                self._fabric.spawn(self._publish(delivery), name="mqttpush-publish")
-            except MqttPushError as exc:  # the fabric is closing: never leave one queued
+                self._host.spawn(self._publish(delivery), name="mqttpush-publish")
+            except FabricClosedError as exc:  # the fabric is closing: never leave one queued
                 self._final(delivery, DeliveryState.FAILED, f"not published: {exc}")
                 raise
 
@@ -149,11 +149,11 @@ class DeliveryTracker:
         deadline = loop.time() + self._publish_window
         while delivery.message is not None:
             try:
-                matched = await self._fabric.publish(delivery.message)
+                matched = await self._host.publish(delivery.message)
             except ConnectionLostError as exc:
                 await asyncio.sleep(0.05)  # yield: let the fabric notice the drop first
                 left = deadline - loop.time()
-                if left <= 0 or not await self._fabric.wait_connected(left):
+                if left <= 0 or not await self._host.wait_connected(left):
                     self._fail(delivery, f"not published within {self._publish_window:g} s: {exc}")
                     return
                 continue
@@ -186,8 +186,8 @@ class DeliveryTracker:
             return
         if not self._unsaved:
             try:
-                self._fabric.spawn(self.flush(), name="mqttpush-save-deliveries")
-            except MqttPushError:  # shutting down: on_stop flushes what is left
+                self._host.spawn(self.flush(), name="mqttpush-save-deliveries")
+            except FabricClosedError:  # shutting down: on_stop flushes what is left
                 log.debug("deliveries saved at shutdown: the fabric is closing")
         self._unsaved.append(delivery.to_stored())
 
@@ -201,13 +201,13 @@ class DeliveryTracker:
         if batch and self._store is not None:
             await self._store.save_deliveries(batch)
 
-    def on_receipt(self, ack: DeliveryAck) -> None:
+    def on_receipt(self, receipt: Receipt) -> None:
         """Mark a delivery as delivered (even after it expired: the receipt is the truth)."""
-        delivery = self._tasks.get(ack.task_id, {}).get((ack.id, ack.endpoint))
+        delivery = self._tasks.get(receipt.task_id, {}).get((receipt.id, receipt.endpoint))
         if delivery is None:
             self.receipts_unmatched += 1
             return
-        detail = None if ack.handled else "the endpoint's handler failed"
+        detail = None if receipt.handled else "the endpoint's handler failed"
         self._final(delivery, DeliveryState.DELIVERED, detail)
 
     async def resend_due(self) -> int:
