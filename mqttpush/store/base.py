@@ -104,7 +104,7 @@ class TaskStore(ABC):
     """Durable home of a sender's tasks, push endpoints and deliveries.
 
     Use it as an async context manager, or call :meth:`close` when done. Once closed,
-    every method raises :class:`~mqttpush.errors.MqttPushError`.
+    every method raises :class:`~mqttpush.errors.StoreError`.
     """
 
     async def __aenter__(self) -> Self:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import pydantic_core
 
-from mqttpush.errors import MqttPushError
+from mqttpush.errors import StoreError
 from mqttpush.store.base import Delivery, DeliveryState, StoredTask, TaskStore
 
 if TYPE_CHECKING:
@@ -34,7 +34,7 @@ class MemoryTaskStore(TaskStore):
 
     def _check_open(self) -> None:
         if self._closed:
-            raise MqttPushError("the task store is closed")
+            raise StoreError("the task store is closed")
 
     async def save_task(self, task: StoredTask) -> None:
         """Insert ``task``, or replace the task with the same id."""
@@ -112,7 +112,7 @@ class MemoryTaskStore(TaskStore):
         return len(doomed)
 
     async def close(self) -> None:
-        """Drop everything; later calls raise :class:`~mqttpush.errors.MqttPushError`."""
+        """Drop everything; later calls raise :class:`~mqttpush.errors.StoreError`."""
         self._closed = True
         self._tasks.clear()
         self._endpoints.clear()

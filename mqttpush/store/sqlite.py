@@ -11,136 +11,41 @@ mqttpush is refused rather than misread. Push tokens are stored as given, so the
 created readable by its owner only.
 
 Columns: JSON values as JSON text, datetimes as ISO 8601 text in UTC (which sorts in time
-order). Every ``sqlite3`` error is raised again as :class:`~mqttpush.errors.MqttPushError`.
+order). Every ``sqlite3`` error is raised again as :class:`~mqttpush.errors.StoreError`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import sqlite3
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pydantic_core
 
-from mqttpush.errors import MqttPushError
-from mqttpush.models import ErrorInfo, TaskPushNotificationConfig, TaskState
+from mqttpush.errors import StoreError
+from mqttpush.models import TaskPushNotificationConfig
 from mqttpush.store.base import Delivery, DeliveryState, StoredTask, TaskStore
+from mqttpush.store.sqlite_rows import (
+    DELIVERY_COLUMNS,
+    IN_TERMINAL,
+    SAVE_DELIVERY,
+    SAVE_ENDPOINT,
+    SAVE_TASK,
+    SCHEMA,
+    SCHEMA_VERSION,
+    TASK_COLUMNS,
+    TERMINAL,
+    delivery_from_row,
+    task_from_row,
+    to_text,
+    transaction,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
 
 __all__ = ["SCHEMA_VERSION", "SqliteTaskStore"]
-
-#: The schema this module writes; kept in ``PRAGMA user_version``.
-SCHEMA_VERSION = 1
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS tasks (
-    task_id    TEXT PRIMARY KEY,
-    state      TEXT NOT NULL,
-    params     TEXT NOT NULL,  -- JSON
-    result     TEXT NOT NULL,  -- JSON
-    error      TEXT,           -- JSON ErrorInfo, or NULL
-    created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL,
-    pushed     INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS endpoints (
-    task_id TEXT NOT NULL,
-    address TEXT NOT NULL,
-    token   TEXT,
-    PRIMARY KEY (task_id, address)
-);
-CREATE TABLE IF NOT EXISTS deliveries (
-    notification_id TEXT NOT NULL,
-    endpoint        TEXT NOT NULL,
-    task_id         TEXT NOT NULL,
-    seq             INTEGER NOT NULL,
-    state           TEXT NOT NULL,
-    attempts        INTEGER NOT NULL,
-    detail          TEXT,
-    updated_at      TEXT NOT NULL,
-    PRIMARY KEY (notification_id, endpoint)
-);
-CREATE INDEX IF NOT EXISTS deliveries_by_task ON deliveries (task_id, seq, endpoint);
-"""
-
-# Upserts, not INSERT OR REPLACE: a replaced row keeps its rowid, hence its place in
-# registration order (endpoints) and in the tie-break order (tasks).
-_SAVE_TASK = """
-INSERT INTO tasks (task_id, state, params, result, error, created_at, updated_at, pushed)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (task_id) DO UPDATE SET
-    state = excluded.state, params = excluded.params, result = excluded.result,
-    error = excluded.error, created_at = excluded.created_at,
-    updated_at = excluded.updated_at, pushed = excluded.pushed
-"""
-_SAVE_ENDPOINT = """
-INSERT INTO endpoints (task_id, address, token) VALUES (?, ?, ?)
-ON CONFLICT (task_id, address) DO UPDATE SET token = excluded.token
-"""
-_SAVE_DELIVERY = """
-INSERT INTO deliveries
-    (notification_id, endpoint, task_id, seq, state, attempts, detail, updated_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (notification_id, endpoint) DO UPDATE SET
-    task_id = excluded.task_id, seq = excluded.seq, state = excluded.state,
-    attempts = excluded.attempts, detail = excluded.detail, updated_at = excluded.updated_at
-"""
-_TASK_COLUMNS = "task_id, state, params, result, error, created_at, updated_at, pushed"
-_DELIVERY_COLUMNS = "notification_id, task_id, seq, endpoint, state, attempts, detail, updated_at"
-_TERMINAL = tuple(state.value for state in TaskState if state.is_terminal)
-_IN_TERMINAL = f"({', '.join('?' * len(_TERMINAL))})"
-
-
-def _to_text(value: datetime) -> str:
-    # Fixed width, always UTC: text order is time order.
-    return value.astimezone(UTC).isoformat(timespec="microseconds")
-
-
-def _from_text(text: str) -> datetime:
-    return datetime.fromisoformat(text)
-
-
-@contextlib.contextmanager
-def _transaction(db: sqlite3.Connection) -> Iterator[None]:
-    """Group the statements inside into one transaction (the connection is in autocommit)."""
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    db.execute("COMMIT")
-
-
-def _task_from_row(row: sqlite3.Row) -> StoredTask:
-    return StoredTask(
-        task_id=row["task_id"],
-        state=TaskState(row["state"]),
-        params=json.loads(row["params"]),
-        result=json.loads(row["result"]),
-        error=None if row["error"] is None else ErrorInfo.model_validate_json(row["error"]),
-        created_at=_from_text(row["created_at"]),
-        updated_at=_from_text(row["updated_at"]),
-        pushed=row["pushed"],
-    )
-
-
-def _delivery_from_row(row: sqlite3.Row) -> Delivery:
-    return Delivery(
-        notification_id=row["notification_id"],
-        task_id=row["task_id"],
-        seq=row["seq"],
-        endpoint=row["endpoint"],
-        state=DeliveryState(row["state"]),
-        attempts=row["attempts"],
-        detail=row["detail"],
-        updated_at=_from_text(row["updated_at"]),
-    )
 
 
 class SqliteTaskStore(TaskStore):
@@ -155,7 +60,7 @@ class SqliteTaskStore(TaskStore):
         path: The database file; missing parent folders are created.
 
     Raises:
-        MqttPushError: The file is not a task store, is damaged, or was written by a
+        StoreError: The file is not a task store, is damaged, or was written by a
             newer mqttpush (its schema version is unknown).
     """
 
@@ -179,32 +84,32 @@ class SqliteTaskStore(TaskStore):
     def _open(self, db: sqlite3.Connection) -> None:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
-        with _transaction(db):
+        with transaction(db):
             version = db.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
-                raise MqttPushError(
+                raise StoreError(
                     f"task store {self.path}: schema version {version} is newer than "
                     f"{SCHEMA_VERSION}, the newest this mqttpush knows; upgrade mqttpush"
                 )
             if version < SCHEMA_VERSION:
-                for statement in _SCHEMA.split(";"):
+                for statement in SCHEMA.split(";"):
                     if statement.strip():
                         db.execute(statement)
                 db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     @contextlib.contextmanager
     def _errors(self) -> Iterator[None]:
-        """Raise ``sqlite3`` and decoding errors again as MqttPushError (the one place)."""
+        """Raise ``sqlite3`` and decoding errors again as StoreError (the one place)."""
         try:
             yield
         except sqlite3.Error as exc:
-            raise MqttPushError(f"task store {self.path}: {exc}") from exc
+            raise StoreError(f"task store {self.path}: {exc}") from exc
         except (ValueError, OSError) as exc:  # a row that does not decode; a folder we cannot make
-            raise MqttPushError(f"task store {self.path}: damaged or unusable: {exc}") from exc
+            raise StoreError(f"task store {self.path}: damaged or unusable: {exc}") from exc
 
     def _conn(self) -> sqlite3.Connection:
         if self._db is None:
-            raise MqttPushError(f"task store {self.path} is closed")
+            raise StoreError(f"task store {self.path} is closed")
         return self._db
 
     async def save_task(self, task: StoredTask) -> None:
@@ -215,15 +120,15 @@ class SqliteTaskStore(TaskStore):
         db = self._conn()
         with self._errors():
             db.execute(
-                _SAVE_TASK,
+                SAVE_TASK,
                 (
                     task.task_id,
                     task.state.value,
                     params,
                     result,
                     error,
-                    _to_text(task.created_at),
-                    _to_text(task.updated_at),
+                    to_text(task.created_at),
+                    to_text(task.updated_at),
                     task.pushed,
                 ),
             )
@@ -233,27 +138,27 @@ class SqliteTaskStore(TaskStore):
         db = self._conn()
         with self._errors():
             row = db.execute(
-                f"SELECT {_TASK_COLUMNS} FROM tasks WHERE task_id = ?",  # noqa: S608 - constant
+                f"SELECT {TASK_COLUMNS} FROM tasks WHERE task_id = ?",  # noqa: S608 - constant
                 (task_id,),
             ).fetchone()
-            return None if row is None else _task_from_row(row)
+            return None if row is None else task_from_row(row)
 
     async def unfinished_tasks(self) -> list[StoredTask]:
         """Return the tasks whose state is not terminal, oldest first."""
         db = self._conn()
         with self._errors():
             rows = db.execute(
-                f"SELECT {_TASK_COLUMNS} FROM tasks WHERE state NOT IN {_IN_TERMINAL} "  # noqa: S608 - constants
+                f"SELECT {TASK_COLUMNS} FROM tasks WHERE state NOT IN {IN_TERMINAL} "  # noqa: S608 - constants
                 "ORDER BY created_at, rowid",
-                _TERMINAL,
+                TERMINAL,
             ).fetchall()
-            return [_task_from_row(row) for row in rows]
+            return [task_from_row(row) for row in rows]
 
     async def save_endpoint(self, config: TaskPushNotificationConfig) -> None:
         """Insert an endpoint, or replace the one with the same task id and address."""
         db = self._conn()
         with self._errors():
-            db.execute(_SAVE_ENDPOINT, (config.task_id, config.address, config.token))
+            db.execute(SAVE_ENDPOINT, (config.task_id, config.address, config.token))
 
     async def endpoints(self, task_id: str) -> list[TaskPushNotificationConfig]:
         """Return the endpoints registered for a task, in registration order."""
@@ -287,23 +192,23 @@ class SqliteTaskStore(TaskStore):
                 d.state.value,
                 d.attempts,
                 d.detail,
-                _to_text(d.updated_at),
+                to_text(d.updated_at),
             )
             for d in deliveries
         ]
-        with self._errors(), _transaction(db):
-            db.executemany(_SAVE_DELIVERY, rows)
+        with self._errors(), transaction(db):
+            db.executemany(SAVE_DELIVERY, rows)
 
     async def deliveries(self, task_id: str) -> list[Delivery]:
         """Return a task's deliveries, ordered by ``seq``, then ``endpoint``."""
         db = self._conn()
         with self._errors():
             rows = db.execute(
-                f"SELECT {_DELIVERY_COLUMNS} FROM deliveries WHERE task_id = ? "  # noqa: S608 - constant
+                f"SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE task_id = ? "  # noqa: S608 - constant
                 "ORDER BY seq, endpoint",
                 (task_id,),
             ).fetchall()
-            return [_delivery_from_row(row) for row in rows]
+            return [delivery_from_row(row) for row in rows]
 
     async def delivery_summary(self, task_id: str) -> dict[DeliveryState, int]:
         """Return how many of a task's deliveries are in each state."""
@@ -321,11 +226,11 @@ class SqliteTaskStore(TaskStore):
         if keep_finished < 0:
             raise ValueError(f"keep_finished must be >= 0, got {keep_finished}")
         db = self._conn()
-        with self._errors(), _transaction(db):
+        with self._errors(), transaction(db):
             doomed = db.execute(
-                f"SELECT task_id FROM tasks WHERE state IN {_IN_TERMINAL} "  # noqa: S608 - constants
+                f"SELECT task_id FROM tasks WHERE state IN {IN_TERMINAL} "  # noqa: S608 - constants
                 "ORDER BY updated_at DESC, rowid DESC LIMIT -1 OFFSET ?",
-                (*_TERMINAL, keep_finished),
+                (*TERMINAL, keep_finished),
             ).fetchall()
             ids = [(row[0],) for row in doomed]
             for table in ("deliveries", "endpoints", "tasks"):
@@ -333,7 +238,7 @@ class SqliteTaskStore(TaskStore):
         return len(ids)
 
     async def close(self) -> None:
-        """Close the file; later calls raise :class:`~mqttpush.errors.MqttPushError`."""
+        """Close the file; later calls raise :class:`~mqttpush.errors.StoreError`."""
         db, self._db = self._db, None
         if db is not None:
             with self._errors():
