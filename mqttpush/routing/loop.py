@@ -122,4 +122,4 @@ class MessageLoop:
     def _expired(self, message: Message) -> None:
         self._drop(message)
         with contextlib.suppress(FabricClosedError):  # closing: the broker keeps it
-            self._spawn(settle(self._transport, message), name="mqttpush-ack")
+            self._spawn(settle(self._transport, message), name="mqttpush-puback")
