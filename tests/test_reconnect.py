@@ -200,3 +200,18 @@ async def test_reason_codes_reach_the_connection_layer_from_both_clients():
             assert caught.value.reason_code == 0x89, type(transport)
             assert caught.value.server_reference == "other:1883", type(transport)
             await transport.disconnect()
+
+
+async def test_a_drop_without_disconnect_has_no_reason_code_on_either_client():
+    # paho gives such a drop reason 0x80; taken for the broker's, it hid takeovers from
+    # the heuristic (Mosquitto before 2.0.15 closes a taken-over session without one).
+    broker = ScriptedBroker()
+    async with broker:
+        for transport in (NativeTransport(broker.settings()), MqttTransport(broker.settings())):
+            await transport.connect()
+            await asyncio.sleep(0.1)
+            broker.hang_up()
+            with pytest.raises(ConnectionLostError) as caught:
+                await asyncio.wait_for(_drain(transport), 5)
+            assert caught.value.reason_code is None, type(transport)
+            await transport.disconnect()

@@ -24,8 +24,8 @@ class PahoEvents(Protocol):
     def acknowledged(self, mid: int, reason_code: int) -> None:
         """The broker's PUBACK for publish ``mid`` arrived."""
 
-    def disconnected(self, server_reference: str | None) -> None:
-        """The connection ended; the broker may have named another server."""
+    def disconnected(self, reason_code: int | None, server_reference: str | None) -> None:
+        """The connection ended: the reason code of the broker's DISCONNECT, if it sent one."""
 
 
 def install_hooks(client: aiomqtt.Client, gate: ReadGate, events: PahoEvents) -> None:
@@ -71,8 +71,12 @@ def install_hooks(client: aiomqtt.Client, gate: ReadGate, events: PahoEvents) ->
 
     def on_disconnect(*args: Any) -> None:  # noqa: ANN401 - paho's callback arguments
         gate.detach()
-        props = args[4] if len(args) > 4 else None  # noqa: PLR2004 - paho's signature
-        events.disconnected(getattr(props, "ServerReference", None))
+        flags, reason, props = args[2], args[3], args[4] if len(args) > 4 else None  # noqa: PLR2004
+        # paho gives a drop without DISCONNECT a reason code too (0x80): not the broker's.
+        from_broker = getattr(flags, "is_disconnect_packet_from_server", False)
+        events.disconnected(
+            code_of(reason) if from_broker else None, getattr(props, "ServerReference", None)
+        )
         if aiomqtt_on_disconnect is not None:
             aiomqtt_on_disconnect(*args)
 

@@ -61,6 +61,7 @@ class MqttTransport(BrokerTransport):
         self._pubacks: dict[int, asyncio.Future[int]] = {}
         self._gate: ReadGate | None = None
         self._server_reference: str | None = None
+        self._disconnect_code: int | None = None
 
     @property
     def is_connected(self) -> bool:
@@ -95,7 +96,7 @@ class MqttTransport(BrokerTransport):
             properties=connect_props,
         )
         self._gate = ReadGate(asyncio.get_running_loop(), s.inbox_max_messages, s.inbox_max_bytes)
-        self._server_reference = None
+        self._server_reference = self._disconnect_code = None
         install_hooks(client, self._gate, self)
         # aiomqtt warns past 10 unacknowledged publishes; a QoS 1 window is normal here.
         client.pending_calls_threshold = 1_000_000
@@ -133,8 +134,9 @@ class MqttTransport(BrokerTransport):
         if future is not None and not future.done():
             future.set_result(reason_code)
 
-    def disconnected(self, server_reference: str | None) -> None:
-        """Paho saw the connection end: keep the broker's Server Reference, if any."""
+    def disconnected(self, reason_code: int | None, server_reference: str | None) -> None:
+        """Paho saw the connection end: keep the broker's reason code and Server Reference."""
+        self._disconnect_code = reason_code
         self._server_reference = server_reference
 
     async def ack(self, message: Message) -> None:
@@ -231,9 +233,7 @@ class MqttTransport(BrokerTransport):
                 self._client = None
             with contextlib.suppress(aiomqtt.MqttError):
                 await client.__aexit__(None, None, None)  # release the broken client's resources
-            code = code_of(getattr(exc.__cause__, "rc", None))
-            # paho reports a drop without DISCONNECT as a small error number (below 0x80)
-            code = code if code is not None and code >= 0x80 else None  # noqa: PLR2004
+            code = self._disconnect_code  # None: closed without the broker's DISCONNECT
             if code == SESSION_TAKEN_OVER:
                 raise SessionTakenOverError(
                     f"another client connected to {self.where} with client id "
