@@ -33,7 +33,7 @@ An :class:`RpcError` raised inside an operation handler is sent to the caller as
 that error object; on the caller's side the reply is raised again as the subclass
 matching its code, so ``except TaskNotFoundError`` works across the wire.
 Errors from an MQTT client stack are translated in one place per stack: aiomqtt's and
-paho's in ``mqttpush.transport.mqtt``; socket and TLS errors of the native client in
+paho's in ``mqttpush.transport.mqtt.transport``; socket and TLS errors of the native client in
 ``mqttpush.transport.native.connect`` (connecting) and ``...native.link`` (afterwards).
 A broker's reason codes are read by number, in ``mqttpush.transport.reasons``, never
 told apart by text.
