@@ -147,6 +147,26 @@ async def test_a_byte_bound_on_the_inbox_holds_too():
         await received.aclose()
 
 
+@pytest.mark.timeout_s(20)
+async def test_a_client_that_stopped_reading_is_not_taken_for_a_dead_link():
+    broker = ScriptedBroker(connacks=[connack(props=ONE_SECOND_KEEPALIVE)])
+    async with broker, client(broker, inbox_max_messages=5) as transport:
+        link = transport._link
+        assert link is not None
+        for _ in range(20):
+            broker.send(publish("t/held", b"h" * 100_000))
+        await asyncio.sleep(3.0)  # three keep alives without reading a byte
+        assert link.reading_paused
+        assert link.lost is None
+        assert PINGREQ in broker.kinds  # it still tells the broker it is alive
+        received = transport.messages()
+        async with asyncio.timeout(10):
+            for _ in range(20):
+                await anext(received)
+        await received.aclose()
+        assert link.lost is None
+
+
 # --- 4. one deadline per publish; unsolicited PINGRESP ---------------------------------
 
 

@@ -83,10 +83,11 @@ class Timer(Flow):
         now = self.loop.time()
         period = self._interval()
         keepalive = self.keepalive
-        if keepalive and not self.reading_paused:
+        if keepalive:
             sent_at = self.ping_sent_at
             if sent_at is not None:
-                if now - max(sent_at, self.last_received) >= keepalive / 2:
+                silent = now - max(sent_at, self.last_received)
+                if not self.reading_paused and silent >= keepalive / 2:
                     self.drop(f"no PINGRESP within {keepalive / 2:g} s")
                     return
             elif (
