@@ -9,7 +9,9 @@ Every error the library raises derives from :class:`MqttPushError`::
     ├── StoreError                     a task store failed, or was used after closing
     ├── InvalidAddressError            (also ValueError)
     ├── ProtocolError                  a payload that does not follow docs/protocol.md
-    │   └── AccessDeniedError          the broker's ACL refused a publish or subscribe
+    │   ├── PacketRefusedError         a packet not sent: MQTT or the broker's limits forbid it
+    │   └── BrokerRefusedError         the broker refused a publish or subscribe (reason code)
+    │       └── AccessDeniedError      the broker's ACL refused it (0x87 not authorized)
     ├── TransportError
     │   ├── BrokerUnavailableError     the broker could not be reached or refused us
     │   │   ├── AuthenticationError    credentials refused: bad password, not authorized
@@ -33,8 +35,11 @@ Every error the library raises derives from :class:`MqttPushError`::
 An :class:`RpcError` raised inside an operation handler is sent to the caller as
 that error object; on the caller's side the reply is raised again as the subclass
 matching its code, so ``except TaskNotFoundError`` works across the wire.
-Errors from the MQTT client library are translated in ``mqttpush.transport.mqtt``
-and nowhere else.
+Errors from an MQTT client stack are translated in one place per stack: aiomqtt's and
+paho's in ``mqttpush.transport.mqtt.transport``; socket and TLS errors of the native client in
+``mqttpush.transport.native.connect`` (connecting) and ``...native.link`` (afterwards).
+A broker's reason codes are read by number, in ``mqttpush.transport.reasons``, never
+told apart by text.
 """
 
 from __future__ import annotations
@@ -42,6 +47,8 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 __all__ = [
+    "AccessDeniedError",
+    "BrokerRefusedError",
     "BrokerUnavailableError",
     "ConfigurationError",
     "ConnectionLostError",
@@ -52,6 +59,7 @@ __all__ = [
     "InvalidRequestError",
     "MethodNotFoundError",
     "MqttPushError",
+    "PacketRefusedError",
     "ParseError",
     "ProtocolError",
     "RequestExpiredError",
@@ -98,7 +106,30 @@ class ProtocolError(MqttPushError):
     """A message that does not follow the mqttpush wire protocol."""
 
 
-class AccessDeniedError(ProtocolError):
+class PacketRefusedError(ProtocolError):
+    """A packet this client did not send: MQTT 5 or the broker's announced limits forbid it.
+
+    Raised before anything reaches the socket, so the connection stays up: a packet over
+    the broker's Maximum Packet Size, a topic filter with a misplaced wildcard, a topic
+    name with a wildcard, a string MQTT cannot carry.
+    """
+
+
+class BrokerRefusedError(ProtocolError):
+    """The broker answered a publish or a subscription with a refusal (reason 0x80 and above).
+
+    Attributes:
+        reason_code: The MQTT 5 reason code of the PUBACK or SUBACK.
+        reason_text: The code with its name, e.g. ``reason code 0x97 (quota exceeded)``.
+    """
+
+    def __init__(self, message: str, reason_code: int, reason_text: str) -> None:
+        super().__init__(message)
+        self.reason_code = reason_code
+        self.reason_text = reason_text
+
+
+class AccessDeniedError(BrokerRefusedError):
     """The broker refused a publish or a subscription (reason 0x87 "not authorized").
 
     With an ACL, each identity may use only its own topics (see docs/security.md).
@@ -106,7 +137,20 @@ class AccessDeniedError(ProtocolError):
 
 
 class TransportError(MqttPushError):
-    """The connection to the broker failed."""
+    """The connection to the broker failed.
+
+    Attributes:
+        reason_code: The MQTT 5 reason code the broker gave (its CONNACK refusal or its
+            DISCONNECT), when it gave one; ``None`` for a drop without a word.
+        server_reference: The broker's Server Reference (another server to use), if any.
+    """
+
+    def __init__(
+        self, message: str, *, reason_code: int | None = None, server_reference: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.reason_code = reason_code
+        self.server_reference = server_reference
 
 
 class BrokerUnavailableError(TransportError):
