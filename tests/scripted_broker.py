@@ -117,7 +117,7 @@ class ScriptedBroker:
         await self._server.wait_closed()
 
     def settings(self, **values: object) -> BrokerSettings:
-        return BrokerSettings(host="127.0.0.1", port=self.port, **values)  # type: ignore[arg-type]
+        return BrokerSettings(host="127.0.0.1", port=self.port, **values)
 
     @property
     def kinds(self) -> list[int]:

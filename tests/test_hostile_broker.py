@@ -123,7 +123,7 @@ async def test_a_qos0_flood_stops_the_client_reading_until_its_inbox_drains():
                 got += 1
                 assert len(link.inbox) <= bound + 300
         assert message.payload == payload
-        await received.aclose()
+        await received.aclose()  # type: ignore[attr-defined]  # a generator underneath
 
 
 @pytest.mark.timeout_s(30)
@@ -144,7 +144,7 @@ async def test_a_byte_bound_on_the_inbox_holds_too():
         async with asyncio.timeout(20):
             for _ in range(100):
                 await anext(received)
-        await received.aclose()
+        await received.aclose()  # type: ignore[attr-defined]  # a generator underneath
 
 
 @pytest.mark.timeout_s(20)
@@ -163,7 +163,7 @@ async def test_a_client_that_stopped_reading_is_not_taken_for_a_dead_link():
         async with asyncio.timeout(10):
             for _ in range(20):
                 await anext(received)
-        await received.aclose()
+        await received.aclose()  # type: ignore[attr-defined]  # a generator underneath
         assert link.lost is None
 
 

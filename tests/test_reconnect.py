@@ -14,11 +14,12 @@ import uuid
 
 import pytest
 
-from mqttpush import Fabric, cli
+from mqttpush import Fabric
 from mqttpush.connection import STABLE_AFTER, Connection
-from mqttpush.demo import client as demo_client
 from mqttpush.errors import ConnectionLostError, SessionTakenOverError
 from mqttpush.settings import BrokerSettings
+from mqttpush.tools import cli
+from mqttpush.tools.demo import client as demo_client
 from mqttpush.transport import MemoryBroker
 from mqttpush.transport.base import Message
 from mqttpush.transport.mqtt import MqttTransport
@@ -170,13 +171,13 @@ async def test_the_aiomqtt_client_stops_reading_past_its_inbox_bound(broker):
         await asyncio.sleep(0.2)
         assert gate.count <= 20
         received = subscriber.messages()
-        got = []
+        got: list[int] = []
         async with asyncio.timeout(20):
             while len(got) < 300:
                 got.append(int((await anext(received)).payload))
                 assert gate.count <= 20
         assert got == list(range(300))
-        await received.aclose()
+        await received.aclose()  # type: ignore[attr-defined]  # a generator underneath
     finally:
         await subscriber.disconnect()
         await publisher.disconnect()
