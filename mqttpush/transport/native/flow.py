@@ -179,16 +179,19 @@ class Flow(asyncio.Protocol):
         """Take the oldest message from the inbox; read the socket again once it drained."""
         message = self.inbox.popleft()
         self.inbox_bytes -= len(message.payload)
+        if self.reading_paused:
+            self._resume_if_drained()
+        return message
+
+    def _resume_if_drained(self) -> None:
         if (
-            self.reading_paused
-            and len(self.inbox) <= self.inbox_max_messages // 2
+            len(self.inbox) <= self.inbox_max_messages // 2
             and self.inbox_bytes <= self.inbox_max_bytes // 2
         ):
             self.reading_paused = False
             self.last_received = self.loop.time()  # silence while not reading is no sign
             if self._transport is not None and self.lost is None:
                 self._transport.resume_reading()
-        return message
 
     def _bound_inbox(self) -> None:
         """Stop reading the socket while the inbox is over a bound."""

@@ -130,6 +130,7 @@ class Link(Timer):
         session = self.session
         queued = len(inbox)
         unacked = self.unacked_in
+        size = 0  # payload bytes added to the inbox
         freed = 0
         ready = self.connack.done()
         for first, body in packets:
@@ -143,7 +144,7 @@ class Link(Timer):
                     )
                 message = decode_publish(first, body, received_at, generation)
                 inbox.append(message)
-                self.inbox_bytes += len(message.payload)
+                size += len(message.payload)
                 if first & 0x02:
                     unacked += 1
                 continue
@@ -182,6 +183,7 @@ class Link(Timer):
                 RECEIVE_MAXIMUM_EXCEEDED,
             )
         if len(inbox) > queued:
+            self.inbox_bytes += size
             self._wake_inbox()
             self._bound_inbox()
         if freed:

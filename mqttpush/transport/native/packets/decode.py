@@ -194,17 +194,20 @@ def decode_publish(  # noqa: PLR0912, PLR0915 - one branch per property, kept fl
             pos += 1
         else:
             pos, end = properties_end(body, pos)
-            seen = 0
+            seen = 0  # a bit per property identifier, for the ones that may not repeat
             while pos < end:
                 ident = body[pos]
                 pos += 1
-                if ident != USER_PROPERTY and ident != _SUBSCRIPTION_ID:  # noqa: PLR1714
-                    seen = once(seen, ident, "PUBLISH")
-                if ident == USER_PROPERTY:
+                if ident == USER_PROPERTY:  # the common case first: it may repeat
                     key, pos = read_string(body, pos)
                     value, pos = read_string(body, pos)
                     user.append((key, value))
-                elif ident == CORRELATION_DATA:
+                    continue
+                bit = 1 << ident
+                if seen & bit:
+                    once(seen, ident, "PUBLISH")  # raises: the property came twice
+                seen |= bit
+                if ident == CORRELATION_DATA:
                     correlation, pos = read_binary(body, pos)
                 elif ident == RESPONSE_TOPIC:
                     response_topic, pos = read_string(body, pos)
@@ -219,6 +222,8 @@ def decode_publish(  # noqa: PLR0912, PLR0915 - one branch per property, kept fl
                         _TOPIC_ALIAS_INVALID,
                     )
                 else:
+                    if ident == _SUBSCRIPTION_ID:
+                        seen ^= bit  # may repeat too
                     pos = skip_property(body, pos, ident)
             if pos != end:
                 raise PacketError("PUBLISH properties do not end where their length says")
