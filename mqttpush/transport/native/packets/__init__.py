@@ -9,20 +9,20 @@ that adds some never breaks parsing; bytes that do not follow MQTT 5 raise
 - :mod:`.wire`: packet types, limits, variable byte integers.
 - :mod:`.encode`: the encoders, and the checks that keep a broker from refusing a packet.
 - :mod:`.properties`: property identifiers, read or skipped by their wire type.
-- :mod:`.decode`: the decoders, and the CONNACK, SUBACK and DISCONNECT they return.
+- :mod:`.decode`: the PUBLISH and PUBACK decoders.
+- :mod:`.acks`: the CONNACK, SUBACK and DISCONNECT decoders, and what they return.
 - :mod:`.reader`: :class:`PacketReader`, which frames the received stream.
 """
 
-from mqttpush.transport.native.packets.decode import (
+from mqttpush.transport.native.packets.acks import (
     ConnAck,
     Disconnect,
     SubAck,
     decode_connack,
     decode_disconnect,
-    decode_puback,
-    decode_publish,
     decode_suback,
 )
+from mqttpush.transport.native.packets.decode import decode_puback, decode_publish
 from mqttpush.transport.native.packets.encode import (
     encode_connect,
     encode_disconnect,
