@@ -25,7 +25,7 @@ class ResponseCache:
 
     def __init__(self, size: int, max_bytes: int | None = None) -> None:
         self._size = size
-        self._max_bytes = max_bytes
+        self._max_bytes = max_bytes if max_bytes is not None else 1 << 62
         self._entries: collections.OrderedDict[_Key, asyncio.Future[Message | None]]
         self._entries = collections.OrderedDict()
         self._sizes: dict[_Key, int] = {}
@@ -46,9 +46,13 @@ class ResponseCache:
     def begin(self, key: _Key) -> asyncio.Future[Message | None]:
         """Record that the request with ``key`` is running; returns the future to resolve."""
         future: asyncio.Future[Message | None] = asyncio.get_running_loop().create_future()
-        self._forget(key)
+        if key in self._entries:
+            self._forget(key)
         self._entries[key] = future
-        self._account(key, len(key[0]) + len(key[1]))
+        size = self._sizes[key] = len(key[0]) + len(key[1])
+        self._bytes += size
+        if len(self._entries) > self._size or self._bytes > self._max_bytes:
+            self._evict()
         return future
 
     def finish(
@@ -59,20 +63,22 @@ class ResponseCache:
             return
         future.set_result(reply)
         if reply is not None and self._entries.get(key) is future:
-            self._account(key, len(reply.payload))
+            self._sizes[key] += len(reply.payload)
+            self._bytes += len(reply.payload)
+            if self._bytes > self._max_bytes:
+                self._evict()
 
-    def _account(self, key: _Key, size: int) -> None:
-        self._sizes[key] = self._sizes.get(key, 0) + size
-        self._bytes += size
-        while self._entries and (
-            len(self._entries) > self._size
-            or (self._max_bytes is not None and self._bytes > self._max_bytes)
-        ):
-            oldest, _ = next(iter(self._entries.items()))
-            self._forget(oldest)
+    def _evict(self) -> None:
+        """Forget the oldest entries until both bounds hold."""
+        entries, sizes = self._entries, self._sizes
+        while entries and (len(entries) > self._size or self._bytes > self._max_bytes):
+            key, future = entries.popitem(last=False)
+            self._bytes -= sizes.pop(key)
+            if not future.done():
+                future.set_result(None)  # a waiting repeat gets no cached reply
 
     def _forget(self, key: _Key) -> None:
-        future = self._entries.pop(key, None)
-        self._bytes -= self._sizes.pop(key, 0)
-        if future is not None and not future.done():
+        future = self._entries.pop(key)
+        self._bytes -= self._sizes.pop(key)
+        if not future.done():
             future.set_result(None)  # a waiting repeat gets no cached reply
