@@ -6,6 +6,7 @@ Nothing else in mqttpush builds payloads or reads properties; see docs/protocol.
 from __future__ import annotations
 
 import functools
+import json
 import math
 import time
 from dataclasses import dataclass
@@ -15,7 +16,13 @@ import pydantic_core
 from pydantic import TypeAdapter, ValidationError
 
 from mqttpush.address import is_mqtt_text
-from mqttpush.errors import InvalidRequestError, ParseError, ProtocolError, RpcError
+from mqttpush.errors import (
+    InvalidParamsError,
+    InvalidRequestError,
+    ParseError,
+    ProtocolError,
+    RpcError,
+)
 from mqttpush.models import (
     JsonRpcRequest,
     JsonRpcResponse,
@@ -32,6 +39,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CONTENT_TYPE",
+    "MAX_NOTIFICATION_BYTES",
     "Envelope",
     "decode_notification",
     "decode_receipts",
@@ -57,6 +65,10 @@ CORRELATION_ID = "mqttpush-cid"
 TRACE_ID = "mqttpush-trace"
 TOKEN = "mqttpush-token"  # noqa: S105 - a user property name, not a secret
 _MAX_PROPERTY = 1024  # bytes of one envelope value
+#: Bytes a notification's payload may have: senders keep each until its receipt comes.
+MAX_NOTIFICATION_BYTES = 256 << 10
+_ID_ERROR = {"loc": ["id"], "msg": "id must be a string, an integer or null", "type": "id_type"}
+_SURROGATE = "lone surrogate escape (\\ud800-\\udfff without its pair): not valid Unicode"
 
 
 def validation_detail(exc: ValidationError) -> list[dict[str, Any]]:
@@ -141,17 +153,38 @@ def encode_request(
     )
 
 
-def decode_request(payload: bytes) -> tuple[JsonRpcId, JsonRpcRequest | RpcError]:
+def decode_request(
+    payload: bytes, max_bytes: int | None = None
+) -> tuple[JsonRpcId, JsonRpcRequest | RpcError]:
     """Decode a request payload.
+
+    Args:
+        payload: The message's payload.
+        max_bytes: Refuse a larger payload (-32600) without parsing it.
 
     Returns:
         The request's id (None when it cannot be read) and either the request or the
-        error to answer it with (-32700 or -32600).
+        error to answer it with (-32700, -32600, or -32602 for a lone surrogate in
+        ``params``).
     """
+    if max_bytes is not None and len(payload) > max_bytes:
+        detail = f"request of {len(payload)} bytes is over the limit of {max_bytes} bytes"
+        return None, InvalidRequestError(data={"detail": detail})
+    surrogate: list[str | int] | None = None
     try:
         obj = pydantic_core.from_json(payload)
     except ValueError as exc:
-        return None, ParseError(data={"detail": str(exc)})
+        obj = _with_lone_surrogates(payload, exc)
+        if obj is None:
+            return None, ParseError(data={"detail": str(exc)})
+        surrogate = _lone_surrogate_at(obj)
+    return _check_request(obj, surrogate)
+
+
+def _check_request(
+    obj: Any,  # noqa: ANN401 - any JSON
+    surrogate: list[str | int] | None,
+) -> tuple[JsonRpcId, JsonRpcRequest | RpcError]:
     if not isinstance(obj, dict):
         kind = (
             "batch requests are not supported"
@@ -163,10 +196,71 @@ def decode_request(payload: bytes) -> tuple[JsonRpcId, JsonRpcRequest | RpcError
     request_id: JsonRpcId = (
         raw_id if isinstance(raw_id, str | int) and not isinstance(raw_id, bool) else None
     )
+    if raw_id is not None and request_id is None:  # true, 1.5, 2.0, 1e2, an object, an array
+        return None, InvalidRequestError(data=[_ID_ERROR])
+    if surrogate is not None:
+        if isinstance(raw_id, str) and _has_surrogate(raw_id):
+            request_id = None  # not a string a reply could carry
+        error = {"loc": surrogate, "msg": _SURROGATE, "type": "unicode"}
+        if surrogate[:1] == ["params"]:
+            return request_id, InvalidParamsError(data=[{**error, "loc": surrogate[1:]}])
+        return request_id, InvalidRequestError(data=[error])
     try:
         return request_id, JsonRpcRequest.model_validate(obj)
     except ValidationError as exc:
         return request_id, InvalidRequestError(data=validation_detail(exc))
+
+
+def _with_lone_surrogates(payload: bytes, exc: ValueError) -> Any:  # noqa: ANN401 - any JSON
+    r"""The JSON value of ``payload`` when only a lone surrogate escape made it fail, else None.
+
+    ``"\ud800"`` is valid JSON text but not Unicode: the fast parser refuses it, so it
+    would look like a syntax error. Read it again to say what is wrong, and where.
+    """
+    if "surrogate" not in str(exc) and "hex escape" not in str(exc):
+        return None
+    try:
+        return json.loads(payload, parse_constant=_no_constant)
+    except (ValueError, RecursionError):  # nested deeper than the stdlib parser goes
+        return None
+
+
+def _no_constant(name: str) -> Any:  # noqa: ANN401 - never returns
+    raise ValueError(f"{name} is not JSON")
+
+
+def _lone_surrogate_at(value: Any) -> list[str | int] | None:  # noqa: ANN401 - any JSON
+    """The path to a string (key or value) with a lone surrogate, else None."""
+    # Iterative, each item linked to its parent: no recursion, no path copied per item.
+    stack: list[tuple[Any, _Link]] = [(value, None)]
+    while stack:
+        item, link = stack.pop()
+        if isinstance(item, str):
+            if _has_surrogate(item):
+                return _path(link)
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                if _has_surrogate(key):
+                    return _path((key, link))
+                stack.append((child, (key, link)))
+        elif isinstance(item, list):
+            stack.extend((child, (i, link)) for i, child in enumerate(item))
+    return None
+
+
+_Link = tuple[str | int, Any] | None  # (key or index, the parent's link)
+
+
+def _has_surrogate(text: str) -> bool:
+    return not text.isascii() and any("\ud800" <= c <= "\udfff" for c in text)
+
+
+def _path(link: _Link) -> list[str | int]:
+    path: list[str | int] = []
+    while link is not None:
+        key, link = link
+        path.append(key)
+    return path[::-1]
 
 
 def encode_reply(
@@ -228,17 +322,30 @@ def _decode(model: type[_W], payload: bytes, what: str) -> _W:
 
 
 def encode_notification(topic: str, notification: PushNotification, envelope: Envelope) -> Message:
-    """Build the QoS 1 message for one push notification."""
-    return _json_message(topic, notification, envelope)
+    """Build the QoS 1 message for one push notification.
+
+    Raises:
+        ProtocolError: Its payload would be over :data:`MAX_NOTIFICATION_BYTES`.
+    """
+    message = _json_message(topic, notification, envelope)
+    if len(message.payload) > MAX_NOTIFICATION_BYTES:
+        raise ProtocolError(_too_large("notification", len(message.payload)))
+    return message
 
 
 def decode_notification(payload: bytes) -> PushNotification:
     """Decode a push notification payload.
 
     Raises:
-        ProtocolError: Not a valid notification.
+        ProtocolError: Not a valid notification, or over :data:`MAX_NOTIFICATION_BYTES`.
     """
+    if len(payload) > MAX_NOTIFICATION_BYTES:
+        raise ProtocolError(_too_large("push notification", len(payload)))
     return _decode(PushNotification, payload, "push notification")
+
+
+def _too_large(what: str, size: int) -> str:
+    return f"{what} of {size} bytes is over the limit of {MAX_NOTIFICATION_BYTES} bytes"
 
 
 def encode_receipts(topic: str, receipts: Sequence[Receipt], envelope: Envelope) -> Message:

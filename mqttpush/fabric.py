@@ -244,7 +244,7 @@ class Fabric:
             self.topics,
             Address.parse(address),
             sender=sender or self.client_id,
-            timeout=timeout or self.settings.rpc.timeout,
+            timeout=self.settings.rpc.timeout if timeout is None else timeout,
         )
 
     async def publish(self, message: Message) -> bool:

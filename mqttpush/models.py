@@ -12,9 +12,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
-from mqttpush.address import Address, check_level
+from mqttpush.address import Address, check_level, is_mqtt_text
 
 __all__ = [
+    "MAX_TOKEN_BYTES",
     "DeliveryInfo",
     "DeliveryState",
     "ErrorInfo",
@@ -51,14 +52,21 @@ class WireModel(BaseModel):
 
 JsonRpcId = str | int | None
 
+#: Bytes of UTF-8 a push token may have: it travels as an MQTT 5 user property value.
+MAX_TOKEN_BYTES = 1024
+
 
 class JsonRpcRequest(WireModel):
-    """A JSON-RPC 2.0 request object; params are by name."""
+    """A JSON-RPC 2.0 request object; params are by name.
+
+    ``id`` is strict: a string, an integer or null. ``true``, ``1.5``, ``2.0`` and
+    ``1e2`` are refused (-32600) rather than read as another id or as none.
+    """
 
     jsonrpc: Literal["2.0"]
     method: str = Field(min_length=1)
     params: dict[str, Any] | list[Any] | None = None
-    id: JsonRpcId = None
+    id: Annotated[str, Field(strict=True)] | Annotated[int, Field(strict=True)] | None = None
 
 
 class JsonRpcError(WireModel):
@@ -177,6 +185,20 @@ class TaskPushNotificationConfig(WireModel):
     @classmethod
     def _address_parses(cls, value: str) -> str:
         return str(Address.parse(value))
+
+    @field_validator("token")
+    @classmethod
+    def _token_fits_a_user_property(cls, value: str | None) -> str | None:
+        # A token the envelope could not carry would be left out of every notification,
+        # and the endpoint would reject them all: refuse it here instead.
+        if value is None:
+            return None
+        size = len(value.encode("utf-8", "surrogatepass"))
+        if size > MAX_TOKEN_BYTES:
+            raise ValueError(f"token is {size} bytes, over the limit of {MAX_TOKEN_BYTES}")
+        if not is_mqtt_text(value):
+            raise ValueError("token contains control characters, surrogates or non-characters")
+        return value
 
 
 class PushNotification(WireModel):

@@ -145,6 +145,12 @@ class RpcSettings(_Section):
     max_concurrency: int = Field(
         default=64, ge=1, description="Requests and notifications one agent handles at once."
     )
+    max_request_bytes: int = Field(
+        default=1 << 20,
+        ge=1024,
+        description="Largest request payload an agent reads, in bytes; a larger one is "
+        "answered -32600 without being parsed.",
+    )
     confine_replies: bool = Field(
         default=False,
         description="Reply only to Response Topics under {prefix}/_reply/, so a caller cannot "
@@ -173,6 +179,11 @@ class AgentSettings(_Section):
     )
     response_cache: int = Field(
         default=1_000, ge=1, description="Replies kept to answer a repeated request."
+    )
+    response_cache_bytes: int = Field(
+        default=16 << 20,
+        ge=1,
+        description="Bytes of replies kept to answer repeated requests; the oldest go first.",
     )
     receipt_timeout: float = Field(
         default=5.0, gt=0, description="Seconds to wait for an endpoint's receipt before resending."

@@ -14,10 +14,11 @@ import time
 import pytest
 
 from mqttpush import Fabric, Settings
-from mqttpush.testing import Collector
-from mqttpush.tools.demo import PushSender
-from mqttpush.tools.devbroker import free_port
-from tests.conftest import EXPECTED, REPO
+from mqttpush.errors import UsageError
+from mqttpush.testing import Collector, FakeHost, eventually
+from mqttpush.tools.demo import PushSender, seed_agents
+from mqttpush.tools.devbroker import LocalMosquitto, free_port
+from tests.conftest import CONFIG, EXPECTED, REPO, make_settings
 
 
 def _env(broker, prefix: str, **extra: str) -> dict[str, str]:
@@ -125,6 +126,54 @@ def test_unreachable_broker_is_one_clear_line_and_exit_code_3(broker):
     assert result.returncode == 3
     assert result.stderr.strip().count("\n") == 0
     assert "cannot connect to the MQTT broker at 127.0.0.1:" in result.stderr
+
+
+@pytest.mark.parametrize("timeout", ["-1", "0", "nan", "inf"])
+def test_a_timeout_not_above_zero_is_refused_with_exit_code_2(broker, timeout):
+    # Before: -1 was taken as is, and 0 silently meant the 10 s default.
+    env = _env(broker, "cli/timeout")
+    result = _cli("call", "sender@fame.fabric", "get_task_status", f"--timeout={timeout}", env=env)
+    assert result.returncode == 2
+    assert f"argument --timeout: {timeout} must be a number of seconds above 0" in result.stderr
+
+
+async def test_a_call_with_a_timeout_not_above_zero_is_a_usage_error():
+    async with FakeHost() as host:
+        for timeout in (0, -1, float("nan"), float("inf")):
+            with pytest.raises(UsageError, match="timeout must be a finite number of seconds"):
+                await host.remote("a@test.fabric").call("anything", timeout=timeout)
+        assert host.published == []  # nothing was sent
+
+
+@pytest.mark.timeout_s(90)
+async def test_a_broker_that_dies_during_run_and_stays_down_is_exit_code_3_in_one_line():
+    # Before: about 130 s, 56 "reconnect failed" warnings, then exit 1 "no connection to
+    # the broker within 9.98214 s". Now: within the call in flight's timeout (15 s).
+    with LocalMosquitto(CONFIG) as mosquitto:
+        settings = make_settings(mosquitto.host, mosquitto.port)
+        env = _env(mosquitto, settings.topic_prefix)
+        async with seed_agents(settings, count=10_000, interval=0.05) as (sender, _):
+            run = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "mqttpush", "run", env=env,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            )  # fmt: skip
+            try:
+                await eventually(lambda: any(t.pushed >= 3 for t in sender.tasks._tasks.values()))
+                mosquitto.kill()  # and it stays down
+                died = time.monotonic()
+                _, err = await asyncio.wait_for(run.communicate(), 60)
+                took = time.monotonic() - died
+            finally:
+                if run.returncode is None:
+                    run.kill()
+                    await run.wait()
+    lines = err.decode().splitlines()
+    assert run.returncode == 3, lines
+    assert took < 15 + 3, took  # one poll's timeout (10 s wait + 5 s), and a margin
+    ours = [line for line in lines if line.startswith("mqttpush:")]
+    assert len(ours) == 1, lines
+    assert "no connection to the broker" in ours[0]
+    assert sum("reconnect failed" in line for line in lines) <= 1, lines
 
 
 def test_invalid_setting_names_the_setting(broker):

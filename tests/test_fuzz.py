@@ -37,6 +37,8 @@ from hypothesis import strategies as st
 
 from mqttpush import Agent, Fabric, InvalidParamsError, TaskState, operation
 from mqttpush.address import Address
+from mqttpush.codec import MAX_NOTIFICATION_BYTES as MAX_NOTIFICATION
+from mqttpush.settings import RpcSettings
 from mqttpush.testing import Collector, eventually
 from mqttpush.tools.demo import PushSender, expected_notifications, run_client, seed_agents
 from mqttpush.transport import Message
@@ -58,6 +60,7 @@ ID_MARK = "@@fuzz-id@@"  # replaced by a unique notification id when published
 ROUND_LIMIT = 20.0  # seconds one batch may take, publishing and checking included
 KiB = 1024
 BIG = 256 * KiB  # the least size of an oversized payload
+MAX_REQUEST = RpcSettings().max_request_bytes
 
 FUZZ = hypothesis_settings(
     database=None,  # nothing carried over between runs
@@ -313,26 +316,36 @@ rpc_payloads = weighted(
 
 @st.composite
 def oversized_request(draw: st.DrawFn) -> bytes:
-    """One request of 256 KiB to 1 MiB, of a kind drawn."""
+    """One request of 256 KiB to 1 MiB (the protocol's limit), of a kind drawn."""
     text = draw(huge_text())
     size = len(text.encode())
     kind = draw(st.sampled_from(["echo", "id", "member", "params", "batch", "junk"]))
     if kind == "batch":
-        return b"[" + b"0," * (size // 2) + b"0]"
+        return b"[" + b"0," * (size // 2 - 2) + b"0]"
     if kind == "junk":
         return _repeat(draw(st.binary(min_size=1, max_size=8)), size)
-    bodies = {
-        "echo": {"jsonrpc": "2.0", "id": 1, "method": "echo", "params": {"text": text}},
-        "id": {"jsonrpc": "2.0", "id": text, "method": "ping"},
-        "member": {"jsonrpc": "2.0", "id": 2, "method": "ping", text: 1},
-        "params": {
-            "jsonrpc": "2.0",
-            "id": 3,
-            "method": "echo",
-            "params": {f"k{i}": "v" * 32 for i in range(size // 40)},
-        },
-    }
-    return json.dumps(bodies[kind], ensure_ascii=False).encode()
+
+    def build(text: str) -> bytes:
+        bodies = {
+            "echo": {"jsonrpc": "2.0", "id": 1, "method": "echo", "params": {"text": text}},
+            "id": {"jsonrpc": "2.0", "id": text, "method": "ping"},
+            "member": {"jsonrpc": "2.0", "id": 2, "method": "ping", text: 1},
+            "params": {
+                "jsonrpc": "2.0",
+                "id": 3,
+                "method": "echo",
+                "params": {f"k{i}": "v" * 32 for i in range(len(text.encode()) // 40)},
+            },
+        }
+        return json.dumps(bodies[kind], ensure_ascii=False).encode()
+
+    payload = build(text)
+    for _ in range(64):  # bounded: shrink to the request limit (over it: tests/test_limits.py)
+        if len(payload) <= MAX_REQUEST:
+            break
+        text = text[: len(text) * 7 // 8]
+        payload = build(text)
+    return payload
 
 
 user_properties = st.lists(
@@ -464,19 +477,30 @@ def push_fuzz(draw: st.DrawFn, *, oversized: bool = False) -> Fuzz:
 
 @st.composite
 def oversized_notification(draw: st.DrawFn, task: str) -> bytes:
+    """One notification of 256 KiB to 1 MiB (the broker's message size limit)."""
     text = draw(huge_text())
     size = len(text.encode())
     kind = draw(st.sampled_from(["message", "data", "member", "task", "junk"]))
     if kind == "junk":
         return _repeat(draw(st.binary(min_size=1, max_size=8)), size)
-    base: dict[str, Any] = {"id": ID_MARK, "task_id": task, "seq": 1, "message": "m"}
-    extras: dict[str, dict[str, Any]] = {
-        "message": {"message": text},
-        "data": {"data": {f"k{i}": i for i in range(size // 12)}},
-        "member": {text: 1},
-        "task": {"task_id": text},
-    }
-    return json.dumps(base | extras[kind], ensure_ascii=False).encode()
+
+    def build(text: str) -> bytes:
+        base: dict[str, Any] = {"id": ID_MARK, "task_id": task, "seq": 1, "message": "m"}
+        extras: dict[str, dict[str, Any]] = {
+            "message": {"message": text},
+            "data": {"data": {f"k{i}": i for i in range(len(text.encode()) // 12)}},
+            "member": {text: 1},
+            "task": {"task_id": text},
+        }
+        return json.dumps(base | extras[kind], ensure_ascii=False).encode()
+
+    payload = build(text)
+    for _ in range(64):  # bounded: within what the broker takes (mosquitto.conf)
+        if len(payload) <= MAX_REQUEST:
+            break
+        text = text[: len(text) * 7 // 8]
+        payload = build(text)
+    return payload
 
 
 push_batches = batches(push_fuzz(), push_fuzz(oversized=True))
@@ -501,6 +525,23 @@ def _parse(payload: bytes) -> tuple[bool, Any]:
         return False, None
 
 
+def _with_lone_surrogates(payload: bytes) -> Any:
+    """JSON that only lone surrogate escapes kept the fast parser from reading, else None."""
+    try:
+        pydantic_core.from_json(payload)
+    except ValueError as exc:
+        if "surrogate" not in str(exc) and "hex escape" not in str(exc):
+            return None
+    try:
+        return json.loads(payload, parse_constant=_no_constant)
+    except ValueError:
+        return None
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(name)
+
+
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -518,13 +559,7 @@ def _request_shape(obj: dict[str, Any]) -> str:
     request_id = obj.get("id")
     if request_id is None or isinstance(request_id, str) or _is_int(request_id):
         return "ok"
-    # The protocol says only that an id "should" be a string or an integer: a boolean or
-    # an integral float may be taken leniently (replied with id null) or refused.
-    if isinstance(request_id, bool) or (
-        isinstance(request_id, float) and math.isfinite(request_id) and request_id.is_integer()
-    ):
-        return "either"
-    return "bad"
+    return "bad"  # true, 2.0, 1e2, 1.5, objects, arrays: refused (docs/protocol.md)
 
 
 def _call_outcome(method: str, params: Any) -> tuple[int | str, Any]:
@@ -543,9 +578,19 @@ def _call_outcome(method: str, params: Any) -> tuple[int | str, Any]:
 
 def expect_request(payload: bytes) -> Expected:
     """The reply docs/protocol.md gives for one payload sent to the Target agent."""
+    if len(payload) > MAX_REQUEST:
+        return Expected(None, frozenset({-32600}))
     parsed, obj = _parse(payload)
     if not parsed:
-        return Expected(None, frozenset({-32700}))
+        lone = _with_lone_surrogates(payload)
+        if not isinstance(lone, dict):
+            return Expected(None, frozenset({-32700} if lone is None else {-32600}))
+        raw_id = lone.get("id")
+        clean = isinstance(raw_id, str) and raw_id.encode("utf-8", "replace") == raw_id.encode(
+            "utf-8", "surrogatepass"
+        )
+        request_id = raw_id if clean or _is_int(raw_id) else None
+        return Expected(request_id, frozenset({-32600, -32602}))
     if not isinstance(obj, dict):
         return Expected(None, frozenset({-32600}))
     raw_id = obj.get("id")
@@ -593,6 +638,8 @@ def _timestamp_verdict(value: Any) -> str:
 
 def expect_notification(payload: bytes, task: str) -> str:
     """Whether a payload on ``.../push/{task}`` is a valid notification: ok, bad or either."""
+    if len(payload) > MAX_NOTIFICATION:
+        return "bad"
     parsed, obj = _parse(payload)
     if not parsed or not isinstance(obj, dict):
         return "bad"

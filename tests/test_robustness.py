@@ -135,6 +135,10 @@ async def test_push_tokens_are_never_given_away_nor_swapped(settings):
         assert [c["token"] for c in listed] == ["********"]
         with pytest.raises(InvalidParamsError) as refused:
             await sender.register_push_endpoint(config={**config, "token": "mine-now"})
-        assert refused.value.data["detail"] == "already registered with another token"
+        # A list of validation errors, as docs/protocol.md gives for every -32602.
+        (problem,) = refused.value.data
+        assert problem["loc"] == ["config", "token"]
+        assert problem["type"] == "token_mismatch"
+        assert "already registered for this task with another token" in problem["msg"]
         # The same token again is a harmless repeat.
         assert (await sender.register_push_endpoint(config=config))["token"] == "********"

@@ -163,6 +163,28 @@ async def _raw_exchange(transport: Transport, request: Message, reply_topic: str
         (b'{"jsonrpc": "2.0", "id": 9}', -32600, 9),
         (b'[{"jsonrpc": "2.0", "id": 1, "method": "echo"}]', -32600, None),
         (b'{"jsonrpc": "2.0", "id": "p", "method": "echo", "params": [1]}', -32602, "p"),
+        # ids: a string, an integer or null; nothing else runs, not even with a null id
+        (
+            b'{"jsonrpc": "2.0", "id": true, "method": "echo", "params": {"text": "a"}}',
+            -32600,
+            None,
+        ),
+        (b'{"jsonrpc": "2.0", "id": 2.0, "method": "echo", "params": {"text": "a"}}', -32600, None),
+        (b'{"jsonrpc": "2.0", "id": 1e2, "method": "echo", "params": {"text": "a"}}', -32600, None),
+        (b'{"jsonrpc": "2.0", "id": 1.5, "method": "echo", "params": {"text": "a"}}', -32600, None),
+        (b'{"jsonrpc": "2.0", "id": {}, "method": "echo", "params": {"text": "a"}}', -32600, None),
+        (b'{"jsonrpc": "2.0", "id": [], "method": "echo", "params": {"text": "a"}}', -32600, None),
+        # a lone surrogate is valid JSON text but not Unicode: where it is decides the code
+        (
+            b'{"jsonrpc": "2.0", "id": 3, "method": "echo", "params": {"text": "\\ud800"}}',
+            -32602,
+            3,
+        ),
+        (
+            b'{"jsonrpc": "2.0", "id": 4, "method": "echo\\udc00", "params": {"text": "a"}}',
+            -32600,
+            4,
+        ),
     ],
 )
 async def test_malformed_requests_get_json_rpc_errors(kit, payload, code, reply_id):
@@ -182,6 +204,13 @@ async def test_malformed_requests_get_json_rpc_errors(kit, payload, code, reply_
         body = json.loads(reply.payload)
         assert body["error"]["code"] == code
         assert body["id"] == reply_id
+        assert agent.echoed == []  # none of them ran
+        if b"\\u" in payload:  # said plainly: not a "Parse error" about hex escapes
+            (problem,) = body["error"]["data"]
+            assert problem["loc"] == (["text"] if code == -32602 else ["method"])
+            assert problem["msg"].startswith("lone surrogate")
+        if payload.startswith(b"{") and reply_id is None and code == -32600:
+            assert body["error"]["data"][0]["loc"] == ["id"]
         assert await fabric.remote(ADDRESS).echo(text="fine") == "fine"
 
 

@@ -13,6 +13,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Annotated, Any
 
+import pydantic_core
 from pydantic import Field
 
 from mqttpush import codec
@@ -25,6 +26,7 @@ from mqttpush.agent.running import TaskWork
 from mqttpush.agent.task import TaskRunner
 from mqttpush.agent.tasks import TaskRegistry
 from mqttpush.errors import (
+    InvalidParamsError,
     ProtocolError,
     TaskNotCancelableError,
     TaskNotFoundError,
@@ -45,6 +47,8 @@ __all__ = ["BackgroundTaskAgent", "TaskContext"]
 log = logging.getLogger(__name__)
 
 _MAX_WAIT = 300.0  # longest get_task_status long-poll
+#: Bytes of JSON ``run_task`` params may take: a task keeps them as long as it is kept.
+MAX_PARAMS_BYTES = 64 << 10
 
 
 class BackgroundTaskAgent(EndpointOperations, Agent):
@@ -155,6 +159,9 @@ class BackgroundTaskAgent(EndpointOperations, Agent):
         A ``task_id`` chosen by the caller makes the call idempotent: running an id
         that exists returns that task's status and starts nothing.
         """
+        if params and (size := len(pydantic_core.to_json(params))) > MAX_PARAMS_BYTES:
+            why = f"params are {size} bytes of JSON, over the limit of {MAX_PARAMS_BYTES}"
+            raise InvalidParamsError(data=[{"loc": ["params"], "msg": why, "type": "too_large"}])
         runner = await self._running.start(task_id or new_id(), params)
         return self._running.status(runner)
 

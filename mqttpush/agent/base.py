@@ -137,6 +137,8 @@ class Agent:
             self,
             host.publish,
             cache_size=settings.agent.response_cache,
+            cache_bytes=settings.agent.response_cache_bytes,
+            max_request_bytes=settings.rpc.max_request_bytes,
             confine_to=host.topics.reply_root if settings.rpc.confine_replies else None,
         )
         self._receipts = ReceiptBatcher(host, str(address))

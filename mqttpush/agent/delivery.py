@@ -7,7 +7,8 @@ A published notification without a receipt after ``receipt_timeout`` is publishe
 again (same id: receivers deduplicate), up to ``attempts`` times in all, then it is
 *expired*. A receipt arriving later still marks it delivered.
 
-Flow control: at most ``window`` notifications per endpoint wait for their receipt;
+Flow control: at most ``window`` notifications per endpoint, and ``window_bytes`` of
+their payloads, wait for their receipt;
 a push to an endpoint whose window is full waits until receipts (or expiries) make
 room. A slow receiver thus slows its sender, whatever the broker does with the
 receiver's Receive Maximum (Mosquitto 2.0.11 was measured exceeding it).
@@ -44,11 +45,12 @@ class _Delivery:
     change: the store saves that row as it is, and the wire status is made from it.
     """
 
-    __slots__ = ("message", "row", "sent_at")
+    __slots__ = ("message", "row", "sent_at", "size")
 
     def __init__(self, row: Delivery, message: Message) -> None:
         self.row = row
         self.message: Message | None = message  # kept until a final state, to publish again
+        self.size = len(message.payload)  # counted in the endpoint's byte window until then
         self.sent_at = 0.0
 
     @property
@@ -107,11 +109,14 @@ class DeliveryTracker:
         publish_window: float,
         store: TaskStore | None = None,
         window: int = 100,
+        window_bytes: int = 16 << 20,
     ) -> None:
         self._host = host
         self._store = store
         self._window = window
+        self._window_bytes = window_bytes
         self._outstanding: dict[str, int] = {}
+        self._outstanding_bytes: dict[str, int] = {}
         self._room: dict[str, asyncio.Event] = {}
         self._receipt_timeout = receipt_timeout
         self._attempts = attempts
@@ -128,10 +133,13 @@ class DeliveryTracker:
         ``window`` notifications in flight per endpoint instead of one.
         """
         per_task = self._tasks.setdefault(notification.task_id, {})
-        for endpoint in messages:
-            await self._wait_for_room(endpoint)
+        for endpoint, message in messages.items():
+            await self._wait_for_room(endpoint, len(message.payload))
         for endpoint, message in messages.items():
             self._outstanding[endpoint] = self._outstanding.get(endpoint, 0) + 1
+            self._outstanding_bytes[endpoint] = self._outstanding_bytes.get(endpoint, 0) + len(
+                message.payload
+            )
             row = Delivery(
                 notification_id=notification.id,
                 task_id=notification.task_id,
@@ -150,24 +158,35 @@ class DeliveryTracker:
                 self._final(delivery, DeliveryState.FAILED, f"not published: {exc}")
                 raise
 
-    async def _wait_for_room(self, endpoint: str) -> None:
+    async def _wait_for_room(self, endpoint: str, size: int) -> None:
         room = self._room.setdefault(endpoint, asyncio.Event())
-        while self._outstanding.get(endpoint, 0) >= self._window:
+        while self._outstanding.get(endpoint, 0) >= self._window or (
+            # one notification larger than the byte window still goes, alone
+            (held := self._outstanding_bytes.get(endpoint, 0)) > 0
+            and held + size > self._window_bytes
+        ):
             room.clear()
             await room.wait()
 
-    def _release(self, endpoint: str) -> None:
+    def _release(self, delivery: _Delivery) -> None:
+        endpoint = delivery.endpoint
         left = self._outstanding.get(endpoint, 1) - 1
         if left > 0:
             self._outstanding[endpoint] = left
+            self._outstanding_bytes[endpoint] -= delivery.size
         else:
             self._outstanding.pop(endpoint, None)
-        if left < self._window and (room := self._room.get(endpoint)) is not None:
-            room.set()
+            self._outstanding_bytes.pop(endpoint, None)
+        if (room := self._room.get(endpoint)) is not None:
+            room.set()  # the waiter checks both windows again
 
     def outstanding(self, endpoint: str) -> int:
         """Notifications to ``endpoint`` still waiting for a receipt."""
         return self._outstanding.get(endpoint, 0)
+
+    def outstanding_bytes(self, endpoint: str) -> int:
+        """Payload bytes of the notifications to ``endpoint`` still waiting for a receipt."""
+        return self._outstanding_bytes.get(endpoint, 0)
 
     async def _publish(self, delivery: _Delivery) -> None:
         loop = asyncio.get_running_loop()
@@ -201,7 +220,7 @@ class DeliveryTracker:
 
     def _final(self, delivery: _Delivery, state: DeliveryState, detail: str | None) -> None:
         if not delivery.state.is_final:
-            self._release(delivery.endpoint)
+            self._release(delivery)
         delivery.move(state, detail)
         if self._store is None:
             return
@@ -279,7 +298,7 @@ class DeliveryTracker:
         for task_id in task_ids:
             for delivery in self._tasks.pop(task_id, {}).values():
                 if not delivery.state.is_final:
-                    self._release(delivery.endpoint)
+                    self._release(delivery)
 
     def tracked(self) -> set[str]:
         """Task ids with delivery records."""

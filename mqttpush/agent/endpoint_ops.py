@@ -46,10 +46,10 @@ class EndpointOperations:
         for existing in self.endpoints.of(config.task_id):
             if existing.address == config.address and existing.token not in (None, config.token):
                 # Replacing it would let any caller swap the token the endpoint checks.
+                why = f"{config.address} is already registered for this task with another token"
                 raise InvalidParamsError(
-                    data={"task_id": config.task_id, "address": config.address,
-                          "detail": "already registered with another token"}
-                )  # fmt: skip
+                    data=[{"loc": ["config", "token"], "msg": why, "type": "token_mismatch"}]
+                )
         await self.endpoints.add(config)
         await self.endpoints.bound(
             self.tasks.max_finished, lambda task_id: self.tasks.find(task_id) is not None

@@ -9,14 +9,17 @@ __all__ = ["PushTokens", "RecentIds"]
 
 
 class RecentIds:
-    """The last ``size`` ids seen, for deduplication in bounded memory.
+    """The last ``size`` ids seen (and at most ``max_bytes`` of them), in bounded memory.
 
     An id older than the window is forgotten: a duplicate arriving after ``size``
-    newer ids would be handled again (documented in docs/reliability.md).
+    newer ids would be handled again (documented in docs/reliability.md). Ids come
+    from the wire and may be long; the byte bound keeps long ones from costing more.
     """
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, max_bytes: int = 1 << 20) -> None:
         self._size = size
+        self._max_bytes = max_bytes
+        self._bytes = 0
         self._ids: collections.OrderedDict[str, None] = collections.OrderedDict()
 
     def __contains__(self, key: str) -> bool:
@@ -27,10 +30,18 @@ class RecentIds:
 
     def add(self, key: str) -> None:
         """Remember ``key``, forgetting the oldest beyond the window."""
+        if key in self._ids:
+            self._ids.move_to_end(key)
+            return
         self._ids[key] = None
-        self._ids.move_to_end(key)
-        while len(self._ids) > self._size:
-            self._ids.popitem(last=False)
+        self._bytes += len(key)
+        while len(self._ids) > self._size or self._bytes > self._max_bytes:
+            self._bytes -= len(self._ids.popitem(last=False)[0])
+
+    @property
+    def bytes(self) -> int:
+        """Characters of the ids remembered (bytes, for the ASCII ids mqttpush makes)."""
+        return self._bytes
 
 
 class PushTokens:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import collections
 from typing import TYPE_CHECKING, Any
 
+import pydantic_core
+
 from mqttpush.agent.task import TaskRunner
 from mqttpush.errors import TaskNotFoundError
 
@@ -19,12 +21,16 @@ class TaskRegistry:
 
     Args:
         max_finished: Finished tasks kept for status queries; older ones are dropped.
+        max_finished_bytes: JSON bytes of the params and results of the finished tasks
+            kept; past it, the oldest are dropped too.
     """
 
-    def __init__(self, max_finished: int = 10_000) -> None:
+    def __init__(self, max_finished: int = 10_000, max_finished_bytes: int = 64 << 20) -> None:
         self._tasks: dict[str, TaskRunner] = {}
-        self._finished: collections.deque[str] = collections.deque()
+        self._finished: collections.deque[tuple[str, int]] = collections.deque()
         self._max_finished = max_finished
+        self._max_finished_bytes = max_finished_bytes
+        self._finished_bytes = 0
 
     def __len__(self) -> int:
         return len(self._tasks)
@@ -62,11 +68,26 @@ class TaskRegistry:
             raise TaskNotFoundError(data={"task_id": task_id})
         return runner
 
+    @property
+    def finished_bytes(self) -> int:
+        """JSON bytes of the params, results and errors of the finished tasks kept."""
+        return self._finished_bytes
+
     def _ended(self, runner: TaskRunner) -> list[str]:
         """Count a task as finished; return the ids of the oldest finished ones dropped."""
-        self._finished.append(runner.task_id)
+        size = _json_size(runner.params) + _json_size(runner.result) + _json_size(runner.error)
+        self._finished.append((runner.task_id, size))
+        self._finished_bytes += size
         forgotten: list[str] = []
-        while len(self._finished) > self._max_finished:
-            forgotten.append(self._finished.popleft())
-            self._tasks.pop(forgotten[-1], None)
+        while len(self._finished) > self._max_finished or (
+            self._finished_bytes > self._max_finished_bytes and len(self._finished) > 1
+        ):  # the task that just ended stays: its caller is about to ask for its result
+            task_id, dropped = self._finished.popleft()
+            self._finished_bytes -= dropped
+            forgotten.append(task_id)
+            self._tasks.pop(task_id, None)
         return forgotten
+
+
+def _json_size(value: Any) -> int:  # noqa: ANN401 - any JSON value or model
+    return 0 if value is None else len(pydantic_core.to_json(value, fallback=repr))

@@ -43,6 +43,7 @@ class Router:
         on_expired: Called with each held message whose time ran out.
         hold_seconds: How long a message waits for its handler to be added.
         hold_max: Messages held at most; more are not held.
+        hold_max_bytes: Payload bytes held at most; a message that would pass it is not held.
     """
 
     def __init__(
@@ -51,6 +52,7 @@ class Router:
         *,
         hold_seconds: float = 5.0,
         hold_max: int = 10_000,
+        hold_max_bytes: int = 16 << 20,
     ) -> None:
         self._exact: dict[str, Route] = {}
         self._by_parent: dict[str, Route] = {}
@@ -58,6 +60,8 @@ class Router:
         self._on_expired = on_expired
         self._hold_seconds = hold_seconds
         self._hold_max = hold_max
+        self._hold_max_bytes = hold_max_bytes
+        self._held_bytes = 0
 
     def add(self, topic: str, route: Route) -> None:
         """Route messages on ``topic`` itself."""
@@ -83,20 +87,31 @@ class Router:
         self._expire()
         if len(self._held) >= self._hold_max:
             return False
+        if self._held_bytes + len(message.payload) > self._hold_max_bytes:
+            return False
         if not self._held:  # check again once this one is due, even if nothing else arrives
             asyncio.get_running_loop().call_later(self._hold_seconds + 0.1, self._expire)
         self._held.append(message)
+        self._held_bytes += len(message.payload)
         return True
+
+    @property
+    def held_bytes(self) -> int:
+        """Payload bytes of the messages held."""
+        return self._held_bytes
 
     def release(self) -> list[Message]:
         """Hand back every held message (after routes were added), oldest first."""
         held, self._held = list(self._held), collections.deque()
+        self._held_bytes = 0
         return held
 
     def _expire(self) -> None:
         now = time.monotonic()
         while self._held and (now - self._held[0].received_at > self._hold_seconds):
-            self._on_expired(self._held.popleft())
+            expired = self._held.popleft()
+            self._held_bytes -= len(expired.payload)
+            self._on_expired(expired)
         if self._held:
             due = self._held[0].received_at + self._hold_seconds - now
             asyncio.get_running_loop().call_later(max(due, 0) + 0.1, self._expire)

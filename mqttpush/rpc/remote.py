@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 from mqttpush import _context, codec
+from mqttpush.errors import UsageError
 from mqttpush.models import new_id
 
 if TYPE_CHECKING:
@@ -65,8 +67,11 @@ class RemoteAgent:
             RpcTimeoutError: No reply in time (also a TimeoutError).
             RpcError: The agent answered with an error (subclass by code).
             ConnectionLostError: The connection dropped while waiting.
+            UsageError: ``timeout`` is not above 0 (0 is not "the default").
         """
-        wait = timeout or self._timeout
+        wait = self._timeout if timeout is None else timeout
+        if not wait > 0 or wait == math.inf:
+            raise UsageError(f"{method}: the timeout must be a finite number of seconds above 0")
         envelope = codec.Envelope(sender=self._sender, trace_id=_context.trace_id.get() or new_id())
         return await self._caller.call(
             self._topic, method, params, timeout=wait, envelope=envelope, address=str(self._address)

@@ -79,6 +79,9 @@ class Responder:
         agent: The agent whose operations run.
         publish: Publishes a reply.
         cache_size: Replies kept to answer repeated requests.
+        cache_bytes: Bytes of replies (and their keys) kept, at most.
+        max_request_bytes: A larger request is refused (-32600) without being parsed; a
+            larger reply is replaced by -32603 (the broker's message size limit).
         confine_to: When given, replies go only to Response Topics under this prefix
             (the ``rpc.confine_replies`` setting); others are refused and counted.
     """
@@ -89,11 +92,14 @@ class Responder:
         publish: Callable[[Message], Awaitable[object]],
         *,
         cache_size: int,
+        cache_bytes: int | None = None,
+        max_request_bytes: int | None = None,
         confine_to: str | None = None,
     ) -> None:
         self._agent = agent
         self._publish = publish
-        self._cache = ResponseCache(cache_size)
+        self._cache = ResponseCache(cache_size, cache_bytes)
+        self._max_request_bytes = max_request_bytes
         self._confine_to = confine_to
 
     async def answer(self, message: Message) -> None:
@@ -101,7 +107,7 @@ class Responder:
         self._agent.stats.requests += 1
         envelope = codec.Envelope.of(message)
         _context.trace_id.set(envelope.trace_id or new_id())
-        request_id, decoded = codec.decode_request(message.payload)
+        request_id, decoded = codec.decode_request(message.payload, self._max_request_bytes)
         key = _request_key(message, request_id)
         if key is not None and (earlier := self._cache.lookup(key)) is not None:
             # A repeat (broker redelivery or a caller's retry): answer, do not run again.
@@ -128,8 +134,8 @@ class Responder:
         else:
             reply = self._build_reply(message, request_id, method, envelope, result=result)
         finally:
-            if cached is not None and not cached.done():
-                cached.set_result(reply)  # repeats, now and later, get this reply
+            if cached is not None and key is not None:
+                self._cache.finish(key, cached, reply)  # repeats, now and later, get it
         if reply is not None:
             await self._publish_reply(reply)
         else:
@@ -163,15 +169,26 @@ class Responder:
         result: Any = None,  # noqa: ANN401
         error: RpcError | None = None,
     ) -> Message | None:
-        return codec.encode_reply(
-            request,
-            request_id,
-            result=result,
-            error=error,
-            envelope=codec.Envelope(
-                str(self._agent.address), method, envelope.correlation_id, envelope.trace_id
-            ),
+        reply_envelope = codec.Envelope(
+            str(self._agent.address), method, envelope.correlation_id, envelope.trace_id
         )
+        reply = codec.encode_reply(
+            request, request_id, result=result, error=error, envelope=reply_envelope
+        )
+        limit = self._max_request_bytes
+        if reply is not None and limit is not None and len(reply.payload) > limit:
+            # The broker would refuse it (message_size_limit) and the caller wait in vain.
+            self._agent.stats.request_errors += error is None
+            log.warning("%s: reply to %s is %d bytes, over %d", self._agent.address, method,
+                        len(reply.payload), limit)  # fmt: skip
+            too_large = InternalError(
+                data={"type": "ReplyTooLarge", "message": f"the reply of {len(reply.payload)} "
+                      f"bytes is over the limit of {limit} bytes"}
+            )  # fmt: skip
+            reply = codec.encode_reply(
+                request, request_id, error=too_large, envelope=reply_envelope
+            )
+        return reply
 
     async def _publish_reply(self, reply: Message) -> None:
         if self._confine_to is not None and not reply.topic.startswith(self._confine_to + "/"):

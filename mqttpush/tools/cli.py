@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import os
 import signal
 import sys
@@ -65,7 +66,9 @@ def _parser() -> argparse.ArgumentParser:
     call.add_argument("address", help="agent address, e.g. sender@fame.fabric")
     call.add_argument("method", help="operation name, e.g. get_task_status")
     call.add_argument("--params", default="{}", help="params as a JSON object (default: {})")
-    call.add_argument("--timeout", type=float, default=None, help="seconds to wait for the reply")
+    call.add_argument(
+        "--timeout", type=_seconds, default=None, help="seconds to wait for the reply (> 0)"
+    )
     broker = sub.add_parser(
         "dev-broker", help="run mosquitto in the foreground with the repository config"
     )
@@ -93,6 +96,18 @@ def _parser() -> argparse.ArgumentParser:
         help="run only this part (repeatable)",
     )
     return parser
+
+
+def _seconds(text: str) -> float:
+    """A timeout from the command line: a finite number of seconds above zero."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value) or value <= 0:
+        # 0 once meant "the default" (10 s) and -1 was taken as is: both say what they mean now
+        raise argparse.ArgumentTypeError(f"{text} must be a number of seconds above 0")
+    return value
 
 
 def _bench(args: argparse.Namespace) -> int:
