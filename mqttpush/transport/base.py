@@ -66,7 +66,13 @@ class Transport(ABC):
     Implementations translate their library's errors into
     :class:`~mqttpush.errors.BrokerUnavailableError` (on ``connect``) and
     :class:`~mqttpush.errors.ConnectionLostError` (anywhere after).
+
+    Attributes:
+        will: The Will message sent with every CONNECT (set it before connecting); the
+            broker publishes it if the connection ends without a DISCONNECT.
     """
+
+    will: Message | None = None
 
     @property
     @abstractmethod

@@ -89,6 +89,7 @@ class NativeTransport(BrokerTransport):
                 password=s.secret(),
                 session_expiry=s.session_expiry if self.persistent else None,
                 receive_maximum=s.receive_maximum,
+                will=self.will,
             )
         except ProtocolError as exc:
             raise ConfigurationError(f"the broker settings cannot be sent: {exc}") from exc
