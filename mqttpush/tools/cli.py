@@ -96,7 +96,7 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--only",
         action="append",
-        choices=["push", "rpc", "scale", "memory", "seed"],
+        choices=["push", "rpc", "scale", "memory", "seed", "priority", "filter"],
         help="run only this part (repeatable)",
     )
     return parser
