@@ -188,8 +188,9 @@ class Priority(StrEnum):
 
 _PRIORITY_RANK = {p: i for i, p in enumerate(Priority)}
 
-#: A value a filter compares a ``data`` field with (equality only).
-FilterValue = str | int | float | bool | None
+#: A value a filter compares a ``data`` field with (equality only); strings bounded.
+FilterValue = Annotated[str, Field(max_length=1024)] | int | float | bool | None
+_FieldName = Annotated[str, Field(min_length=1, max_length=256)]
 
 
 class NotificationFilter(WireModel):
@@ -202,7 +203,7 @@ class NotificationFilter(WireModel):
 
     states: Annotated[list[TaskState], Field(min_length=1, max_length=5)] | None = None
     min_priority: Priority | None = None
-    data: Annotated[dict[str, FilterValue], Field(min_length=1, max_length=16)] | None = None
+    data: Annotated[dict[_FieldName, FilterValue], Field(min_length=1, max_length=16)] | None = None
 
     def matches(self, notification: PushNotification) -> bool:
         """Whether ``notification`` passes this filter."""

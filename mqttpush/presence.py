@@ -159,15 +159,21 @@ async def read_cards(
     """
     transport = create_transport(broker.model_copy(update={"client_id": None}))
     cards: dict[str, AgentCard] = {}
+    taken = 0  # payload bytes kept
     await transport.connect()
     try:
         await transport.subscribe(topic_filter)
 
         async def collect() -> None:
+            nonlocal taken
             async for message in transport.messages():
-                _take(message, cards)
+                if _take(message, cards):
+                    taken += len(message.payload)
                 await transport.ack(message)
-                if first or len(cards) >= _MAX_CARDS:
+                if len(cards) >= _MAX_CARDS or taken >= _MAX_BYTES:
+                    log.warning("stopped reading cards: %d cards, %d bytes", len(cards), taken)
+                    return
+                if first and cards:
                     return
 
         with contextlib.suppress(TimeoutError):
@@ -178,15 +184,17 @@ async def read_cards(
     return sorted(cards.values(), key=lambda c: c.address)
 
 
-_MAX_CARDS = 10_000  # cards one read keeps (each at most 256 KiB)
+_MAX_CARDS = 10_000  # cards one read keeps (each at most 256 KiB) ...
+_MAX_BYTES = 32 * 1024 * 1024  # ... and their payloads in all
 
 
-def _take(message: Message, cards: dict[str, AgentCard]) -> None:
+def _take(message: Message, cards: dict[str, AgentCard]) -> bool:
     if not message.payload:
-        return  # a cleared card
+        return False  # a cleared card
     try:
         card = decode_card(message)
     except ProtocolError as exc:
         log.warning("%s", exc)
-        return
+        return False
     cards[card.address] = card
+    return True
