@@ -69,7 +69,9 @@ async def run_broadcast(
     filtered = {f"{name}@{domain}": spec for name, spec in FILTERED.items()}
     filters: dict[str, dict[str, Any] | None] = dict.fromkeys(plain) | filtered
     task_id = new_id()
-    async with Fabric(settings) as fabric:
+    # The endpoints live as long as this run: no presence cards to leave behind.
+    quiet = settings.agent.model_copy(update={"presence": False})
+    async with Fabric(settings.model_copy(update={"agent": quiet})) as fabric:
         endpoints = {a: await fabric.serve(BroadcastEndpoint(out), a) for a in filters}
         sender = fabric.remote(demo.sender_address)
         for address, spec in filters.items():
