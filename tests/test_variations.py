@@ -335,3 +335,35 @@ async def test_options_survive_a_restart_and_a_version_1_store_is_migrated(tmp_p
         assert await store.endpoints("t") == [plain, config]
     with contextlib.closing(sqlite3.connect(old)) as raw:
         assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+
+
+class Endless(BackgroundTaskAgent):
+    async def run_background_task(self, task: TaskContext) -> None:
+        await task.push("started")
+        await asyncio.Event().wait()  # until the process goes away
+
+
+async def test_filters_survive_a_restart_of_the_sender(kit: Kit, tmp_path):
+    path = tmp_path / "sender.db"
+    async with kit.fabric() as endpoints:
+        failed = await endpoints.serve(Collector(), "failed@t")
+        urgent = await endpoints.serve(Collector(), "urgent@t")
+        async with kit.fabric() as first:
+            agent = await first.serve(Endless(store=(store := SqliteTaskStore(path))), SENDER)
+            sender = endpoints.remote(SENDER)
+            for address, spec in (("failed@t", {"states": ["failed"]}),
+                                  ("urgent@t", {"min_priority": "urgent"})):  # fmt: skip
+                config = {"task_id": "r", "address": address, "filter": spec}
+                await sender.register_push_endpoint(config=config)
+            await sender.run_task(task_id="r")
+            await eventually(lambda: agent.tasks.get("r").pushed == 1)  # "started"
+            await asyncio.sleep(0.1)  # "started" was filtered out for both
+        await store.close()
+        async with kit.fabric() as second:  # the restart: the task is failed, finals sent
+            await second.serve(Endless(store=(again := SqliteTaskStore(path))), SENDER)
+            await eventually(lambda: len(failed.got) == 1)
+            assert failed.got[0].state is TaskState.FAILED
+            assert failed.got[0].seq > 1  # "started" took seq 1: the gap shows
+            await asyncio.sleep(0.2)
+            assert urgent.got == []  # the final notification is high, not urgent
+        await again.close()
