@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, TextIO
 from mqttpush import codec
 from mqttpush.address import Address, Topics
 from mqttpush.errors import ProtocolError
-from mqttpush.models import Priority
+from mqttpush.models import Priority, TaskState
 from mqttpush.routing import acknowledged
 from mqttpush.transport import create_transport
 
@@ -30,9 +30,9 @@ def describe_notification(message: Message) -> str:
         return f"(malformed) {message.topic}: {exc}"
     when = n.timestamp.strftime("%H:%M:%S.%f")[:-3]
     sender = message.user_property(codec.SENDER) or "?"
-    shown = f"#{n.seq} {n.state.value}" + (
-        "" if n.priority is Priority.NORMAL else f" {n.priority}"
-    )
+    shown = f"#{n.seq} {n.state.value}"
+    if n.state is TaskState.WORKING and n.priority is not Priority.NORMAL:
+        shown += f" {n.priority.value}"  # finals are always high: not worth a word
     return f"{when}  {sender} -> {endpoint}  task {n.task_id}  {shown}  {n.message}"
 
 
