@@ -283,13 +283,17 @@ class _CloudEvent(WireModel):
 
 
 def decode_notification(payload: bytes, content_type: str | None = None) -> PushNotification:
-    """Decode a push notification payload, native or a CloudEvent (by its Content Type).
+    """Decode a push notification payload: native, or a CloudEvent.
+
+    A CloudEvent is recognised by its Content Type (parameters such as ``charset``
+    ignored), or, without one, by its ``specversion`` member.
 
     Raises:
         ProtocolError: Not a valid notification (or a CloudEvent whose ``id`` is not
             the notification's).
     """
-    if content_type != CLOUDEVENTS_CONTENT_TYPE:
+    kind = (content_type or "").partition(";")[0].strip().lower()
+    if kind != CLOUDEVENTS_CONTENT_TYPE and not (kind == "" and b'"specversion"' in payload):
         return _decode(PushNotification, payload, "push notification")
     event = _decode(_CloudEvent, payload, "CloudEvent")
     try:

@@ -35,6 +35,10 @@ def test_a_cloudevent_decodes_to_its_notification_and_a_native_payload_still_doe
     assert codec.decode_notification(message.payload, message.content_type) == note
     native = codec.encode_notification("p/push/t", note, codec.Envelope("s@d", "push"))
     assert codec.decode_notification(native.payload, native.content_type) == note
+    # From other clients: a Content Type with parameters, or none at all.
+    charset = f"{codec.CLOUDEVENTS_CONTENT_TYPE}; charset=utf-8"
+    assert codec.decode_notification(message.payload, charset) == note
+    assert codec.decode_notification(message.payload, None) == note
     with pytest.raises(ProtocolError, match="not its notification's id"):
         codec.decode_notification(_event(id="other"), codec.CLOUDEVENTS_CONTENT_TYPE)
     with pytest.raises(ProtocolError, match="malformed CloudEvent"):
