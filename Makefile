@@ -24,6 +24,9 @@ ifeq ($(origin MODE), undefined)
 MODE := $(shell docker info >/dev/null 2>&1 && echo compose || echo local)
 endif
 WATCH_TOPIC := mqttpush/v1/+/+/push/\#
+# `make run RECEIVERS=3`: one sender task broadcast to 3 endpoints (and two filtered ones).
+RECEIVERS ?=
+RUN_ARGS := $(if $(RECEIVERS),--receivers $(RECEIVERS))
 
 export MQTTPUSH_BROKER__PORT ?= $(PORT)
 export MQTTPUSH_PROFILE := $(PROFILE)
@@ -93,7 +96,7 @@ start-local: install
 	@scripts/local.sh start
 run-local: install
 	@scripts/local.sh check
-	@scripts/local.sh as client $(PY) -m mqttpush run
+	@scripts/local.sh as client $(PY) -m mqttpush run $(RUN_ARGS)
 run-verbose-local: install
 	@scripts/local.sh check
 	@scripts/local.sh as client $(PY) -m mqttpush run --envelopes
@@ -127,7 +130,7 @@ build-compose:
 start-compose: $(if $(filter secure,$(PROFILE)),certs)
 	$(COMPOSE) up -d --build --wait
 run-compose: compose-check
-	@$(COMPOSE) run --rm --no-deps push-client run
+	@$(COMPOSE) run --rm --no-deps push-client run $(RUN_ARGS)
 run-verbose-compose: compose-check
 	@$(COMPOSE) run --rm --no-deps push-client run --envelopes
 stop-compose:

@@ -5,6 +5,7 @@ from mqttpush.agent.background import BackgroundTaskAgent, TaskContext
 from mqttpush.agent.base import Agent, AgentStats
 from mqttpush.errors import (
     AccessDeniedError,
+    AgentOfflineError,
     AuthenticationError,
     BrokerRefusedError,
     BrokerUnavailableError,
@@ -12,6 +13,7 @@ from mqttpush.errors import (
     ConnectionLostError,
     InternalError,
     InvalidAddressError,
+    InvalidNotificationError,
     InvalidParamsError,
     InvalidRequestError,
     MethodNotFoundError,
@@ -33,6 +35,9 @@ from mqttpush.errors import (
 )
 from mqttpush.fabric import Fabric
 from mqttpush.models import (
+    NotificationFilter,
+    Priority,
+    PushFormat,
     PushNotification,
     TaskPushNotificationConfig,
     TaskState,
@@ -49,6 +54,7 @@ __all__ = [
     "AccessDeniedError",
     "Address",
     "Agent",
+    "AgentOfflineError",
     "AgentStats",
     "AuthenticationError",
     "BackgroundTaskAgent",
@@ -59,13 +65,17 @@ __all__ = [
     "Fabric",
     "InternalError",
     "InvalidAddressError",
+    "InvalidNotificationError",
     "InvalidParamsError",
     "InvalidRequestError",
     "MethodNotFoundError",
     "MqttPushError",
+    "NotificationFilter",
     "PacketRefusedError",
     "ParseError",
+    "Priority",
     "ProtocolError",
+    "PushFormat",
     "PushNotification",
     "RemoteAgent",
     "RequestExpiredError",

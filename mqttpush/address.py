@@ -147,6 +147,15 @@ class Topics:
         """Return the topic on which ``address`` receives delivery receipts."""
         return f"{self.base(address)}/ack"
 
+    def card(self, address: Address) -> str:
+        """Return the topic of the retained presence card of the agent at ``address``."""
+        return f"{self.base(address)}/card"
+
+    @property
+    def cards(self) -> str:
+        """Return the filter matching every agent's presence card under the prefix."""
+        return f"{self.prefix}/+/+/card"
+
     @property
     def reply_root(self) -> str:
         """Return ``{prefix}/_reply``: every caller's reply topics live under it."""

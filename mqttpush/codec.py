@@ -10,10 +10,10 @@ import json
 import math
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import pydantic_core
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
 
 from mqttpush.address import is_mqtt_text
 from mqttpush.errors import (
@@ -38,6 +38,8 @@ if TYPE_CHECKING:
     from mqttpush.models import JsonRpcId
 
 __all__ = [
+    "CLOUDEVENTS_CONTENT_TYPE",
+    "CLOUDEVENTS_TYPE",
     "CONTENT_TYPE",
     "MAX_NOTIFICATION_BYTES",
     "Envelope",
@@ -54,6 +56,8 @@ __all__ = [
 ]
 
 CONTENT_TYPE = "application/json"
+CLOUDEVENTS_CONTENT_TYPE = "application/cloudevents+json"
+CLOUDEVENTS_TYPE = "io.mqttpush.task.notification"  # the CloudEvents ``type`` of a notification
 _W = TypeVar("_W", bound=WireModel)
 _RECEIPTS = TypeAdapter(list[Receipt])
 _RECEIPT_OR_RECEIPTS: TypeAdapter[Receipt | list[Receipt]] = TypeAdapter(Receipt | list[Receipt])
@@ -64,6 +68,7 @@ OPERATION = "mqttpush-op"
 CORRELATION_ID = "mqttpush-cid"
 TRACE_ID = "mqttpush-trace"
 TOKEN = "mqttpush-token"  # noqa: S105 - a user property name, not a secret
+PRIORITY = "mqttpush-priority"
 _MAX_PROPERTY = 1024  # bytes of one envelope value
 #: Bytes a notification's payload may have: senders keep each until its receipt comes.
 MAX_NOTIFICATION_BYTES = 256 << 10
@@ -88,6 +93,7 @@ class Envelope:
     correlation_id: str | None = None
     trace_id: str | None = None
     token: str | None = None
+    priority: str | None = None
 
     def to_user_properties(self) -> tuple[tuple[str, str], ...]:
         """Return the envelope as user properties, leaving out unset fields.
@@ -102,6 +108,7 @@ class Envelope:
             (CORRELATION_ID, self.correlation_id),
             (TRACE_ID, self.trace_id),
             (TOKEN, self.token),
+            (PRIORITY, self.priority),
         )
         return tuple((k, v) for k, v in pairs if v is not None and _fits(v))
 
@@ -109,7 +116,10 @@ class Envelope:
     def of(cls, message: Message) -> Envelope:
         """Read the envelope from a received message (the first value of a repeated name)."""
         get = message.user_property
-        return cls(get(SENDER), get(OPERATION), get(CORRELATION_ID), get(TRACE_ID), get(TOKEN))
+        return cls(
+            get(SENDER), get(OPERATION), get(CORRELATION_ID), get(TRACE_ID), get(TOKEN),
+            get(PRIORITY),
+        )  # fmt: skip
 
 
 @functools.lru_cache(maxsize=4096)  # the same sender, operation and token on every message
@@ -321,27 +331,81 @@ def _decode(model: type[_W], payload: bytes, what: str) -> _W:
         raise ProtocolError(f"malformed {what}: {validation_detail(exc)}") from exc
 
 
-def encode_notification(topic: str, notification: PushNotification, envelope: Envelope) -> Message:
+def encode_notification(
+    topic: str,
+    notification: PushNotification,
+    envelope: Envelope,
+    *,
+    cloudevents_source: str | None = None,
+) -> Message:
     """Build the QoS 1 message for one push notification.
+
+    With ``cloudevents_source`` (the sender's address), the payload is a CloudEvents 1.0
+    event in structured JSON mode whose ``data`` is the notification (docs/protocol.md).
 
     Raises:
         ProtocolError: Its payload would be over :data:`MAX_NOTIFICATION_BYTES`.
     """
-    message = _json_message(topic, notification, envelope)
+    if cloudevents_source is None:
+        message = _json_message(topic, notification, envelope)
+    else:
+        body = notification.__pydantic_serializer__.to_json(notification, exclude_none=True)
+        event = b"".join((
+            b'{"specversion":"1.0","type":"', CLOUDEVENTS_TYPE.encode(),
+            b'","source":', pydantic_core.to_json(f"mqttpush:{cloudevents_source}"),
+            b',"id":', pydantic_core.to_json(notification.id),
+            b',"time":', pydantic_core.to_json(notification.timestamp),
+            b',"subject":', pydantic_core.to_json(notification.task_id),
+            b',"datacontenttype":"application/json","data":', body, b"}",
+        ))  # fmt: skip
+        message = Message(
+            topic=topic,
+            payload=event,
+            qos=1,
+            content_type=CLOUDEVENTS_CONTENT_TYPE,
+            user_properties=envelope.to_user_properties(),
+        )
     if len(message.payload) > MAX_NOTIFICATION_BYTES:
         raise ProtocolError(_too_large("notification", len(message.payload)))
     return message
 
 
-def decode_notification(payload: bytes) -> PushNotification:
-    """Decode a push notification payload.
+class _CloudEvent(WireModel):
+    """The CloudEvents 1.0 attributes mqttpush reads (extensions allowed, not used)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    specversion: Literal["1.0"]
+    type: str
+    source: str = Field(min_length=1)
+    id: str = Field(min_length=1)
+    datacontenttype: Literal["application/json"] = "application/json"
+    data: dict[str, Any]
+
+
+def decode_notification(payload: bytes, content_type: str | None = None) -> PushNotification:
+    """Decode a push notification payload: native, or a CloudEvent.
+
+    A CloudEvent is recognised by its Content Type (parameters such as ``charset``
+    ignored), or, without one, by its ``specversion`` member.
 
     Raises:
-        ProtocolError: Not a valid notification, or over :data:`MAX_NOTIFICATION_BYTES`.
+        ProtocolError: Not a valid notification (or a CloudEvent whose ``id`` is not
+            the notification's), or over :data:`MAX_NOTIFICATION_BYTES`.
     """
     if len(payload) > MAX_NOTIFICATION_BYTES:
         raise ProtocolError(_too_large("push notification", len(payload)))
-    return _decode(PushNotification, payload, "push notification")
+    kind = (content_type or "").partition(";")[0].strip().lower()
+    if kind != CLOUDEVENTS_CONTENT_TYPE and not (kind == "" and b'"specversion"' in payload):
+        return _decode(PushNotification, payload, "push notification")
+    event = _decode(_CloudEvent, payload, "CloudEvent")
+    try:
+        notification = PushNotification.model_validate(event.data)
+    except ValidationError as exc:
+        raise ProtocolError(f"malformed CloudEvent data: {validation_detail(exc)}") from exc
+    if notification.id != event.id:
+        raise ProtocolError(f"CloudEvent id {event.id!r} is not its notification's id")
+    return notification
 
 
 def _too_large(what: str, size: int) -> str:

@@ -5,7 +5,8 @@ Every error the library raises derives from :class:`MqttPushError`::
     MqttPushError
     ├── ConfigurationError             a missing profile or an invalid setting
     ├── UsageError                     mqttpush used out of order: not served, not open, ...
-    │   └── FabricClosedError          the fabric is not open, or is closing
+    │   ├── FabricClosedError          the fabric is not open, or is closing
+    │   └── InvalidNotificationError   (also ValueError) data not matching the schema, bad priority
     ├── StoreError                     a task store failed, or was used after closing
     ├── InvalidAddressError            (also ValueError)
     ├── ProtocolError                  a payload that does not follow docs/protocol.md
@@ -18,6 +19,7 @@ Every error the library raises derives from :class:`MqttPushError`::
     │   │   └── TlsError               TLS handshake or certificate verification failed
     │   └── ConnectionLostError        the connection dropped, or is not up
     │       └── SessionTakenOverError  another client connected with the same client id
+    ├── AgentOfflineError              no agent is served at an address (its presence card says so)
     ├── RpcTimeoutError                (also TimeoutError) no reply within the timeout
     ├── TaskStateError                 a task change refused, e.g. after a terminal state
     ├── TaskFailedError                a task that was waited for ended failed or canceled
@@ -48,6 +50,7 @@ from typing import Any, ClassVar
 
 __all__ = [
     "AccessDeniedError",
+    "AgentOfflineError",
     "BrokerRefusedError",
     "BrokerUnavailableError",
     "ConfigurationError",
@@ -55,6 +58,7 @@ __all__ = [
     "FabricClosedError",
     "InternalError",
     "InvalidAddressError",
+    "InvalidNotificationError",
     "InvalidParamsError",
     "InvalidRequestError",
     "MethodNotFoundError",
@@ -92,6 +96,27 @@ class UsageError(MqttPushError):
 
 class FabricClosedError(UsageError):
     """The fabric is not open, or is closing: it starts no more tasks."""
+
+
+class InvalidNotificationError(UsageError, ValueError):
+    """A notification a task tried to push is invalid; nothing was published.
+
+    Its data does not match the agent's ``notification_schema``, or its priority is unknown.
+    """
+
+
+class AgentOfflineError(MqttPushError):
+    """No agent is served at an address: its presence card is missing or says offline.
+
+    Attributes:
+        address: The address that was checked.
+        status: ``"offline"``, or ``"unknown"`` when no card was found.
+    """
+
+    def __init__(self, message: str, *, address: str, status: str) -> None:
+        super().__init__(message)
+        self.address = address
+        self.status = status
 
 
 class StoreError(MqttPushError):

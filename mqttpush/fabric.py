@@ -25,6 +25,8 @@ from mqttpush.address import Address, Topics
 from mqttpush.agent.host import current_host, enter_host, leave_host
 from mqttpush.connection import Connection
 from mqttpush.errors import FabricClosedError, MqttPushError, UsageError
+from mqttpush.models import utc_now
+from mqttpush.presence import Presence, agent_card, read_cards
 from mqttpush.routing import MessageLoop, Route
 from mqttpush.rpc.caller import RpcCaller
 from mqttpush.rpc.remote import RemoteAgent
@@ -38,6 +40,7 @@ if TYPE_CHECKING:
 
     from mqttpush.agent.base import Agent
     from mqttpush.agent.host import Host
+    from mqttpush.card import AgentCard
     from mqttpush.transport.base import Message, Transport
 
 __all__ = ["Fabric"]
@@ -68,7 +71,9 @@ class Fabric:
     ) -> None:
         self.settings = settings or Settings()
         self.topics = Topics(self.settings.topic_prefix)
+        self._own_transport = transport is None  # presence needs connections of its own
         self._transport = transport or create_transport(self.settings.broker)
+        self._presences: list[Presence] = []
         self._link = Connection(self._transport, self.settings.broker)
         self.connected = self._link.connected
         self.stopped = self._link.stopped
@@ -168,6 +173,10 @@ class Fabric:
             await asyncio.wait(pending, timeout=0.1)
         for agent in self._agents:
             await agent.on_stop()
+        for presence in self._presences:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.settings.broker.connect_timeout):
+                    await presence.close()
         await self._transport.disconnect()
         await self._stack.aclose()
 
@@ -232,8 +241,34 @@ class Fabric:
         for topic_filter in (rpc_topic, f"{push_base}/+", receipt_topic):
             await self._link.subscribe(topic_filter)
         self._loop.replay()
+        if self._own_transport and self.settings.agent.presence:
+            await self._publish_presence(agent, addr)
         log.info("serving %s at %s", type(agent).__name__, self.topics.base(addr))
         return agent
+
+    async def _publish_presence(self, agent: Agent, address: Address) -> None:
+        card = agent_card(agent, address, self.topics, status="online", online_since=utc_now())
+        client_id = f"{self.client_id}-card-{address.name}.{address.domain}"
+        presence = Presence(self.settings.broker, client_id, self.topics.card(address), card)
+        try:
+            await presence.open()
+        except MqttPushError as exc:  # serving goes on without a card
+            log.warning("%s: presence card not published: %s", address, exc)
+        self._presences.append(presence)  # closed (offline card) on exit in any case
+        self.spawn(presence.keep(), name=f"mqttpush-presence-{address}")
+
+    async def lookup(self, address: str | Address, timeout: float = 2.0) -> AgentCard | None:
+        """The presence card of the agent at ``address``, or None if none came in ``timeout``.
+
+        Raises:
+            UsageError: The fabric runs on a transport it was given (no broker to ask).
+            BrokerUnavailableError: The broker cannot be reached.
+        """
+        if not self._own_transport:
+            raise UsageError("presence cards are read from a broker: this fabric has none")
+        topic = self.topics.card(Address.parse(address))
+        cards = await read_cards(self.settings.broker, topic, wait=timeout, first=True)
+        return cards[0] if cards else None
 
     def remote(
         self, address: str | Address, *, sender: str | None = None, timeout: float | None = None
@@ -245,6 +280,7 @@ class Fabric:
             Address.parse(address),
             sender=sender or self.client_id,
             timeout=self.settings.rpc.timeout if timeout is None else timeout,
+            lookup=self.lookup,
         )
 
     async def publish(self, message: Message) -> bool:

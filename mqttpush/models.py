@@ -8,9 +8,9 @@ from __future__ import annotations
 import os
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
 from mqttpush.address import Address, check_level, is_mqtt_text
 
@@ -22,6 +22,9 @@ __all__ = [
     "JsonRpcError",
     "JsonRpcRequest",
     "JsonRpcResponse",
+    "NotificationFilter",
+    "Priority",
+    "PushFormat",
     "PushNotification",
     "Receipt",
     "TaskId",
@@ -32,6 +35,9 @@ __all__ = [
     "new_id",
     "utc_now",
 ]
+
+
+_M = TypeVar("_M", bound=BaseModel)
 
 
 def new_id() -> str:
@@ -174,12 +180,82 @@ def _check_task_id(value: str) -> str:
 TaskId = Annotated[str, AfterValidator(_check_task_id)]
 
 
+class Priority(StrEnum):
+    """How urgent a notification is: when an endpoint's window is full, higher goes first."""
+
+    LOW = "low"
+    NORMAL = "normal"
+    HIGH = "high"
+    URGENT = "urgent"
+
+    @property
+    def rank(self) -> int:
+        """0 (low) to 3 (urgent)."""
+        return _PRIORITY_RANK[self]
+
+
+_PRIORITY_RANK = {p: i for i, p in enumerate(Priority)}
+
+#: A value a filter compares a ``data`` field with (equality only); strings bounded.
+FilterValue = Annotated[str, Field(max_length=1024)] | int | float | bool | None
+_FieldName = Annotated[str, Field(min_length=1, max_length=256)]
+
+
+class NotificationFilter(WireModel):
+    """Which of a task's notifications an endpoint gets, decided at the sender.
+
+    Every given criterion must hold: the notification's ``state`` is one of ``states``,
+    its priority is at least ``min_priority``, and its ``data`` has each field of
+    ``data`` with an equal value. A criterion left out holds for every notification.
+    """
+
+    states: Annotated[list[TaskState], Field(min_length=1, max_length=5)] | None = None
+    min_priority: Priority | None = None
+    data: Annotated[dict[_FieldName, FilterValue], Field(min_length=1, max_length=16)] | None = None
+
+    def matches(self, notification: PushNotification) -> bool:
+        """Whether ``notification`` passes this filter."""
+        if self.states is not None and notification.state not in self.states:
+            return False
+        if self.min_priority is not None and notification.priority.rank < self.min_priority.rank:
+            return False
+        if self.data is not None:
+            data = notification.data
+            if data is None:
+                return False
+            missing = object()
+            for key, value in self.data.items():
+                found = data.get(key, missing)
+                # bool is an int in Python: True must not equal 1 here, as in JSON.
+                if (
+                    found is missing
+                    or found != value
+                    or isinstance(found, bool) != isinstance(value, bool)
+                ):
+                    return False
+        return True
+
+
+class PushFormat(StrEnum):
+    """The payload an endpoint gets: mqttpush's own, or a CloudEvents 1.0 envelope."""
+
+    MQTTPUSH = "mqttpush"
+    CLOUDEVENTS = "cloudevents"
+
+
 class TaskPushNotificationConfig(WireModel):
-    """Where to push notifications of one task: an agent address and an optional token."""
+    """Where to push notifications of one task, and which ones, in which format, how fast.
+
+    ``token`` travels with each notification; ``filter`` picks the notifications the
+    endpoint gets; ``format`` chooses the payload; ``rate`` caps notifications per second.
+    """
 
     task_id: TaskId
     address: str
     token: str | None = None
+    filter: NotificationFilter | None = None
+    format: PushFormat = PushFormat.MQTTPUSH
+    rate: Annotated[float, Field(gt=0, le=1000)] | None = None
 
     @field_validator("address")
     @classmethod
@@ -214,4 +290,23 @@ class PushNotification(WireModel):
     state: TaskState = TaskState.WORKING
     message: str
     timestamp: datetime = Field(default_factory=utc_now)
+    priority: Priority = Priority.NORMAL
     data: dict[str, Any] | None = None
+    _typed: Any = PrivateAttr(default=None)
+
+    def data_as(self, model: type[_M]) -> _M:
+        """``data`` as an instance of ``model`` (validated once, then kept).
+
+        Raises:
+            pydantic.ValidationError: ``data`` does not match ``model``.
+        """
+        if isinstance(self._typed, model):
+            return self._typed
+        typed = model.model_validate(self.data or {})
+        self._typed = typed
+        return typed
+
+    @property
+    def typed(self) -> Any:  # noqa: ANN401 - the receiving agent's notification_model
+        """``data`` as the receiving agent's ``notification_model``, once it was validated."""
+        return self._typed

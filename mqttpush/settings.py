@@ -204,6 +204,11 @@ class AgentSettings(_Section):
     publish_window: float = Field(
         default=30.0, gt=0, description="Seconds a publish is retried while the broker is away."
     )
+    presence: bool = Field(
+        default=True,
+        description="Publish each served agent's retained presence card, on a connection of "
+        "its own whose Will marks it offline.",
+    )
 
 
 class DemoSettings(_Section):

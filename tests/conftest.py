@@ -176,6 +176,7 @@ class Kit:
     settings: Settings
     fabric: Callable[[], Fabric]
     transport: Callable[[], Transport]
+    fabric_for: Callable[[Settings], Fabric]  # a fabric on the same broker, other settings
 
     def __iter__(self) -> Iterator[Callable[[], Any]]:
         return iter((self.fabric, self.transport))
@@ -188,7 +189,10 @@ def kit(request: pytest.FixtureRequest) -> Kit:
         settings = make_settings("127.0.0.1", 1883, notification_interval=0.0)  # never dialled
         memory = MemoryBroker()
         return Kit(
-            settings, lambda: Fabric(settings, transport=memory.transport()), memory.transport
+            settings,
+            lambda: Fabric(settings, transport=memory.transport()),
+            memory.transport,
+            lambda other: Fabric(other, transport=memory.transport()),
         )
     settings = request.getfixturevalue("settings")
-    return Kit(settings, lambda: Fabric(settings), lambda: MqttTransport(settings.broker))
+    return Kit(settings, lambda: Fabric(settings), lambda: MqttTransport(settings.broker), Fabric)

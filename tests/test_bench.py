@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from tests.conftest import Broker
 
 
-@pytest.mark.timeout_s(120)
+@pytest.mark.timeout_s(180)  # every part, on a machine that may be shared
 async def test_quick_suite_measures_every_figure_against_its_baseline(
     broker: Broker, tmp_path: Path
 ):
@@ -55,3 +55,25 @@ async def test_quick_suite_measures_every_figure_against_its_baseline(
     assert document["machine"]["cpus"] >= 1
     assert len(document["figures"]) == len(figures)
     assert all("ratio" in f and "met" in f for f in document["figures"])
+
+
+@pytest.mark.timeout_s(120)
+async def test_priority_and_filter_parts_report_each_class_and_both_costs(
+    broker: Broker, tmp_path: Path
+):
+    lines: list[str] = []
+    figures = await run_suite(
+        broker.port, Options.quick(), tmp_path / "logs", lines.append, ["priority", "filter"]
+    )
+    latency = [f for f in figures if f.name.startswith("priority latency")]
+    assert [f.name.split(", ")[1] for f in latency] == ["urgent", "high", "normal", "low"]
+    # 8 tasks x 20 pushes: 1 in 20 urgent, 2 high, 4 low (by position), the rest normal.
+    assert [f.notes["notifications"] for f in latency] == [8, 16, 104, 32]
+    assert all(f.value > 0 and f.notes["p95_ms"] >= f.value for f in latency)
+    cost = next(f for f in figures if f.name.startswith("sender work per notification"))
+    assert cost.baseline is not None
+    assert cost.baseline > 0
+    assert cost.notes["refused_us"] > 0
+    check = next(f for f in figures if f.name.startswith("filter check alone"))
+    assert check.value > 0
+    assert any("when it refuses" in line for line in lines)

@@ -90,7 +90,7 @@ def test_notification_round_trip_and_malformed_notifications():
     n = PushNotification(task_id="t1", seq=1, message="Notification #1")
     msg = codec.encode_notification("p/push/t1", n, codec.Envelope(sender="s@d", operation="push"))
     body = json.loads(msg.payload)
-    assert set(body) == {"id", "task_id", "seq", "state", "message", "timestamp"}
+    assert set(body) == {"id", "task_id", "seq", "state", "message", "timestamp", "priority"}
     assert body["state"] == TaskState.WORKING
     assert codec.decode_notification(msg.payload) == n
     for bad in (b"", b"{}", b"[1]", b'{"task_id": "t", "seq": 0, "message": "m"}', b"\xff\xfe"):

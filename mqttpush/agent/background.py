@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 import pydantic_core
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from mqttpush import codec
 from mqttpush.agent.base import Agent
@@ -68,6 +68,9 @@ class BackgroundTaskAgent(EndpointOperations, Agent):
     """
 
     deliveries: DeliveryTracker  #: what happened to each notification (set when served)
+    #: The model of the ``data`` of this agent's notifications: pushes are checked
+    #: against it, and its JSON schema is published in the agent's presence card.
+    notification_schema: ClassVar[type[BaseModel] | None] = None
 
     def __init__(
         self,
@@ -108,6 +111,7 @@ class BackgroundTaskAgent(EndpointOperations, Agent):
             store=self._store,
             endpoints=self.endpoints,
             deliveries=self.deliveries,
+            schema=self.notification_schema,
         )
 
     @property

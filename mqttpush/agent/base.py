@@ -27,6 +27,8 @@ from mqttpush.rpc.responder import Responder
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
+    from pydantic import BaseModel
+
     from mqttpush.address import Address
     from mqttpush.agent.host import Host
     from mqttpush.models import PushNotification
@@ -71,6 +73,10 @@ class Agent:
     """
 
     _operations: ClassVar[dict[str, Operation]] = {}
+    #: The model of the ``data`` of notifications this agent receives: data, when present,
+    #: is validated before :meth:`on_message` (``notification.typed`` is the instance); a
+    #: mismatch counts as a handler failure (the receipt says ``handled: false``).
+    notification_model: ClassVar[type[BaseModel] | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:  # noqa: ANN401 - passed through to object
         super().__init_subclass__(**kwargs)
@@ -245,6 +251,9 @@ class Agent:
                 self.stats.notifications += 1
                 _context.trace_id.set(envelope.trace_id)
                 try:
+                    model = self.notification_model
+                    if model is not None and notification.data is not None:
+                        notification.data_as(model)  # a mismatch is a handler failure
                     await self.on_message(notification)
                     self._seen.add(notification.id)  # a failed one may be tried again
                 except Exception:
@@ -258,7 +267,7 @@ class Agent:
 
 
 def _decode_push(message: Message, task_id: str) -> PushNotification:
-    notification = codec.decode_notification(message.payload)
+    notification = codec.decode_notification(message.payload, message.content_type)
     if notification.task_id != task_id:
         raise ProtocolError(
             f"task id {notification.task_id!r} does not match the topic's {task_id!r}"

@@ -7,11 +7,12 @@ A published notification without a receipt after ``receipt_timeout`` is publishe
 again (same id: receivers deduplicate), up to ``attempts`` times in all, then it is
 *expired*. A receipt arriving later still marks it delivered.
 
-Flow control: at most ``window`` notifications per endpoint, and ``window_bytes`` of
-their payloads, wait for their receipt;
-a push to an endpoint whose window is full waits until receipts (or expiries) make
-room. A slow receiver thus slows its sender, whatever the broker does with the
-receiver's Receive Maximum (Mosquitto 2.0.11 was measured exceeding it).
+Flow control (:mod:`mqttpush.agent.window`): at most ``window`` notifications per
+endpoint, and ``window_bytes`` of their payloads, wait for their receipt; a push to an
+endpoint whose window is full waits until receipts (or expiries) make room, higher
+priorities first. A slow receiver thus slows its sender, whatever the broker does with
+the receiver's Receive Maximum (Mosquitto 2.0.11 was measured exceeding it). A
+registration's ``rate`` spaces its notifications.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
+from mqttpush.agent.window import Pacer, Windows
 from mqttpush.errors import ConnectionLostError, FabricClosedError, ProtocolError
 from mqttpush.models import DeliveryInfo, DeliveryState, Receipt, utc_now
 from mqttpush.store import Delivery
@@ -113,11 +115,8 @@ class DeliveryTracker:
     ) -> None:
         self._host = host
         self._store = store
-        self._window = window
-        self._window_bytes = window_bytes
-        self._outstanding: dict[str, int] = {}
-        self._outstanding_bytes: dict[str, int] = {}
-        self._room: dict[str, asyncio.Event] = {}
+        self._windows = Windows(window, window_bytes)
+        self._pacer = Pacer()
         self._receipt_timeout = receipt_timeout
         self._attempts = attempts
         self._publish_window = publish_window
@@ -125,21 +124,33 @@ class DeliveryTracker:
         self._unsaved: list[Delivery] = []
         self.receipts_unmatched = 0
 
-    async def send(self, notification: PushNotification, messages: dict[str, Message]) -> None:
+    async def send(
+        self,
+        notification: PushNotification,
+        messages: dict[str, Message],
+        rates: dict[str, float] | None = None,
+    ) -> None:
         """Queue ``notification`` for each endpoint (address -> message) and track it.
 
-        Returns once every endpoint's window has room and the publishes are under way;
-        it does not wait for the broker's acknowledgements, so a sender keeps up to
-        ``window`` notifications in flight per endpoint instead of one.
+        Returns once every endpoint's window has room (taken by priority), each rate
+        (endpoint -> notifications per second) allows it, and the publishes are under
+        way; it does not wait for the broker's acknowledgements, so a sender keeps up
+        to ``window`` notifications in flight per endpoint instead of one.
         """
         per_task = self._tasks.setdefault(notification.task_id, {})
+        rank = notification.priority.rank
+        taken: list[tuple[str, int]] = []
+        try:
+            for endpoint, message in messages.items():
+                await self._windows.acquire(endpoint, rank, len(message.payload))
+                taken.append((endpoint, len(message.payload)))
+                if rates and (rate := rates.get(endpoint)) is not None:
+                    await self._pacer.wait(notification.task_id, endpoint, rate)
+        except BaseException:
+            for endpoint, size in taken:
+                self._windows.release(endpoint, size)
+            raise
         for endpoint, message in messages.items():
-            await self._wait_for_room(endpoint, len(message.payload))
-        for endpoint, message in messages.items():
-            self._outstanding[endpoint] = self._outstanding.get(endpoint, 0) + 1
-            self._outstanding_bytes[endpoint] = self._outstanding_bytes.get(endpoint, 0) + len(
-                message.payload
-            )
             row = Delivery(
                 notification_id=notification.id,
                 task_id=notification.task_id,
@@ -158,31 +169,16 @@ class DeliveryTracker:
                 self._final(delivery, DeliveryState.FAILED, f"not published: {exc}")
                 raise
 
-    async def _wait_for_room(self, endpoint: str, size: int) -> None:
-        room = self._room.setdefault(endpoint, asyncio.Event())
-        while self._outstanding.get(endpoint, 0) >= self._window or (
-            # one notification larger than the byte window still goes, alone
-            (held := self._outstanding_bytes.get(endpoint, 0)) > 0
-            and held + size > self._window_bytes
-        ):
-            room.clear()
-            await room.wait()
-
     def _release(self, delivery: _Delivery) -> None:
-        endpoint = delivery.endpoint
-        left = self._outstanding.get(endpoint, 1) - 1
-        if left > 0:
-            self._outstanding[endpoint] = left
-            self._outstanding_bytes[endpoint] -= delivery.size
-        else:
-            self._outstanding.pop(endpoint, None)
-            self._outstanding_bytes.pop(endpoint, None)
-        if (room := self._room.get(endpoint)) is not None:
-            room.set()  # the waiter checks both windows again
+        self._windows.release(delivery.endpoint, delivery.size)
 
     def outstanding(self, endpoint: str) -> int:
         """Notifications to ``endpoint`` still waiting for a receipt."""
-        return self._outstanding.get(endpoint, 0)
+        return self._windows.outstanding(endpoint)
+
+    def waiting(self, endpoint: str) -> int:
+        """Pushes waiting for room in ``endpoint``'s window."""
+        return self._windows.waiting(endpoint)
 
     def outstanding_bytes(self, endpoint: str) -> int:
         """Payload bytes of the notifications to ``endpoint`` still waiting for a receipt."""

@@ -13,15 +13,18 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 import pydantic_core
+from pydantic import BaseModel, ValidationError
 
 from mqttpush import _context, codec
-from mqttpush.address import Address
 from mqttpush.agent.context import TaskContext
-from mqttpush.models import ErrorInfo, PushNotification, TaskState
+from mqttpush.agent.fanout import fan_out
+from mqttpush.errors import InvalidNotificationError
+from mqttpush.models import ErrorInfo, Priority, PushNotification, TaskState
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
+    from mqttpush.address import Address
     from mqttpush.agent.delivery import DeliveryTracker
     from mqttpush.agent.endpoints import Endpoints
     from mqttpush.agent.host import Host
@@ -35,6 +38,7 @@ __all__ = ["TaskWork"]
 log = logging.getLogger(__name__)
 
 _CANCEL_WAIT = 5.0  # seconds a cancellation waits for the work to unwind
+_FINAL_PRIORITY = Priority.HIGH  # a task's last notification overtakes queued progress
 
 
 class TaskWork:
@@ -48,6 +52,7 @@ class TaskWork:
         store: Where tasks are saved.
         endpoints: The endpoints registered per task.
         deliveries: Publishes notifications and tracks their delivery.
+        schema: The model every notification's ``data`` must match, if any.
     """
 
     def __init__(
@@ -60,7 +65,9 @@ class TaskWork:
         store: TaskStore,
         endpoints: Endpoints,
         deliveries: DeliveryTracker,
+        schema: type[BaseModel] | None = None,
     ) -> None:
+        self._schema = schema
         self._host = host
         self._address = address
         self._work = work
@@ -152,7 +159,7 @@ class TaskWork:
             await self._store.prune(self._tasks.max_finished)
         message = f"Task {state.value}" + (f": {error.message}" if error else "")
         try:
-            await self.push(runner, message, None, state=state)
+            await self.push(runner, message, None, state=state, priority=_FINAL_PRIORITY)
         except Exception:
             log.exception(
                 "%s: final notification of task %s not sent", self._address, runner.task_id
@@ -164,31 +171,69 @@ class TaskWork:
         self,
         runner: TaskRunner,
         message: str,
-        data: dict[str, Any] | None,
+        data: dict[str, Any] | BaseModel | None,
         *,
         state: TaskState = TaskState.WORKING,
+        priority: Priority | str = Priority.NORMAL,
     ) -> PushNotification:
-        """Publish one notification of the task to each of its endpoints (QoS 1)."""
+        """Publish one notification of the task to each of its endpoints (QoS 1).
+
+        Endpoints whose filter refuses it get nothing; its ``seq`` is used all the same.
+
+        Raises:
+            InvalidNotificationError: ``data`` does not match the agent's
+                ``notification_schema``, or ``priority`` is unknown.
+        """
+        checked = self._checked_data(data)
+        try:
+            level = Priority(priority)
+        except ValueError:
+            known = ", ".join(p.value for p in Priority)
+            why = f"unknown priority {priority!r}; known: {known}"
+            raise InvalidNotificationError(why) from None
         seq, save_first = runner.next_seq()
         if save_first:
             await self._save(runner)
         notification = PushNotification(
-            task_id=runner.task_id, seq=seq, state=state, message=message, data=data
-        )
+            task_id=runner.task_id, seq=seq, state=state, message=message, data=checked,
+            priority=level,
+        )  # fmt: skip
         endpoints = self._endpoints.of(runner.task_id)
         if endpoints:
-            sender, trace = str(self._address), _context.trace_id.get()
-            topics = self._host.topics
-            messages = {
-                c.address: codec.encode_notification(
-                    topics.push(Address.parse(c.address), runner.task_id),
-                    notification,
-                    codec.Envelope(sender, "push", None, trace, c.token),
-                )
-                for c in endpoints
-            }
-            await self._deliveries.send(notification, messages)
+            out = fan_out(
+                notification,
+                endpoints,
+                sender=str(self._address),
+                trace_id=_context.trace_id.get(),
+                topics=self._host.topics,
+            )
+            if out.messages:
+                await self._deliveries.send(notification, out.messages, out.rates)
         return notification
+
+    def _checked_data(self, data: dict[str, Any] | BaseModel | None) -> dict[str, Any] | None:
+        """``data`` as JSON, checked against the agent's schema when it declares one."""
+        schema = self._schema
+        if data is None:
+            return None
+        if schema is None:
+            if isinstance(data, BaseModel):
+                return data.model_dump(mode="json")
+            return data
+        try:
+            typed = (
+                data
+                if isinstance(data, schema)
+                else schema.model_validate(
+                    data.model_dump() if isinstance(data, BaseModel) else data
+                )
+            )
+        except ValidationError as exc:
+            detail = codec.validation_detail(exc)
+            raise InvalidNotificationError(
+                f"notification data does not match {schema.__name__}: {detail}"
+            ) from None
+        return typed.model_dump(mode="json")
 
     async def _save(self, runner: TaskRunner) -> None:
         await self._store.save_task(runner.to_stored())

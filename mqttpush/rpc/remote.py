@@ -6,7 +6,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from mqttpush import _context, codec
-from mqttpush.errors import UsageError
+from mqttpush.errors import AgentOfflineError, UsageError
 from mqttpush.models import new_id
 
 if TYPE_CHECKING:
@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from pydantic import BaseModel
 
     from mqttpush.address import Address, Topics
+    from mqttpush.card import AgentCard
     from mqttpush.rpc.caller import RpcCaller
 
 __all__ = ["RemoteAgent"]
@@ -32,11 +33,20 @@ class RemoteAgent:
         address: The agent called.
         sender: The address (or client id) the requests say they come from.
         timeout: Seconds each call waits for its reply unless the call says otherwise.
+        lookup: Reads the presence card of an address (see :meth:`ensure_served`).
     """
 
     def __init__(
-        self, caller: RpcCaller, topics: Topics, address: Address, *, sender: str, timeout: float
+        self,
+        caller: RpcCaller,
+        topics: Topics,
+        address: Address,
+        *,
+        sender: str,
+        timeout: float,
+        lookup: Callable[[Address, float], Awaitable[AgentCard | None]] | None = None,
     ) -> None:
+        self._lookup = lookup
         self._caller = caller
         self._address = address
         self._topic = topics.rpc(address)
@@ -76,6 +86,31 @@ class RemoteAgent:
         return await self._caller.call(
             self._topic, method, params, timeout=wait, envelope=envelope, address=str(self._address)
         )
+
+    async def ensure_served(self, timeout: float = 2.0) -> AgentCard:
+        """Check, from its presence card, that an agent is served at this address.
+
+        Returns:
+            The agent's card (its operations, their params, its notification schema).
+
+        Raises:
+            AgentOfflineError: The card says offline, or no card came within ``timeout``.
+            UsageError: This proxy cannot read cards (its host has no broker).
+        """
+        if self._lookup is None:
+            raise UsageError(f"{self!r} cannot read presence cards")
+        card = await self._lookup(self._address, timeout)
+        if card is None:
+            raise AgentOfflineError(
+                f"no agent is served at {self._address}: it has no presence card",
+                address=str(self._address), status="unknown",
+            )  # fmt: skip
+        if card.status != "online":
+            raise AgentOfflineError(
+                f"the agent at {self._address} is offline (card of {card.updated_at:%H:%M:%S} UTC)",
+                address=str(self._address), status=card.status,
+            )  # fmt: skip
+        return card
 
     def __getattr__(self, method: str) -> Callable[..., Awaitable[Any]]:
         if method.startswith("_"):

@@ -24,11 +24,11 @@ from typing import TYPE_CHECKING
 import pydantic_core
 
 from mqttpush.errors import StoreError
-from mqttpush.models import TaskPushNotificationConfig
 from mqttpush.store.base import Delivery, DeliveryState, StoredTask, TaskStore
 from mqttpush.store.sqlite_rows import (
     DELIVERY_COLUMNS,
     IN_TERMINAL,
+    MIGRATIONS,
     SAVE_DELIVERY,
     SAVE_ENDPOINT,
     SAVE_TASK,
@@ -37,6 +37,8 @@ from mqttpush.store.sqlite_rows import (
     TASK_COLUMNS,
     TERMINAL,
     delivery_from_row,
+    endpoint_from_row,
+    endpoint_options,
     task_from_row,
     to_text,
     transaction,
@@ -44,6 +46,8 @@ from mqttpush.store.sqlite_rows import (
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
+
+    from mqttpush.models import TaskPushNotificationConfig
 
 __all__ = ["SCHEMA_VERSION", "SqliteTaskStore"]
 
@@ -91,10 +95,14 @@ class SqliteTaskStore(TaskStore):
                     f"task store {self.path}: schema version {version} is newer than "
                     f"{SCHEMA_VERSION}, the newest this mqttpush knows; upgrade mqttpush"
                 )
-            if version < SCHEMA_VERSION:
+            if 0 < version < SCHEMA_VERSION:
+                for step in range(version, SCHEMA_VERSION):
+                    db.execute(MIGRATIONS[step])
+            elif version < SCHEMA_VERSION:
                 for statement in SCHEMA.split(";"):
                     if statement.strip():
                         db.execute(statement)
+            if version < SCHEMA_VERSION:
                 db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     @contextlib.contextmanager
@@ -158,17 +166,21 @@ class SqliteTaskStore(TaskStore):
         """Insert an endpoint, or replace the one with the same task id and address."""
         db = self._conn()
         with self._errors():
-            db.execute(SAVE_ENDPOINT, (config.task_id, config.address, config.token))
+            db.execute(
+                SAVE_ENDPOINT,
+                (config.task_id, config.address, config.token, endpoint_options(config)),
+            )
 
     async def endpoints(self, task_id: str) -> list[TaskPushNotificationConfig]:
         """Return the endpoints registered for a task, in registration order."""
         db = self._conn()
         with self._errors():
             rows = db.execute(
-                "SELECT task_id, address, token FROM endpoints WHERE task_id = ? ORDER BY rowid",
+                "SELECT task_id, address, token, options FROM endpoints WHERE task_id = ? "
+                "ORDER BY rowid",
                 (task_id,),
             ).fetchall()
-            return [TaskPushNotificationConfig.model_validate(dict(row)) for row in rows]
+            return [endpoint_from_row(row) for row in rows]
 
     async def forget_endpoints(self, task_id: str) -> None:
         """Delete every endpoint registered for a task."""

@@ -11,7 +11,7 @@ import json
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from mqttpush.models import ErrorInfo, TaskState
+from mqttpush.models import ErrorInfo, TaskPushNotificationConfig, TaskState
 from mqttpush.store.base import Delivery, DeliveryState, StoredTask
 
 if TYPE_CHECKING:
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DELIVERY_COLUMNS",
     "IN_TERMINAL",
+    "MIGRATIONS",
     "SAVE_DELIVERY",
     "SAVE_ENDPOINT",
     "SAVE_TASK",
@@ -29,6 +30,8 @@ __all__ = [
     "TASK_COLUMNS",
     "TERMINAL",
     "delivery_from_row",
+    "endpoint_from_row",
+    "endpoint_options",
     "from_text",
     "task_from_row",
     "to_text",
@@ -36,7 +39,9 @@ __all__ = [
 ]
 
 #: The schema this module writes; kept in ``PRAGMA user_version``.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: From each older schema version to the next (version 1 had no endpoint options).
+MIGRATIONS = {1: "ALTER TABLE endpoints ADD COLUMN options TEXT"}
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS tasks (
@@ -53,6 +58,7 @@ CREATE TABLE IF NOT EXISTS endpoints (
     task_id TEXT NOT NULL,
     address TEXT NOT NULL,
     token   TEXT,
+    options TEXT,  -- JSON: filter, format and rate of the registration, or NULL
     PRIMARY KEY (task_id, address)
 );
 CREATE TABLE IF NOT EXISTS deliveries (
@@ -80,8 +86,8 @@ ON CONFLICT (task_id) DO UPDATE SET
     updated_at = excluded.updated_at, pushed = excluded.pushed
 """
 SAVE_ENDPOINT = """
-INSERT INTO endpoints (task_id, address, token) VALUES (?, ?, ?)
-ON CONFLICT (task_id, address) DO UPDATE SET token = excluded.token
+INSERT INTO endpoints (task_id, address, token, options) VALUES (?, ?, ?, ?)
+ON CONFLICT (task_id, address) DO UPDATE SET token = excluded.token, options = excluded.options
 """
 SAVE_DELIVERY = """
 INSERT INTO deliveries
@@ -144,4 +150,23 @@ def delivery_from_row(row: sqlite3.Row) -> Delivery:
         attempts=row["attempts"],
         detail=row["detail"],
         updated_at=from_text(row["updated_at"]),
+    )
+
+
+_OPTIONS = {"filter", "format", "rate"}
+
+
+def endpoint_options(config: TaskPushNotificationConfig) -> str | None:
+    """A registration's options as JSON text; None when all are the defaults."""
+    options = config.model_dump(
+        mode="json", include=_OPTIONS, exclude_none=True, exclude_defaults=True
+    )
+    return json.dumps(options, separators=(",", ":")) if options else None
+
+
+def endpoint_from_row(row: sqlite3.Row) -> TaskPushNotificationConfig:
+    """An endpoint row as the registration it stores."""
+    options = json.loads(row["options"]) if row["options"] else {}
+    return TaskPushNotificationConfig.model_validate(
+        {"task_id": row["task_id"], "address": row["address"], "token": row["token"], **options}
     )

@@ -57,9 +57,16 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--envelopes", action="store_true", help="also print every message's metadata to stderr"
     )
+    run.add_argument(
+        "--receivers", type=_receivers, default=None, metavar="N",
+        help="broadcast: one sender task to N endpoints (1-100) and two filtered ones",
+    )  # fmt: skip
     watch = sub.add_parser("watch", help="follow push notifications live")
     watch.add_argument("address", nargs="?", help="only those sent to this address")
     watch.add_argument("--count", type=int, default=None, help="stop after this many")
+    agents = sub.add_parser("agents", help="list the agents online and offline (presence cards)")
+    agents.add_argument("--wait", type=float, default=1.0, help="seconds to collect cards")
+    agents.add_argument("--json", action="store_true", help="print the cards as JSON")
     config = sub.add_parser("config", help="settings")
     config.add_argument("action", choices=["show"], help="show: print the effective settings")
     call = sub.add_parser("call", help="call an operation and print its JSON result")
@@ -92,7 +99,7 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--only",
         action="append",
-        choices=["push", "rpc", "scale", "memory", "seed"],
+        choices=["push", "rpc", "scale", "memory", "seed", "priority", "filter"],
         help="run only this part (repeatable)",
     )
     return parser
@@ -108,6 +115,13 @@ def _seconds(text: str) -> float:
         # 0 once meant "the default" (10 s) and -1 was taken as is: both say what they mean now
         raise argparse.ArgumentTypeError(f"{text} must be a number of seconds above 0")
     return value
+
+
+def _receivers(text: str) -> int:
+    count = int(text)
+    if not 1 <= count <= 100:  # noqa: PLR2004 - the documented range
+        raise argparse.ArgumentTypeError(f"must be between 1 and 100, not {count}")
+    return count
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -234,6 +248,10 @@ def _dispatch(args: argparse.Namespace) -> int:
     settings = Settings.load(args.profile)
     if args.command == "serve":
         asyncio.run(_serve(settings, args.agent))
+    elif args.command == "run" and args.receivers is not None:
+        from mqttpush.tools.demo.broadcast import broadcast_command  # noqa: PLC0415
+
+        broadcast_command(settings, args.receivers)
     elif args.command == "run":
         print(json.dumps(asyncio.run(_run(settings, envelopes=args.envelopes)), indent=2))
     elif args.command == "watch":
@@ -241,6 +259,10 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(watch(settings, args.address, sys.stdout, count=args.count))
+    elif args.command == "agents":
+        from mqttpush.tools.agents import list_agents, render_agents  # noqa: PLC0415
+
+        print(render_agents(asyncio.run(list_agents(settings, args.wait)), as_json=args.json))
     elif args.command == "config":
         shown = {
             "profile": args.profile or os.environ.get("MQTTPUSH_PROFILE"),

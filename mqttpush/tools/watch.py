@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, TextIO
 from mqttpush import codec
 from mqttpush.address import Address, Topics
 from mqttpush.errors import ProtocolError
+from mqttpush.models import Priority, TaskState
 from mqttpush.routing import acknowledged
 from mqttpush.transport import create_transport
 
@@ -24,14 +25,15 @@ def describe_notification(message: Message) -> str:
     """One line for a notification: time, endpoint, task, sequence, state and message."""
     endpoint = "/".join(message.topic.split("/")[-4:-2][::-1]).replace("/", "@", 1)
     try:
-        n = codec.decode_notification(message.payload)
+        n = codec.decode_notification(message.payload, message.content_type)
     except ProtocolError as exc:
         return f"(malformed) {message.topic}: {exc}"
     when = n.timestamp.strftime("%H:%M:%S.%f")[:-3]
     sender = message.user_property(codec.SENDER) or "?"
-    return (
-        f"{when}  {sender} -> {endpoint}  task {n.task_id}  #{n.seq} {n.state.value}  {n.message}"
-    )
+    shown = f"#{n.seq} {n.state.value}"
+    if n.state is TaskState.WORKING and n.priority is not Priority.NORMAL:
+        shown += f" {n.priority.value}"  # finals are always high: not worth a word
+    return f"{when}  {sender} -> {endpoint}  task {n.task_id}  {shown}  {n.message}"
 
 
 def describe_envelope(message: Message) -> str:

@@ -69,7 +69,13 @@ class Transport(ABC):
     reason code when it gave one), :class:`~mqttpush.errors.PacketRefusedError` (a
     packet not sent) and :class:`~mqttpush.errors.BrokerRefusedError` (a refusal by
     reason code, :func:`mqttpush.transport.reasons.check_refusal`).
+
+    Attributes:
+        will: The Will message sent with every CONNECT (set it before connecting); the
+            broker publishes it if the connection ends without a DISCONNECT.
     """
+
+    will: Message | None = None
 
     @property
     @abstractmethod

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from mqttpush.fabric import Fabric
 from mqttpush.settings import Settings
-from mqttpush.tools.bench import footprint
+from mqttpush.tools.bench import footprint, variations
 from mqttpush.tools.bench.figures import Figure
 from mqttpush.tools.bench.run import REFERENCE_PUSH_RATE, SENDER, Options, Run, median
 
@@ -170,6 +170,8 @@ STEPS: dict[str, tuple[str, Callable[[Run], Awaitable[Figure | list[Figure]]]]] 
     "scale": ("scale", _scale),
     "memory": ("memory and import time", footprint.memory),
     "seed": ("seed scenario", footprint.seed),
+    "priority": ("latency per priority under load", variations.priority_latency),
+    "filter": ("what a filter costs the sender", variations.filter_cost),
 }
 
 

@@ -15,6 +15,8 @@ log = logging.getLogger("mqttpush.tools.demo.sender")
 class PushSender(BackgroundTaskAgent):
     """Sends ``count`` notifications, ``interval`` seconds apart, for each task it runs.
 
+    Notification ``i`` carries the data ``{"n": i, "parity": "odd" | "even"}``.
+
     Args:
         count: Notifications per task (the seed sends 9).
         interval: Seconds between two notifications (the seed waits 0.2 s).
@@ -33,7 +35,8 @@ class PushSender(BackgroundTaskAgent):
         for i in range(1, self.count + 1):
             if i > 1 and self.interval > 0:
                 await asyncio.sleep(self.interval)
-            sent = await task.push(f"Notification #{i}")
+            parity = "even" if i % 2 == 0 else "odd"  # something for endpoints to filter on
+            sent = await task.push(f"Notification #{i}", {"n": i, "parity": parity})
             log.info(
                 "PushSender sent notification {task_id: '%s', message: '%s'}",
                 sent.task_id,

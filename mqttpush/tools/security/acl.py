@@ -23,7 +23,8 @@ _HEADER = """\
 # regenerate it from the identities instead. Topic prefix: {prefix}
 # Mosquitto refuses whatever is not granted here. An agent reads its own rpc, push and
 # ack topics; everyone reads its own reply tree {prefix}/_reply/USERNAME/#; agents
-# write replies anywhere under {prefix}/_reply/; requests, notifications and receipts
+# write replies anywhere under {prefix}/_reply/ and their own presence card; everyone
+# reads the presence cards {prefix}/+/+/card; requests, notifications and receipts
 # go only to the addresses each identity is declared to talk to.
 """
 
@@ -49,6 +50,7 @@ def identity_grants(identity: Identity, topics: Topics) -> list[tuple[str, str]]
             ("read", topics.receipts(own)),
         ]
     grants.append(("read", f"{topics.reply_base(identity.name)}/#"))
+    grants.append(("read", topics.cards))  # presence: anyone may see who is served
     if identity.read_all:
         grants.append(("read", f"{topics.prefix}/#"))
     if identity.address is not None:
@@ -56,6 +58,7 @@ def identity_grants(identity: Identity, topics: Topics) -> list[tuple[str, str]]
         # comes from each request, so the whole reply tree is writable, read by no one
         # but the caller it belongs to.
         grants.append(("write", f"{reply_root(topics)}/#"))
+        grants.append(("write", topics.card(own)))  # its presence card (and its Will)
     grants += [("write", topics.rpc(Address.parse(a))) for a in identity.calls]
     grants += [("write", f"{topics.push_base(Address.parse(a))}/+") for a in identity.pushes_to]
     grants += [("write", topics.receipts(Address.parse(a))) for a in identity.receipts_to]

@@ -52,6 +52,17 @@ __all__ = ["MqttTransport"]
 _SOCKET_OPTIONS = ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)
 
 
+def _will(will: Message) -> aiomqtt.Will:
+    props = Properties(PacketTypes.WILLMESSAGE)  # type: ignore[no-untyped-call]
+    if will.content_type is not None:
+        props.ContentType = will.content_type
+    if will.message_expiry is not None:
+        props.MessageExpiryInterval = will.message_expiry
+    if will.user_properties:
+        props.UserProperty = list(will.user_properties)
+    return aiomqtt.Will(will.topic, will.payload, will.qos, will.retain, props)
+
+
 class MqttTransport(BrokerTransport):
     """An MQTT 5 connection to Mosquitto (or any MQTT 5 broker) through aiomqtt."""
 
@@ -94,6 +105,7 @@ class MqttTransport(BrokerTransport):
             tls_context=tls_context(s),
             clean_start=not self.persistent,
             properties=connect_props,
+            will=None if self.will is None else _will(self.will),
         )
         self._gate = ReadGate(asyncio.get_running_loop(), s.inbox_max_messages, s.inbox_max_bytes)
         self._server_reference = self._disconnect_code = None

@@ -99,6 +99,7 @@ class NativeTransport(BrokerTransport):
                 session_expiry=s.session_expiry if self.persistent else None,
                 receive_maximum=s.receive_maximum,
                 maximum_packet_size=s.maximum_packet_size,
+                will=self.will,
             )
         except PacketRefusedError as exc:
             raise ConfigurationError(f"the broker settings cannot be sent: {exc}") from exc

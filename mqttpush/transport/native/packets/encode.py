@@ -94,8 +94,9 @@ def encode_connect(
     session_expiry: int | None = None,
     receive_maximum: int | None = None,
     maximum_packet_size: int | None = None,
+    will: Message | None = None,
 ) -> bytes:
-    """Encode a CONNECT packet (MQTT 5, no will).
+    """Encode a CONNECT packet (MQTT 5).
 
     Args:
         client_id: The client identifier.
@@ -108,12 +109,18 @@ def encode_connect(
             before they are acknowledged.
         maximum_packet_size: Maximum Packet Size property: the largest packet the
             broker may send, in bytes.
+        will: The Will message the broker publishes if the connection ends without a
+            DISCONNECT (its topic, payload, QoS, retain flag, content type, expiry and
+            user properties).
 
     Raises:
         PacketRefusedError: A value that MQTT cannot carry.
     """
     flags = 0x02 if clean_start else 0
     payload = [_string(client_id, "client id")]
+    if will is not None:
+        flags |= 0x04 | (will.qos << 3) | (0x20 if will.retain else 0)
+        payload.append(_will(will))
     if username is not None:
         flags |= 0x80
         payload.append(_string(username, "user name"))
@@ -138,6 +145,24 @@ def encode_connect(
         raise PacketRefusedError(f"CONNECT value out of range: {exc}") from None
     body = header + encode_varint(len(props)) + props + b"".join(payload)
     return _fixed_header(0x10, len(body)) + body
+
+
+def _will(will: Message) -> bytes:
+    """The Will properties, topic and payload of a CONNECT."""
+    if will.qos not in (0, 1) or not will.topic or "+" in will.topic or "#" in will.topic:
+        raise ProtocolError(f"cannot use {will.topic!r} (QoS {will.qos}) as a Will message")
+    props = []
+    if will.content_type is not None:
+        props.append(b"\x03" + _string(will.content_type, "will content type"))
+    if will.message_expiry is not None:
+        props.append(b"\x02" + U32.pack(will.message_expiry))
+    for key, value in will.user_properties:
+        props.append(b"\x26" + _string(key, "user property name") + _string(value, "user property"))
+    prop_bytes = b"".join(props)
+    return b"".join((
+        encode_varint(len(prop_bytes)), prop_bytes,
+        _string(will.topic, "will topic"), _binary(will.payload, "will payload"),
+    ))  # fmt: skip
 
 
 def encode_publish(  # noqa: PLR0912 - one branch per property, kept flat for speed

@@ -1,0 +1,59 @@
+"""One notification, as each endpoint of its task gets it: filtered, in its format.
+
+An endpoint whose filter refuses the notification gets nothing (and nothing is tracked
+for it); the others get it in their chosen format (mqttpush's own JSON, or a
+CloudEvent), with their token and the priority in user properties.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from mqttpush import codec
+from mqttpush.address import Address
+from mqttpush.models import PushFormat
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from mqttpush.address import Topics
+    from mqttpush.models import PushNotification, TaskPushNotificationConfig
+    from mqttpush.transport.base import Message
+
+__all__ = ["Fanout", "fan_out"]
+
+
+class Fanout:
+    """The messages of one notification (endpoint -> message) and the rates to respect."""
+
+    __slots__ = ("messages", "rates")
+
+    def __init__(self) -> None:
+        self.messages: dict[str, Message] = {}
+        self.rates: dict[str, float] = {}
+
+
+def fan_out(
+    notification: PushNotification,
+    endpoints: Iterable[TaskPushNotificationConfig],
+    *,
+    sender: str,
+    trace_id: str | None,
+    topics: Topics,
+) -> Fanout:
+    """Build the message each endpoint gets, leaving out those whose filter refuses it."""
+    out = Fanout()
+    priority = notification.priority.value
+    for config in endpoints:
+        if config.filter is not None and not config.filter.matches(notification):
+            continue
+        cloudevents = config.format is PushFormat.CLOUDEVENTS
+        out.messages[config.address] = codec.encode_notification(
+            topics.push(Address.parse(config.address), notification.task_id),
+            notification,
+            codec.Envelope(sender, "push", None, trace_id, config.token, priority),
+            cloudevents_source=sender if cloudevents else None,
+        )
+        if config.rate is not None:
+            out.rates[config.address] = config.rate
+    return out
