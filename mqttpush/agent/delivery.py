@@ -182,7 +182,7 @@ class DeliveryTracker:
 
     def outstanding_bytes(self, endpoint: str) -> int:
         """Payload bytes of the notifications to ``endpoint`` still waiting for a receipt."""
-        return self._outstanding_bytes.get(endpoint, 0)
+        return self._windows.outstanding_bytes(endpoint)
 
     async def _publish(self, delivery: _Delivery) -> None:
         loop = asyncio.get_running_loop()

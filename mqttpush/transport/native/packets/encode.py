@@ -150,7 +150,7 @@ def encode_connect(
 def _will(will: Message) -> bytes:
     """The Will properties, topic and payload of a CONNECT."""
     if will.qos not in (0, 1) or not will.topic or "+" in will.topic or "#" in will.topic:
-        raise ProtocolError(f"cannot use {will.topic!r} (QoS {will.qos}) as a Will message")
+        raise PacketRefusedError(f"cannot use {will.topic!r} (QoS {will.qos}) as a Will message")
     props = []
     if will.content_type is not None:
         props.append(b"\x03" + _string(will.content_type, "will content type"))
