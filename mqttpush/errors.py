@@ -16,6 +16,9 @@ Every error the library raises derives from :class:`MqttPushError`::
     ├── RpcTimeoutError                (also TimeoutError) no reply within the timeout
     ├── TaskStateError                 a task change refused, e.g. after a terminal state
     ├── TaskFailedError                a task that was waited for ended failed or canceled
+    ├── StoreError                     the task store failed: a query, a damaged row
+    │   ├── StoreUnavailableError      the store could not be reached (database down, pool timeout)
+    │   └── StoreSchemaError           the schema is newer than this mqttpush, or not migrated
     └── RpcError                       a JSON-RPC error object, local or remote
         ├── ParseError                 -32700
         ├── InvalidRequestError        -32600
@@ -31,7 +34,7 @@ An :class:`RpcError` raised inside an operation handler is sent to the caller as
 that error object; on the caller's side the reply is raised again as the subclass
 matching its code, so ``except TaskNotFoundError`` works across the wire.
 Errors from the MQTT client library are translated in ``mqttpush.transport.mqtt``
-and nowhere else.
+and nowhere else; errors from a store's database, in that store's module.
 """
 
 from __future__ import annotations
@@ -54,6 +57,9 @@ __all__ = [
     "RpcError",
     "RpcTimeoutError",
     "SessionTakenOverError",
+    "StoreError",
+    "StoreSchemaError",
+    "StoreUnavailableError",
     "TaskFailedError",
     "TaskFinishedError",
     "TaskNotCancelableError",
@@ -149,6 +155,25 @@ class TaskFailedError(MqttPushError):
     def __init__(self, message: str, status: dict[str, Any]) -> None:
         super().__init__(message)
         self.status = status
+
+
+class StoreError(MqttPushError):
+    """The task store failed: a query failed, a row did not decode, or the store is closed."""
+
+
+class StoreUnavailableError(StoreError):
+    """The task store could not be reached: its database is down, or no connection came in time.
+
+    The operation may succeed later; nothing was written by it.
+    """
+
+
+class StoreSchemaError(StoreError):
+    """The store's schema is not the one this mqttpush knows.
+
+    Either it is newer (written by a newer mqttpush: upgrade), or migrations are pending
+    (run ``mqttpush store migrate``).
+    """
 
 
 class RpcError(MqttPushError):

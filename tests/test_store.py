@@ -18,6 +18,7 @@ from mqttpush.store import (
     StoredTask,
     TaskStore,
 )
+from mqttpush.store.sqlite import SCHEMA_VERSION
 
 T0 = datetime(2025, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
 
@@ -286,7 +287,7 @@ async def test_sqlite_survives_close_and_reopen(tmp_path):
         assert await second.endpoints("t") == [endpoint("t", "r@fame.fabric", "tok")]
         assert await second.delivery_summary("t") == {DeliveryState.DELIVERED: 1}
     with sqlite3.connect(path) as raw:
-        assert raw.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
         assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     raw.close()
     assert path.stat().st_mode & 0o077 == 0  # tokens inside: owner only

@@ -6,141 +6,43 @@ saved; the operating system still holds the write. A power loss or OS crash, how
 lose the last few transactions (never corrupt the file), because commits are not flushed
 to disk one by one. That trade-off buys saves that cost microseconds instead of an fsync.
 
-The schema version is kept in ``PRAGMA user_version``; a file written by a newer
-mqttpush is refused rather than misread. Push tokens are stored as given, so the file is
-created readable by its owner only.
+The schema version is kept in ``PRAGMA user_version``; an older file is upgraded when
+opened, and a file written by a newer mqttpush is refused rather than misread. Push tokens
+are stored as given, so the file is created readable by its owner only.
 
 Columns: JSON values as JSON text, datetimes as ISO 8601 text in UTC (which sorts in time
-order). Every ``sqlite3`` error is raised again as :class:`~mqttpush.errors.MqttPushError`.
+order). Every ``sqlite3`` error is raised again as :class:`~mqttpush.errors.StoreError`.
+
+Several processes on one machine may share the file: leases, take-overs and sequence
+reservations are single statements or ``BEGIN IMMEDIATE`` transactions, hence atomic.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import sqlite3
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import pydantic_core
-
-from mqttpush.errors import MqttPushError
-from mqttpush.models import ErrorInfo, TaskPushNotificationConfig, TaskState
-from mqttpush.store.base import Delivery, DeliveryState, StoredTask, TaskStore
+from mqttpush.errors import StoreError, StoreSchemaError
+from mqttpush.models import TaskPushNotificationConfig
+from mqttpush.store import sqlite_sql as sql
+from mqttpush.store.base import (
+    Delivery,
+    DeliveryState,
+    Lease,
+    StoredTask,
+    TakenOver,
+    TaskStore,
+    check_lease_args,
+)
+from mqttpush.store.sqlite_sql import SCHEMA_VERSION
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
 
 __all__ = ["SCHEMA_VERSION", "SqliteTaskStore"]
-
-#: The schema this module writes; kept in ``PRAGMA user_version``.
-SCHEMA_VERSION = 1
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS tasks (
-    task_id    TEXT PRIMARY KEY,
-    state      TEXT NOT NULL,
-    params     TEXT NOT NULL,  -- JSON
-    result     TEXT NOT NULL,  -- JSON
-    error      TEXT,           -- JSON ErrorInfo, or NULL
-    created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL,
-    pushed     INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS endpoints (
-    task_id TEXT NOT NULL,
-    address TEXT NOT NULL,
-    token   TEXT,
-    PRIMARY KEY (task_id, address)
-);
-CREATE TABLE IF NOT EXISTS deliveries (
-    notification_id TEXT NOT NULL,
-    endpoint        TEXT NOT NULL,
-    task_id         TEXT NOT NULL,
-    seq             INTEGER NOT NULL,
-    state           TEXT NOT NULL,
-    attempts        INTEGER NOT NULL,
-    detail          TEXT,
-    updated_at      TEXT NOT NULL,
-    PRIMARY KEY (notification_id, endpoint)
-);
-CREATE INDEX IF NOT EXISTS deliveries_by_task ON deliveries (task_id, seq, endpoint);
-"""
-
-# Upserts, not INSERT OR REPLACE: a replaced row keeps its rowid, hence its place in
-# registration order (endpoints) and in the tie-break order (tasks).
-_SAVE_TASK = """
-INSERT INTO tasks (task_id, state, params, result, error, created_at, updated_at, pushed)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (task_id) DO UPDATE SET
-    state = excluded.state, params = excluded.params, result = excluded.result,
-    error = excluded.error, created_at = excluded.created_at,
-    updated_at = excluded.updated_at, pushed = excluded.pushed
-"""
-_SAVE_ENDPOINT = """
-INSERT INTO endpoints (task_id, address, token) VALUES (?, ?, ?)
-ON CONFLICT (task_id, address) DO UPDATE SET token = excluded.token
-"""
-_SAVE_DELIVERY = """
-INSERT INTO deliveries
-    (notification_id, endpoint, task_id, seq, state, attempts, detail, updated_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (notification_id, endpoint) DO UPDATE SET
-    task_id = excluded.task_id, seq = excluded.seq, state = excluded.state,
-    attempts = excluded.attempts, detail = excluded.detail, updated_at = excluded.updated_at
-"""
-_TASK_COLUMNS = "task_id, state, params, result, error, created_at, updated_at, pushed"
-_DELIVERY_COLUMNS = "notification_id, task_id, seq, endpoint, state, attempts, detail, updated_at"
-_TERMINAL = tuple(state.value for state in TaskState if state.is_terminal)
-_IN_TERMINAL = f"({', '.join('?' * len(_TERMINAL))})"
-
-
-def _to_text(value: datetime) -> str:
-    # Fixed width, always UTC: text order is time order.
-    return value.astimezone(UTC).isoformat(timespec="microseconds")
-
-
-def _from_text(text: str) -> datetime:
-    return datetime.fromisoformat(text)
-
-
-@contextlib.contextmanager
-def _transaction(db: sqlite3.Connection) -> Iterator[None]:
-    """Group the statements inside into one transaction (the connection is in autocommit)."""
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    db.execute("COMMIT")
-
-
-def _task_from_row(row: sqlite3.Row) -> StoredTask:
-    return StoredTask(
-        task_id=row["task_id"],
-        state=TaskState(row["state"]),
-        params=json.loads(row["params"]),
-        result=json.loads(row["result"]),
-        error=None if row["error"] is None else ErrorInfo.model_validate_json(row["error"]),
-        created_at=_from_text(row["created_at"]),
-        updated_at=_from_text(row["updated_at"]),
-        pushed=row["pushed"],
-    )
-
-
-def _delivery_from_row(row: sqlite3.Row) -> Delivery:
-    return Delivery(
-        notification_id=row["notification_id"],
-        task_id=row["task_id"],
-        seq=row["seq"],
-        endpoint=row["endpoint"],
-        state=DeliveryState(row["state"]),
-        attempts=row["attempts"],
-        detail=row["detail"],
-        updated_at=_from_text(row["updated_at"]),
-    )
 
 
 class SqliteTaskStore(TaskStore):
@@ -155,8 +57,9 @@ class SqliteTaskStore(TaskStore):
         path: The database file; missing parent folders are created.
 
     Raises:
-        MqttPushError: The file is not a task store, is damaged, or was written by a
-            newer mqttpush (its schema version is unknown).
+        StoreError: The file is not a task store or is damaged.
+        StoreSchemaError: The file was written by a newer mqttpush (its schema version
+            is unknown).
     """
 
     def __init__(self, path: str | Path) -> None:
@@ -179,81 +82,66 @@ class SqliteTaskStore(TaskStore):
     def _open(self, db: sqlite3.Connection) -> None:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
-        with _transaction(db):
+        with sql.transaction(db):
             version = db.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
-                raise MqttPushError(
+                raise StoreSchemaError(
                     f"task store {self.path}: schema version {version} is newer than "
                     f"{SCHEMA_VERSION}, the newest this mqttpush knows; upgrade mqttpush"
                 )
-            if version < SCHEMA_VERSION:
-                for statement in _SCHEMA.split(";"):
+            for step in sql.MIGRATIONS[version:]:
+                for statement in step.split(";"):
                     if statement.strip():
                         db.execute(statement)
-                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     @contextlib.contextmanager
     def _errors(self) -> Iterator[None]:
-        """Raise ``sqlite3`` and decoding errors again as MqttPushError (the one place)."""
+        """Raise ``sqlite3`` and decoding errors again as StoreError (the one place)."""
         try:
             yield
         except sqlite3.Error as exc:
-            raise MqttPushError(f"task store {self.path}: {exc}") from exc
+            raise StoreError(f"task store {self.path}: {exc}") from exc
         except (ValueError, OSError) as exc:  # a row that does not decode; a folder we cannot make
-            raise MqttPushError(f"task store {self.path}: damaged or unusable: {exc}") from exc
+            raise StoreError(f"task store {self.path}: damaged or unusable: {exc}") from exc
 
     def _conn(self) -> sqlite3.Connection:
         if self._db is None:
-            raise MqttPushError(f"task store {self.path} is closed")
+            raise StoreError(f"task store {self.path} is closed")
         return self._db
 
     async def save_task(self, task: StoredTask) -> None:
         """Insert ``task``, or replace the task with the same id; committed on return."""
-        params = pydantic_core.to_json(task.params).decode()
-        result = pydantic_core.to_json(task.result).decode()
-        error = None if task.error is None else task.error.model_dump_json()
         db = self._conn()
         with self._errors():
-            db.execute(
-                _SAVE_TASK,
-                (
-                    task.task_id,
-                    task.state.value,
-                    params,
-                    result,
-                    error,
-                    _to_text(task.created_at),
-                    _to_text(task.updated_at),
-                    task.pushed,
-                ),
-            )
+            db.execute(sql.SAVE_TASK, sql.task_row(task))
 
     async def get_task(self, task_id: str) -> StoredTask | None:
         """Return the task with this id, or None."""
         db = self._conn()
         with self._errors():
             row = db.execute(
-                f"SELECT {_TASK_COLUMNS} FROM tasks WHERE task_id = ?",  # noqa: S608 - constant
+                f"SELECT {sql.TASK_COLUMNS} FROM tasks WHERE task_id = ?",  # noqa: S608 - constant
                 (task_id,),
             ).fetchone()
-            return None if row is None else _task_from_row(row)
+            return None if row is None else sql.task_from_row(row)
 
     async def unfinished_tasks(self) -> list[StoredTask]:
         """Return the tasks whose state is not terminal, oldest first."""
         db = self._conn()
         with self._errors():
             rows = db.execute(
-                f"SELECT {_TASK_COLUMNS} FROM tasks WHERE state NOT IN {_IN_TERMINAL} "  # noqa: S608 - constants
+                f"SELECT {sql.TASK_COLUMNS} FROM tasks WHERE state NOT IN {sql.IN_TERMINAL} "  # noqa: S608 - constants
                 "ORDER BY created_at, rowid",
-                _TERMINAL,
+                sql.TERMINAL,
             ).fetchall()
-            return [_task_from_row(row) for row in rows]
+            return [sql.task_from_row(row) for row in rows]
 
     async def save_endpoint(self, config: TaskPushNotificationConfig) -> None:
         """Insert an endpoint, or replace the one with the same task id and address."""
         db = self._conn()
         with self._errors():
-            db.execute(_SAVE_ENDPOINT, (config.task_id, config.address, config.token))
+            db.execute(sql.SAVE_ENDPOINT, (config.task_id, config.address, config.token))
 
     async def endpoints(self, task_id: str) -> list[TaskPushNotificationConfig]:
         """Return the endpoints registered for a task, in registration order."""
@@ -287,23 +175,23 @@ class SqliteTaskStore(TaskStore):
                 d.state.value,
                 d.attempts,
                 d.detail,
-                _to_text(d.updated_at),
+                sql.to_text(d.updated_at),
             )
             for d in deliveries
         ]
-        with self._errors(), _transaction(db):
-            db.executemany(_SAVE_DELIVERY, rows)
+        with self._errors(), sql.transaction(db):
+            db.executemany(sql.SAVE_DELIVERY, rows)
 
     async def deliveries(self, task_id: str) -> list[Delivery]:
         """Return a task's deliveries, ordered by ``seq``, then ``endpoint``."""
         db = self._conn()
         with self._errors():
             rows = db.execute(
-                f"SELECT {_DELIVERY_COLUMNS} FROM deliveries WHERE task_id = ? "  # noqa: S608 - constant
+                f"SELECT {sql.DELIVERY_COLUMNS} FROM deliveries WHERE task_id = ? "  # noqa: S608 - constant
                 "ORDER BY seq, endpoint",
                 (task_id,),
             ).fetchall()
-            return [_delivery_from_row(row) for row in rows]
+            return [sql.delivery_from_row(row) for row in rows]
 
     async def delivery_summary(self, task_id: str) -> dict[DeliveryState, int]:
         """Return how many of a task's deliveries are in each state."""
@@ -321,19 +209,102 @@ class SqliteTaskStore(TaskStore):
         if keep_finished < 0:
             raise ValueError(f"keep_finished must be >= 0, got {keep_finished}")
         db = self._conn()
-        with self._errors(), _transaction(db):
+        with self._errors(), sql.transaction(db):
             doomed = db.execute(
-                f"SELECT task_id FROM tasks WHERE state IN {_IN_TERMINAL} "  # noqa: S608 - constants
+                f"SELECT task_id FROM tasks WHERE state IN {sql.IN_TERMINAL} "  # noqa: S608 - constants
                 "ORDER BY updated_at DESC, rowid DESC LIMIT -1 OFFSET ?",
-                (*_TERMINAL, keep_finished),
+                (*sql.TERMINAL, keep_finished),
             ).fetchall()
             ids = [(row[0],) for row in doomed]
             for table in ("deliveries", "endpoints", "tasks"):
                 db.executemany(f"DELETE FROM {table} WHERE task_id = ?", ids)  # noqa: S608
         return len(ids)
 
+    async def create_task(self, task: StoredTask, owner: str, ttl: float) -> Lease | None:
+        """Insert a new task leased to ``owner``; None if the id exists already."""
+        check_lease_args(ttl)
+        db = self._conn()
+        expires = datetime.now(UTC) + timedelta(seconds=ttl)
+        with self._errors():
+            row = db.execute(
+                sql.CREATE_TASK, (*sql.task_row(task), owner, sql.to_text(expires))
+            ).fetchone()
+        return None if row is None else Lease(task.task_id, owner, expires)
+
+    async def acquire_lease(self, task_id: str, owner: str, ttl: float) -> Lease | None:
+        """Lease an unfinished task to ``owner`` unless another owner's lease is live."""
+        check_lease_args(ttl)
+        db = self._conn()
+        now = datetime.now(UTC)
+        expires = now + timedelta(seconds=ttl)
+        params = (owner, sql.to_text(expires), task_id, *sql.TERMINAL, owner, sql.to_text(now))
+        with self._errors():
+            row = db.execute(sql.ACQUIRE_LEASE, params).fetchone()
+        return None if row is None else Lease(task_id, owner, expires)
+
+    async def renew_leases(self, owner: str, ttl: float) -> set[str]:
+        """Extend ``owner``'s leases on unfinished tasks; return the ids it still holds."""
+        check_lease_args(ttl)
+        db = self._conn()
+        expires = sql.to_text(datetime.now(UTC) + timedelta(seconds=ttl))
+        with self._errors():
+            rows = db.execute(sql.RENEW_LEASES, (expires, owner, *sql.TERMINAL)).fetchall()
+        return {row[0] for row in rows}
+
+    async def release_leases(self, owner: str, task_ids: Sequence[str] | None = None) -> int:
+        """Give up ``owner``'s leases (all, or those on ``task_ids``); return how many."""
+        db = self._conn()
+        release = "UPDATE tasks SET owner = NULL, lease_expires = NULL WHERE owner = ?"
+        with self._errors(), sql.transaction(db):
+            if task_ids is None:
+                return db.execute(release, (owner,)).rowcount
+            rows = [(owner, task_id) for task_id in task_ids]
+            return db.executemany(f"{release} AND task_id = ?", rows).rowcount
+
+    async def lease(self, task_id: str) -> Lease | None:
+        """Return the task's lease, or None."""
+        db = self._conn()
+        with self._errors():
+            row = db.execute(
+                "SELECT owner, lease_expires FROM tasks WHERE task_id = ? AND owner IS NOT NULL",
+                (task_id,),
+            ).fetchone()
+            return None if row is None else Lease(task_id, row[0], sql.from_text(row[1]))
+
+    async def take_over_expired(self, owner: str, ttl: float, limit: int = 100) -> list[TakenOver]:
+        """Claim unfinished tasks with an expired lease or none, oldest first, atomically."""
+        check_lease_args(ttl, limit)
+        db = self._conn()
+        now = datetime.now(UTC)
+        expires = now + timedelta(seconds=ttl)
+        with self._errors(), sql.transaction(db):  # BEGIN IMMEDIATE: one writer at a time
+            rows = db.execute(
+                sql.EXPIRED, (*sql.TERMINAL, sql.to_text(now), owner, limit)
+            ).fetchall()
+            db.executemany(
+                "UPDATE tasks SET owner = ?, lease_expires = ? WHERE task_id = ?",
+                [(owner, sql.to_text(expires), row["task_id"]) for row in rows],
+            )
+            claimed = []
+            for row in rows:
+                lease = Lease(row["task_id"], owner, expires)
+                claimed.append(TakenOver(sql.task_from_row(row), lease, row["owner"]))
+            return claimed
+
+    async def reserve_seq(self, task_id: str, count: int = 1) -> range | None:
+        """Reserve the next ``count`` sequence numbers of a task; None if it is unknown."""
+        if count < 1:
+            raise ValueError(f"count must be >= 1, got {count}")
+        db = self._conn()
+        with self._errors():
+            row = db.execute(
+                "UPDATE tasks SET pushed = pushed + ? WHERE task_id = ? RETURNING pushed",
+                (count, task_id),
+            ).fetchone()
+        return None if row is None else range(row[0] - count + 1, row[0] + 1)
+
     async def close(self) -> None:
-        """Close the file; later calls raise :class:`~mqttpush.errors.MqttPushError`."""
+        """Close the file; later calls raise :class:`~mqttpush.errors.StoreError`."""
         db, self._db = self._db, None
         if db is not None:
             with self._errors():
