@@ -30,6 +30,8 @@ from mqttpush.tools.devbroker import LocalMosquitto
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+pytest_plugins = ["tests.postgres"]  # a private PostgreSQL: postgres, postgres_url
+
 REPO = Path(__file__).resolve().parent.parent
 CONFIG = REPO / "mosquitto.conf"
 #: What ``mqttpush run`` prints for the seed scenario.

@@ -16,8 +16,8 @@ from mqttpush.store import (
     MemoryTaskStore,
     SqliteTaskStore,
     StoredTask,
-    TaskStore,
 )
+from mqttpush.store.postgres import PostgresTaskStore
 from mqttpush.store.sqlite import SCHEMA_VERSION
 
 T0 = datetime(2025, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
@@ -61,60 +61,68 @@ def endpoint(task_id, address, token=None):
     return TaskPushNotificationConfig(task_id=task_id, address=address, token=token)
 
 
-@pytest.fixture(params=["memory", "sqlite"])
-def store(request, tmp_path):
-    made: TaskStore = (
-        MemoryTaskStore() if request.param == "memory" else SqliteTaskStore(tmp_path / "s.db")
-    )
-    yield made
-    asyncio.run(made.close())
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
+def make_store(request, tmp_path):
+    """Make a new, empty store of each kind; open it with ``async with``.
+
+    Opened and closed inside the test's own event loop (a connection pool is bound to it).
+    """
+    if request.param == "postgres":
+        url = request.getfixturevalue("postgres_url")
+        return lambda: PostgresTaskStore(url, migrate=True)
+    if request.param == "sqlite":
+        return lambda: SqliteTaskStore(tmp_path / "s.db")
+    return MemoryTaskStore
 
 
 # --- the contract ---------------------------------------------------------------------
 
 
-async def test_save_get_and_replace_a_task(store):
-    assert await store.get_task("t") is None
-    first = task("t", TaskState.SUBMITTED)
-    await store.save_task(first)
-    assert await store.get_task("t") == first
-    done = task(
-        "t",
-        TaskState.COMPLETED,
-        updated=5,
-        result={"answer": [1, 2.5, "x", None, True]},
-        pushed=4,
-    )
-    await store.save_task(done)
-    assert await store.get_task("t") == done
+async def test_save_get_and_replace_a_task(make_store):
+    async with make_store() as store:
+        assert await store.get_task("t") is None
+        first = task("t", TaskState.SUBMITTED)
+        await store.save_task(first)
+        assert await store.get_task("t") == first
+        done = task(
+            "t",
+            TaskState.COMPLETED,
+            updated=5,
+            result={"answer": [1, 2.5, "x", None, True]},
+            pushed=4,
+        )
+        await store.save_task(done)
+        assert await store.get_task("t") == done
 
 
-async def test_a_failed_task_keeps_its_error_and_times_in_utc(store):
-    offset = timezone(timedelta(hours=2))
-    failed = StoredTask(
-        task_id="f",
-        state=TaskState.FAILED,
-        params=None,
-        result=None,
-        error=ErrorInfo(type="RuntimeError", message="boom"),
-        created_at=T0.astimezone(offset),
-        updated_at=at(1),
-        pushed=2,
-    )
-    await store.save_task(failed)
-    got = await store.get_task("f")
-    assert got == failed
-    assert got.error == ErrorInfo(type="RuntimeError", message="boom")
-    assert got.created_at == T0
-    assert got.params is None
+async def test_a_failed_task_keeps_its_error_and_times_in_utc(make_store):
+    async with make_store() as store:
+        offset = timezone(timedelta(hours=2))
+        failed = StoredTask(
+            task_id="f",
+            state=TaskState.FAILED,
+            params=None,
+            result=None,
+            error=ErrorInfo(type="RuntimeError", message="boom"),
+            created_at=T0.astimezone(offset),
+            updated_at=at(1),
+            pushed=2,
+        )
+        await store.save_task(failed)
+        got = await store.get_task("f")
+        assert got == failed
+        assert got.error == ErrorInfo(type="RuntimeError", message="boom")
+        assert got.created_at == T0
+        assert got.params is None
 
 
-async def test_saved_values_are_copies_in_json_form(store):
-    params: dict[str, object] = {"items": (1, 2)}
-    await store.save_task(task("t", params=params, result=None))
-    params["items"] = "changed"
-    got = await store.get_task("t")
-    assert got.params == {"items": [1, 2]}
+async def test_saved_values_are_copies_in_json_form(make_store):
+    async with make_store() as store:
+        params: dict[str, object] = {"items": (1, 2)}
+        await store.save_task(task("t", params=params, result=None))
+        params["items"] = "changed"
+        got = await store.get_task("t")
+        assert got.params == {"items": [1, 2]}
 
 
 def test_naive_datetimes_are_refused():
@@ -133,128 +141,134 @@ def test_naive_datetimes_are_refused():
         delivery("n", updated_at=datetime(2025, 1, 1))
 
 
-async def test_unfinished_tasks_oldest_first(store):
-    await store.save_task(task("late", created=30))
-    await store.save_task(task("done", TaskState.COMPLETED, created=0))
-    await store.save_task(task("early", TaskState.SUBMITTED, created=10))
-    await store.save_task(task("tie-a", created=20))
-    await store.save_task(task("tie-b", created=20))
-    await store.save_task(task("gone", TaskState.CANCELED, created=5))
-    await store.save_task(task("broke", TaskState.FAILED, created=6))
-    ids = [t.task_id for t in await store.unfinished_tasks()]
-    assert ids == ["early", "tie-a", "tie-b", "late"]
-    # Replacing a task keeps its place among equals; finishing it takes it out.
-    await store.save_task(task("tie-a", TaskState.WORKING, created=20, updated=40, pushed=1))
-    await store.save_task(task("early", TaskState.COMPLETED, created=10, updated=41))
-    ids = [t.task_id for t in await store.unfinished_tasks()]
-    assert ids == ["tie-a", "tie-b", "late"]
+async def test_unfinished_tasks_oldest_first(make_store):
+    async with make_store() as store:
+        await store.save_task(task("late", created=30))
+        await store.save_task(task("done", TaskState.COMPLETED, created=0))
+        await store.save_task(task("early", TaskState.SUBMITTED, created=10))
+        await store.save_task(task("tie-a", created=20))
+        await store.save_task(task("tie-b", created=20))
+        await store.save_task(task("gone", TaskState.CANCELED, created=5))
+        await store.save_task(task("broke", TaskState.FAILED, created=6))
+        ids = [t.task_id for t in await store.unfinished_tasks()]
+        assert ids == ["early", "tie-a", "tie-b", "late"]
+        # Replacing a task keeps its place among equals; finishing it takes it out.
+        await store.save_task(task("tie-a", TaskState.WORKING, created=20, updated=40, pushed=1))
+        await store.save_task(task("early", TaskState.COMPLETED, created=10, updated=41))
+        ids = [t.task_id for t in await store.unfinished_tasks()]
+        assert ids == ["tie-a", "tie-b", "late"]
 
 
-async def test_endpoints_in_registration_order_replaced_in_place(store):
-    assert await store.endpoints("t") == []
-    await store.save_endpoint(endpoint("t", "b@fame.fabric", "tok-1"))
-    await store.save_endpoint(endpoint("t", "a@fame.fabric"))
-    await store.save_endpoint(endpoint("other", "a@fame.fabric"))
-    await store.save_endpoint(endpoint("t", "c@fame.fabric"))
-    await store.save_endpoint(endpoint("t", "b@fame.fabric", "tok-2"))  # replaced, same place
-    assert await store.endpoints("t") == [
-        endpoint("t", "b@fame.fabric", "tok-2"),
-        endpoint("t", "a@fame.fabric"),
-        endpoint("t", "c@fame.fabric"),
-    ]
-    await store.forget_endpoints("t")
-    await store.forget_endpoints("never-registered")
-    assert await store.endpoints("t") == []
-    assert await store.endpoints("other") == [endpoint("other", "a@fame.fabric")]
+async def test_endpoints_in_registration_order_replaced_in_place(make_store):
+    async with make_store() as store:
+        assert await store.endpoints("t") == []
+        await store.save_endpoint(endpoint("t", "b@fame.fabric", "tok-1"))
+        await store.save_endpoint(endpoint("t", "a@fame.fabric"))
+        await store.save_endpoint(endpoint("other", "a@fame.fabric"))
+        await store.save_endpoint(endpoint("t", "c@fame.fabric"))
+        await store.save_endpoint(endpoint("t", "b@fame.fabric", "tok-2"))  # replaced, same place
+        assert await store.endpoints("t") == [
+            endpoint("t", "b@fame.fabric", "tok-2"),
+            endpoint("t", "a@fame.fabric"),
+            endpoint("t", "c@fame.fabric"),
+        ]
+        await store.forget_endpoints("t")
+        await store.forget_endpoints("never-registered")
+        assert await store.endpoints("t") == []
+        assert await store.endpoints("other") == [endpoint("other", "a@fame.fabric")]
 
 
-async def test_deliveries_ordered_by_seq_then_endpoint_and_replaced(store):
-    await store.save_delivery(delivery("n2", "b@fame.fabric", seq=2))
-    await store.save_delivery(delivery("n1", "b@fame.fabric", seq=1))
-    await store.save_delivery(delivery("n2", "a@fame.fabric", seq=2))
-    await store.save_delivery(delivery("n1", "a@fame.fabric", seq=1))
-    await store.save_delivery(delivery("x1", task_id="other"))
-    published = delivery(
-        "n1",
-        "b@fame.fabric",
-        seq=1,
-        state=DeliveryState.PUBLISHED,
-        attempts=1,
-        detail="no matching subscribers",
-    )
-    await store.save_delivery(published)
-    got = await store.deliveries("t")
-    assert [(d.seq, d.endpoint) for d in got] == [
-        (1, "a@fame.fabric"),
-        (1, "b@fame.fabric"),
-        (2, "a@fame.fabric"),
-        (2, "b@fame.fabric"),
-    ]
-    assert got[1] == published
-    assert await store.deliveries("nothing") == []
+async def test_deliveries_ordered_by_seq_then_endpoint_and_replaced(make_store):
+    async with make_store() as store:
+        await store.save_delivery(delivery("n2", "b@fame.fabric", seq=2))
+        await store.save_delivery(delivery("n1", "b@fame.fabric", seq=1))
+        await store.save_delivery(delivery("n2", "a@fame.fabric", seq=2))
+        await store.save_delivery(delivery("n1", "a@fame.fabric", seq=1))
+        await store.save_delivery(delivery("x1", task_id="other"))
+        published = delivery(
+            "n1",
+            "b@fame.fabric",
+            seq=1,
+            state=DeliveryState.PUBLISHED,
+            attempts=1,
+            detail="no matching subscribers",
+        )
+        await store.save_delivery(published)
+        got = await store.deliveries("t")
+        assert [(d.seq, d.endpoint) for d in got] == [
+            (1, "a@fame.fabric"),
+            (1, "b@fame.fabric"),
+            (2, "a@fame.fabric"),
+            (2, "b@fame.fabric"),
+        ]
+        assert got[1] == published
+        assert await store.deliveries("nothing") == []
 
 
-async def test_delivery_summary_counts_per_state(store):
-    assert await store.delivery_summary("t") == {}
-    await store.save_delivery(delivery("n1", "a@f", state=DeliveryState.DELIVERED))
-    await store.save_delivery(delivery("n1", "b@f", state=DeliveryState.FAILED, detail="gone"))
-    await store.save_delivery(delivery("n2", "a@f", seq=2, state=DeliveryState.DELIVERED))
-    await store.save_delivery(delivery("n2", "b@f", seq=2))
-    await store.save_delivery(delivery("n9", "a@f", task_id="other"))
-    assert await store.delivery_summary("t") == {
-        DeliveryState.QUEUED: 1,
-        DeliveryState.DELIVERED: 2,
-        DeliveryState.FAILED: 1,
-    }
-    await store.save_delivery(delivery("n2", "b@f", seq=2, state=DeliveryState.EXPIRED))
-    assert await store.delivery_summary("t") == {
-        DeliveryState.DELIVERED: 2,
-        DeliveryState.FAILED: 1,
-        DeliveryState.EXPIRED: 1,
-    }
+async def test_delivery_summary_counts_per_state(make_store):
+    async with make_store() as store:
+        assert await store.delivery_summary("t") == {}
+        await store.save_delivery(delivery("n1", "a@f", state=DeliveryState.DELIVERED))
+        await store.save_delivery(delivery("n1", "b@f", state=DeliveryState.FAILED, detail="gone"))
+        await store.save_delivery(delivery("n2", "a@f", seq=2, state=DeliveryState.DELIVERED))
+        await store.save_delivery(delivery("n2", "b@f", seq=2))
+        await store.save_delivery(delivery("n9", "a@f", task_id="other"))
+        assert await store.delivery_summary("t") == {
+            DeliveryState.QUEUED: 1,
+            DeliveryState.DELIVERED: 2,
+            DeliveryState.FAILED: 1,
+        }
+        await store.save_delivery(delivery("n2", "b@f", seq=2, state=DeliveryState.EXPIRED))
+        assert await store.delivery_summary("t") == {
+            DeliveryState.DELIVERED: 2,
+            DeliveryState.FAILED: 1,
+            DeliveryState.EXPIRED: 1,
+        }
 
 
-async def test_prune_deletes_the_oldest_finished_tasks_and_their_rows(store):
-    # Finished (by updated_at): f1 first, then f2 and f3 tied (saved in that order), f4 last.
-    await store.save_task(task("f4", TaskState.CANCELED, created=0, updated=40))
-    await store.save_task(task("f2", TaskState.COMPLETED, created=1, updated=20))
-    await store.save_task(task("f3", TaskState.FAILED, created=2, updated=20))
-    await store.save_task(task("f1", TaskState.COMPLETED, created=3, updated=10))
-    await store.save_task(task("w", TaskState.WORKING, created=-100, updated=-100))
-    await store.save_task(task("s", TaskState.SUBMITTED, created=-50))
-    for task_id in ("f1", "f2", "f3", "f4", "w"):
-        await store.save_endpoint(endpoint(task_id, "r@fame.fabric"))
-        await store.save_delivery(delivery(f"n-{task_id}", task_id=task_id))
+async def test_prune_deletes_the_oldest_finished_tasks_and_their_rows(make_store):
+    async with make_store() as store:
+        # Finished (by updated_at): f1 first, then f2 and f3 tied (saved in that order), f4 last.
+        await store.save_task(task("f4", TaskState.CANCELED, created=0, updated=40))
+        await store.save_task(task("f2", TaskState.COMPLETED, created=1, updated=20))
+        await store.save_task(task("f3", TaskState.FAILED, created=2, updated=20))
+        await store.save_task(task("f1", TaskState.COMPLETED, created=3, updated=10))
+        await store.save_task(task("w", TaskState.WORKING, created=-100, updated=-100))
+        await store.save_task(task("s", TaskState.SUBMITTED, created=-50))
+        for task_id in ("f1", "f2", "f3", "f4", "w"):
+            await store.save_endpoint(endpoint(task_id, "r@fame.fabric"))
+            await store.save_delivery(delivery(f"n-{task_id}", task_id=task_id))
 
-    assert await store.prune(keep_finished=4) == 0
-    assert await store.prune(keep_finished=2) == 2
-    for gone in ("f1", "f2"):
-        assert await store.get_task(gone) is None
-        assert await store.endpoints(gone) == []
-        assert await store.deliveries(gone) == []
-        assert await store.delivery_summary(gone) == {}
-    for kept in ("f3", "f4", "w", "s"):
-        assert await store.get_task(kept) is not None
-    assert len(await store.endpoints("f3")) == 1
-    assert len(await store.deliveries("f3")) == 1
+        assert await store.prune(keep_finished=4) == 0
+        assert await store.prune(keep_finished=2) == 2
+        for gone in ("f1", "f2"):
+            assert await store.get_task(gone) is None
+            assert await store.endpoints(gone) == []
+            assert await store.deliveries(gone) == []
+            assert await store.delivery_summary(gone) == {}
+        for kept in ("f3", "f4", "w", "s"):
+            assert await store.get_task(kept) is not None
+        assert len(await store.endpoints("f3")) == 1
+        assert len(await store.deliveries("f3")) == 1
 
-    assert await store.prune(keep_finished=0) == 2
-    assert [t.task_id for t in await store.unfinished_tasks()] == ["w", "s"]
-    assert len(await store.endpoints("w")) == 1
-    assert len(await store.deliveries("w")) == 1
-    assert await store.prune(keep_finished=0) == 0
-    with pytest.raises(ValueError, match="keep_finished"):
-        await store.prune(-1)
+        assert await store.prune(keep_finished=0) == 2
+        assert [t.task_id for t in await store.unfinished_tasks()] == ["w", "s"]
+        assert len(await store.endpoints("w")) == 1
+        assert len(await store.deliveries("w")) == 1
+        assert await store.prune(keep_finished=0) == 0
+        with pytest.raises(ValueError, match="keep_finished"):
+            await store.prune(-1)
 
 
-async def test_a_closed_store_refuses_use(store):
-    await store.save_task(task("t"))
-    await store.close()
-    await store.close()  # twice is fine
-    with pytest.raises(MqttPushError, match="closed"):
-        await store.get_task("t")
-    with pytest.raises(MqttPushError, match="closed"):
-        await store.save_delivery(delivery("n"))
+async def test_a_closed_store_refuses_use(make_store):
+    async with make_store() as store:
+        await store.save_task(task("t"))
+        await store.close()
+        await store.close()  # twice is fine
+        with pytest.raises(MqttPushError, match="closed"):
+            await store.get_task("t")
+        with pytest.raises(MqttPushError, match="closed"):
+            await store.save_delivery(delivery("n"))
 
 
 async def test_async_with_closes():
