@@ -287,6 +287,146 @@ def test_delivery_state_finality():
     assert DeliveryState("published") is DeliveryState.PUBLISHED
 
 
+# --- leases and sequence numbers (the contract, as one process sees it) ----------------
+
+LONG = 60.0  # a lease that stays live for the whole test
+SHORT = 0.05  # a lease that expires at once: wait EXPIRED seconds after taking it
+EXPIRED = 0.2
+
+
+def near(moment: datetime, seconds: float) -> bool:
+    # Lease times are the store's clock (the database server's): allow for the round trip.
+    return abs((moment - datetime.now(UTC)).total_seconds() - seconds) < 5
+
+
+async def test_create_task_inserts_it_with_a_lease_once(make_store):
+    async with make_store() as store:
+        lease = await store.create_task(task("t", TaskState.SUBMITTED), "copy-a", LONG)
+        assert lease is not None
+        assert (lease.task_id, lease.owner) == ("t", "copy-a")
+        assert near(lease.expires_at, LONG)
+        assert await store.lease("t") == lease
+        assert await store.get_task("t") == task("t", TaskState.SUBMITTED)
+        # The same id again, from anyone: nothing changes.
+        assert await store.create_task(task("t", TaskState.WORKING), "copy-b", LONG) is None
+        assert (await store.get_task("t")).state is TaskState.SUBMITTED
+        assert await store.lease("t") == lease
+        # A replaced snapshot keeps its lease.
+        await store.save_task(task("t", TaskState.WORKING, updated=3))
+        assert await store.lease("t") == lease
+
+
+async def test_acquire_lease_only_when_free_expired_or_already_ours(make_store):
+    async with make_store() as store:
+        assert await store.acquire_lease("unknown", "a", LONG) is None
+        await store.save_task(task("t"))  # saved without an owner
+        assert await store.lease("t") is None
+        first = await store.acquire_lease("t", "a", SHORT)
+        assert first is not None
+        assert first.owner == "a"
+        again = await store.acquire_lease("t", "a", LONG)  # ours: renewed
+        assert again is not None
+        assert again.expires_at > first.expires_at
+        assert await store.acquire_lease("t", "b", LONG) is None  # a's lease is live
+        assert (await store.lease("t")).owner == "a"
+
+        await store.save_task(task("short"))
+        assert await store.acquire_lease("short", "a", SHORT) is not None
+        await asyncio.sleep(EXPIRED)
+        taken = await store.acquire_lease("short", "b", LONG)  # a's lease expired
+        assert taken is not None
+        assert taken.owner == "b"
+
+        await store.save_task(task("done", TaskState.COMPLETED))
+        assert await store.acquire_lease("done", "a", LONG) is None  # finished: no owner
+
+
+async def test_renew_keeps_what_an_owner_still_holds(make_store):
+    async with make_store() as store:
+        for task_id in ("kept", "lost", "finished"):
+            await store.create_task(task(task_id), "a", SHORT)
+        await store.create_task(task("theirs"), "b", LONG)
+        await asyncio.sleep(EXPIRED)
+        assert await store.acquire_lease("lost", "b", LONG) is not None  # taken over
+        await store.save_task(task("finished", TaskState.COMPLETED, updated=1))
+        assert await store.renew_leases("a", LONG) == {"kept"}  # expired, not taken: renewed
+        assert near((await store.lease("kept")).expires_at, LONG)
+        assert await store.renew_leases("b", LONG) == {"lost", "theirs"}
+        assert await store.renew_leases("nobody", LONG) == set()
+
+
+async def test_released_leases_are_taken_over_at_once(make_store):
+    async with make_store() as store:
+        for task_id in ("t1", "t2", "t3"):
+            await store.create_task(task(task_id), "a", LONG)
+        assert await store.release_leases("a", ["t1", "unknown"]) == 1
+        assert await store.lease("t1") is None
+        assert await store.release_leases("b") == 0  # not b's
+        claimed = await store.take_over_expired("b", LONG)
+        assert [(c.task.task_id, c.previous_owner) for c in claimed] == [("t1", None)]
+        assert await store.release_leases("a") == 2
+        assert await store.renew_leases("a", LONG) == set()
+
+
+async def test_take_over_claims_each_expired_or_ownerless_task_once(make_store):
+    async with make_store() as store:
+        await store.save_task(task("orphan", created=1))  # no owner at all
+        await store.create_task(task("dead-1", created=2, pushed=7), "dead", SHORT)
+        await store.create_task(task("live", created=3), "alive", LONG)
+        await store.create_task(task("mine", created=4), "me", SHORT)
+        await store.create_task(task("dead-2", created=5), "dead", SHORT)
+        await store.create_task(task("finished", created=0), "dead", SHORT)
+        await store.save_task(task("finished", TaskState.FAILED, created=0, updated=1))
+        await asyncio.sleep(EXPIRED)
+
+        first = await store.take_over_expired("me", LONG, limit=2)
+        assert [(c.task.task_id, c.previous_owner) for c in first] == [
+            ("orphan", None),
+            ("dead-1", "dead"),
+        ]
+        assert first[1].task == task("dead-1", created=2, pushed=7)
+        assert all(c.lease.owner == "me" and near(c.lease.expires_at, LONG) for c in first)
+        assert await store.lease("dead-1") == first[1].lease
+
+        rest = await store.take_over_expired("me", LONG)
+        assert [c.task.task_id for c in rest] == ["dead-2"]  # not its own, live, or finished
+        assert await store.take_over_expired("me", LONG) == []
+        # Its own expired lease is anyone else's to take.
+        [mine] = await store.take_over_expired("someone", LONG)
+        assert (mine.task.task_id, mine.previous_owner) == ("mine", "me")
+        assert await store.renew_leases("dead", LONG) == set()  # the dead owner lost them all
+        assert await store.renew_leases("me", LONG) == {"orphan", "dead-1", "dead-2"}
+
+
+async def test_lease_arguments_are_checked(make_store):
+    async with make_store() as store:
+        await store.save_task(task("t"))
+        with pytest.raises(ValueError, match="ttl"):
+            await store.acquire_lease("t", "a", 0)
+        with pytest.raises(ValueError, match="ttl"):
+            await store.create_task(task("u"), "a", -1)
+        with pytest.raises(ValueError, match="limit"):
+            await store.take_over_expired("a", LONG, limit=0)
+        with pytest.raises(ValueError, match="count"):
+            await store.reserve_seq("t", 0)
+
+
+async def test_reserve_seq_hands_out_each_number_once_and_pushed_never_goes_down(make_store):
+    async with make_store() as store:
+        assert await store.reserve_seq("unknown") is None
+        await store.save_task(task("t", pushed=3))
+        assert await store.reserve_seq("t") == range(4, 5)
+        assert await store.reserve_seq("t", 5) == range(5, 10)
+        assert (await store.get_task("t")).pushed == 9
+        await store.save_task(task("t", TaskState.COMPLETED, updated=1, pushed=3))  # stale
+        got = await store.get_task("t")
+        assert (got.state, got.pushed) == (TaskState.COMPLETED, 9)
+        await store.save_task(task("t", TaskState.COMPLETED, updated=2, pushed=20))
+        assert (await store.get_task("t")).pushed == 20
+        numbers = await asyncio.gather(*(store.reserve_seq("t", 2) for _ in range(20)))
+        assert sorted(n for block in numbers for n in block) == list(range(21, 61))
+
+
 # --- SQLite only ------------------------------------------------------------------------
 
 
