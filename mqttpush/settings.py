@@ -133,6 +133,9 @@ class RpcSettings(_Section):
     )
 
 
+_STORE_SCHEMES = frozenset({"postgresql", "postgres", "sqlite"})
+
+
 class AgentSettings(_Section):
     """Defaults for agents."""
 
@@ -143,6 +146,21 @@ class AgentSettings(_Section):
         default=None,
         description="SQLite file for task state (tasks, endpoints, deliveries); "
         "in memory when unset.",
+    )
+    store_url: SecretStr | None = Field(
+        default=None,
+        description="Task store URL, instead of store_path: postgresql://USER@HOST:PORT/DB "
+        "(one database shared by every copy of an agent; run 'mqttpush store migrate' first) "
+        "or sqlite:///PATH. Keep passwords out of it: libpq reads PGPASSWORD and ~/.pgpass.",
+    )
+    store_pool_size: int = Field(
+        default=10, ge=1, le=1000, description="PostgreSQL connections one process opens at most."
+    )
+    store_timeout: float = Field(
+        default=5.0,
+        gt=0,
+        description="Seconds a store operation waits for a PostgreSQL connection before it "
+        "fails with StoreUnavailableError.",
     )
     session_expiry: int = Field(
         default=3600,
@@ -174,6 +192,21 @@ class AgentSettings(_Section):
     publish_window: float = Field(
         default=30.0, gt=0, description="Seconds a publish is retried while the broker is away."
     )
+
+    @field_validator("store_url")
+    @classmethod
+    def _store_url_scheme(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            scheme = value.get_secret_value().partition(":")[0].lower()
+            if scheme not in _STORE_SCHEMES:
+                raise ValueError(f"store_url must start with one of {sorted(_STORE_SCHEMES)}")
+        return value
+
+    @model_validator(mode="after")
+    def _one_store(self) -> Self:
+        if self.store_url is not None and self.store_path is not None:
+            raise ValueError("store_url and store_path are both set: choose one")
+        return self
 
 
 class DemoSettings(_Section):

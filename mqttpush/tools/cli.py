@@ -33,6 +33,7 @@ from mqttpush.errors import (
 )
 from mqttpush.fabric import Fabric
 from mqttpush.settings import Settings
+from mqttpush.tools.store import add_store_parser, store_command
 
 if TYPE_CHECKING:
     from mqttpush.agent.base import Agent
@@ -92,6 +93,7 @@ def _parser() -> argparse.ArgumentParser:
         choices=["push", "rpc", "scale", "memory", "seed"],
         help="run only this part (repeatable)",
     )
+    add_store_parser(sub)
     return parser
 
 
@@ -217,7 +219,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         settings = Settings.load(args.profile, broker=unset)
         return secure_command(settings, args.action, args.identity, args.dir, force=args.force)
     settings = Settings.load(args.profile)
-    if args.command == "serve":
+    if args.command == "store":
+        store_command(settings, args.action, args.url)
+    elif args.command == "serve":
         asyncio.run(_serve(settings, args.agent))
     elif args.command == "run":
         print(json.dumps(asyncio.run(_run(settings, envelopes=args.envelopes)), indent=2))
