@@ -19,6 +19,7 @@ from mqttpush.store import (
 )
 from mqttpush.store.postgres import PostgresTaskStore
 from mqttpush.store.sqlite import SCHEMA_VERSION
+from mqttpush.store.sqlite_sql import MIGRATIONS
 
 T0 = datetime(2025, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
 
@@ -481,6 +482,25 @@ async def test_sqlite_survives_a_killed_process(tmp_path):
         assert unfinished.pushed == 1
         [row] = await store.deliveries("t")
         assert (row.notification_id, row.state) == ("n1", DeliveryState.PUBLISHED)
+
+
+async def test_sqlite_upgrades_a_version_1_file_keeping_its_tasks(tmp_path):
+    path = tmp_path / "store.db"
+    raw = sqlite3.connect(path)
+    with raw:
+        raw.executescript(MIGRATIONS[0])
+        raw.execute(
+            "INSERT INTO tasks VALUES ('old', 'working', '{\"n\": 1}', 'null', NULL, "
+            "'2025-01-02T03:04:05.678901+00:00', '2025-01-02T03:04:05.678901+00:00', 4)"
+        )
+        raw.execute("PRAGMA user_version = 1")
+    raw.close()
+    async with SqliteTaskStore(path) as store:
+        assert await store.get_task("old") == task("old", params={"n": 1}, pushed=4)
+        assert await store.acquire_lease("old", "a", LONG) is not None
+    with sqlite3.connect(path) as raw:
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    raw.close()
 
 
 def test_sqlite_refuses_a_newer_schema(tmp_path):

@@ -10,8 +10,10 @@ import textwrap
 import psycopg
 import pytest
 
+from mqttpush import BackgroundTaskAgent, Fabric, TaskContext
 from mqttpush.errors import (
     ConfigurationError,
+    InternalError,
     StoreError,
     StoreSchemaError,
     StoreUnavailableError,
@@ -242,3 +244,37 @@ async def test_a_stopped_server_raises_a_typed_error_and_the_store_recovers(own_
         else:
             pytest.fail("the store did not recover after the server came back")
         await store.save_task(task("u"))
+
+
+class _Worker(BackgroundTaskAgent):
+    async def run_background_task(self, task: TaskContext) -> dict[str, bool]:
+        return {"ok": True}
+
+
+@pytest.mark.timeout_s(120)
+async def test_an_agent_whose_store_is_down_answers_with_an_error_and_keeps_serving(
+    own_postgres, settings
+):
+    url = own_postgres.url()
+    await migrate(url)
+    async with PostgresTaskStore(url, timeout=1.0) as store, Fabric(settings) as fabric:
+        agent = await fabric.serve(_Worker(store=store), "worker@test.fabric")
+        worker = fabric.remote(agent.address)
+        await worker.call("run_task", {"task_id": "before"})
+        await asyncio.to_thread(own_postgres.stop)
+        with pytest.raises(InternalError) as caught:  # answered, with the typed error's name
+            await worker.call("run_task", {"task_id": "during"}, timeout=15)
+        assert caught.value.data["type"] == "StoreUnavailableError"
+        await asyncio.to_thread(own_postgres.start)
+        # A new task id per attempt: a run_task whose save failed leaves its id behind
+        # in the agent, not run (the agent's concern, not the store's).
+        for attempt in range(50):  # bounded: the pool reconnects in the background
+            task_id = f"after-{attempt}"
+            try:
+                await worker.call("run_task", {"task_id": task_id}, timeout=15)
+                break
+            except InternalError:
+                await asyncio.sleep(0.2)
+        status = await worker.call("get_task_status", {"task_id": task_id, "wait": 10})
+        assert status["state"] == TaskState.COMPLETED
+        assert await store.get_task(task_id) is not None
