@@ -162,7 +162,9 @@ class TaskStore(ABC):
     """Durable home of a sender's tasks, push endpoints and deliveries.
 
     Use it as an async context manager, or call :meth:`close` when done. Once closed,
-    every method raises :class:`~mqttpush.errors.MqttPushError`.
+    every method raises :class:`~mqttpush.errors.StoreError`. A store that fails raises
+    :class:`~mqttpush.errors.StoreError` too (:class:`~mqttpush.errors.StoreUnavailableError`
+    when its database cannot be reached), never its driver's own exceptions.
     """
 
     async def __aenter__(self) -> Self:
