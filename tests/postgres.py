@@ -2,7 +2,8 @@
 
 ``postgres`` (session) runs ``initdb`` and ``pg_ctl start`` from the OS package in a
 temporary folder, listening on 127.0.0.1 only, and stops it at the end of the session.
-``postgres_url`` gives each test a fresh database on it, dropped afterwards. Without
+``postgres_url`` gives each test a fresh database on it, dropped afterwards;
+``private_postgres`` gives a test a server of its own (to stop and start). Without
 PostgreSQL the tests fail and say how to install it; they are never skipped.
 
 ``initdb`` refuses to run as root: when the tests run as root, the cluster belongs to
@@ -27,7 +28,7 @@ import pytest
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-__all__ = ["LocalPostgres", "postgres", "postgres_url"]
+__all__ = ["LocalPostgres", "postgres", "postgres_url", "private_postgres"]
 
 _INSTALL = "apt-get install postgresql (Debian/Ubuntu), or put initdb and pg_ctl on PATH"
 
@@ -130,6 +131,13 @@ def postgres() -> Iterator[LocalPostgres]:
 
 
 @pytest.fixture
+def private_postgres() -> Iterator[LocalPostgres]:
+    """A server of one test's own, which it may stop and start without disturbing others."""
+    with LocalPostgres() as server:
+        yield server
+
+
+@pytest.fixture
 def postgres_url(postgres: LocalPostgres) -> Iterator[str]:
     """A fresh, empty database for one test; dropped afterwards."""
     name = f"t_{uuid.uuid4().hex[:16]}"
@@ -138,11 +146,14 @@ def postgres_url(postgres: LocalPostgres) -> Iterator[str]:
     postgres.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
+_FIXTURES = frozenset({"postgres", "postgres_url", "private_postgres"})
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark every test that starts PostgreSQL ``broker`` (an integration test)."""
     for item in items:
         fixtures = getattr(item, "fixturenames", ())
         callspec = getattr(item, "callspec", None)
         params = callspec.params.values() if callspec is not None else ()
-        if "postgres" in fixtures or "postgres_url" in fixtures or "postgres" in params:
+        if _FIXTURES.intersection(fixtures) or "postgres" in params:
             item.add_marker(pytest.mark.broker)

@@ -26,7 +26,6 @@ from mqttpush.store.postgres import (
     schema_version,
 )
 from mqttpush.store.postgres.schema import migrations
-from tests.postgres import LocalPostgres
 from tests.test_store import LONG, SHORT, task
 
 EXPIRED = 0.2
@@ -215,26 +214,19 @@ async def test_processes_reserving_sequence_numbers_never_share_one(postgres_url
 # --- outages ---------------------------------------------------------------------------
 
 
-@pytest.fixture
-def own_postgres():
-    """A server of this test's own, so stopping it disturbs no other test."""
-    with LocalPostgres() as server:
-        yield server
-
-
 @pytest.mark.timeout_s(120)
-async def test_a_stopped_server_raises_a_typed_error_and_the_store_recovers(own_postgres):
-    url = own_postgres.url()
+async def test_a_stopped_server_raises_a_typed_error_and_the_store_recovers(private_postgres):
+    url = private_postgres.url()
     await migrate(url)
     async with PostgresTaskStore(url, timeout=1.0) as store:
         await store.save_task(task("t"))
-        await asyncio.to_thread(own_postgres.stop)
+        await asyncio.to_thread(private_postgres.stop)
         for _ in range(3):  # every call fails the same typed way, none hangs
             with pytest.raises(StoreUnavailableError):
                 await store.get_task("t")
         with pytest.raises(StoreError):
             await store.save_task(task("u"))
-        await asyncio.to_thread(own_postgres.start)
+        await asyncio.to_thread(private_postgres.start)
         for _ in range(50):  # bounded: the pool reconnects in the background
             try:
                 assert await store.get_task("t") == task("t")
@@ -253,19 +245,19 @@ class _Worker(BackgroundTaskAgent):
 
 @pytest.mark.timeout_s(120)
 async def test_an_agent_whose_store_is_down_answers_with_an_error_and_keeps_serving(
-    own_postgres, settings
+    private_postgres, settings
 ):
-    url = own_postgres.url()
+    url = private_postgres.url()
     await migrate(url)
     async with PostgresTaskStore(url, timeout=1.0) as store, Fabric(settings) as fabric:
         agent = await fabric.serve(_Worker(store=store), "worker@test.fabric")
         worker = fabric.remote(agent.address)
         await worker.call("run_task", {"task_id": "before"})
-        await asyncio.to_thread(own_postgres.stop)
+        await asyncio.to_thread(private_postgres.stop)
         with pytest.raises(InternalError) as caught:  # answered, with the typed error's name
             await worker.call("run_task", {"task_id": "during"}, timeout=15)
         assert caught.value.data["type"] == "StoreUnavailableError"
-        await asyncio.to_thread(own_postgres.start)
+        await asyncio.to_thread(private_postgres.start)
         # A new task id per attempt: a run_task whose save failed leaves its id behind
         # in the agent, not run (the agent's concern, not the store's).
         for attempt in range(50):  # bounded: the pool reconnects in the background
