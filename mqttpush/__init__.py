@@ -3,11 +3,10 @@
 from mqttpush.address import Address, Topics
 from mqttpush.agent.background import BackgroundTaskAgent, TaskContext
 from mqttpush.agent.base import Agent, AgentStats
-from mqttpush.agent.operation import operation
-from mqttpush.agent.remote import RemoteAgent
 from mqttpush.errors import (
     AccessDeniedError,
     AuthenticationError,
+    BrokerRefusedError,
     BrokerUnavailableError,
     ConfigurationError,
     ConnectionLostError,
@@ -17,6 +16,7 @@ from mqttpush.errors import (
     InvalidRequestError,
     MethodNotFoundError,
     MqttPushError,
+    PacketRefusedError,
     ParseError,
     ProtocolError,
     RequestExpiredError,
@@ -42,6 +42,8 @@ from mqttpush.models import (
     TaskStatus,
     new_id,
 )
+from mqttpush.rpc.operation import operation
+from mqttpush.rpc.remote import RemoteAgent
 from mqttpush.settings import Settings
 
 __version__ = "0.1.0"
@@ -53,6 +55,7 @@ __all__ = [
     "AgentStats",
     "AuthenticationError",
     "BackgroundTaskAgent",
+    "BrokerRefusedError",
     "BrokerUnavailableError",
     "ConfigurationError",
     "ConnectionLostError",
@@ -63,6 +66,7 @@ __all__ = [
     "InvalidRequestError",
     "MethodNotFoundError",
     "MqttPushError",
+    "PacketRefusedError",
     "ParseError",
     "ProtocolError",
     "PushNotification",

@@ -143,7 +143,7 @@ class Topics:
         """Return the topic for notifications of ``task_id`` sent to ``address``."""
         return f"{self.push_base(address)}/{check_level(task_id, 'task id')}"
 
-    def ack(self, address: Address) -> str:
+    def receipts(self, address: Address) -> str:
         """Return the topic on which ``address`` receives delivery receipts."""
         return f"{self.base(address)}/ack"
 

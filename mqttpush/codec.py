@@ -17,10 +17,10 @@ from pydantic import TypeAdapter, ValidationError
 from mqttpush.address import is_mqtt_text
 from mqttpush.errors import InvalidRequestError, ParseError, ProtocolError, RpcError
 from mqttpush.models import (
-    DeliveryAck,
     JsonRpcRequest,
     JsonRpcResponse,
     PushNotification,
+    Receipt,
     WireModel,
 )
 from mqttpush.transport.base import Message
@@ -33,12 +33,12 @@ if TYPE_CHECKING:
 __all__ = [
     "CONTENT_TYPE",
     "Envelope",
-    "decode_acks",
     "decode_notification",
+    "decode_receipts",
     "decode_request",
     "decode_response",
-    "encode_acks",
     "encode_notification",
+    "encode_receipts",
     "encode_reply",
     "encode_request",
     "remaining_expiry",
@@ -47,10 +47,8 @@ __all__ = [
 
 CONTENT_TYPE = "application/json"
 _W = TypeVar("_W", bound=WireModel)
-_ACKS = TypeAdapter(list[DeliveryAck])
-_ACK_OR_ACKS: TypeAdapter[DeliveryAck | list[DeliveryAck]] = TypeAdapter(
-    DeliveryAck | list[DeliveryAck]
-)
+_RECEIPTS = TypeAdapter(list[Receipt])
+_RECEIPT_OR_RECEIPTS: TypeAdapter[Receipt | list[Receipt]] = TypeAdapter(Receipt | list[Receipt])
 
 # User property names of the envelope metadata (docs/protocol.md, "Envelope").
 SENDER = "mqttpush-sender"
@@ -243,31 +241,31 @@ def decode_notification(payload: bytes) -> PushNotification:
     return _decode(PushNotification, payload, "push notification")
 
 
-def encode_acks(topic: str, acks: Sequence[DeliveryAck], envelope: Envelope) -> Message:
+def encode_receipts(topic: str, receipts: Sequence[Receipt], envelope: Envelope) -> Message:
     """Build the QoS 1 message carrying receipts for handled notifications.
 
     One receipt is sent as a JSON object; several (handled in the same moment, for
     the same sender) as a JSON array of them, so a burst costs one message.
     """
-    if len(acks) == 1:
-        return _json_message(topic, acks[0], envelope)
+    if len(receipts) == 1:
+        return _json_message(topic, receipts[0], envelope)
     return Message(
         topic=topic,
-        payload=_ACKS.dump_json(list(acks), exclude_none=True),
+        payload=_RECEIPTS.dump_json(list(receipts), exclude_none=True),
         qos=1,
         content_type=CONTENT_TYPE,
         user_properties=envelope.to_user_properties(),
     )
 
 
-def decode_acks(payload: bytes) -> list[DeliveryAck]:
+def decode_receipts(payload: bytes) -> list[Receipt]:
     """Decode a message of receipts: one receipt object, or an array of them.
 
     Raises:
         ProtocolError: Neither a valid receipt nor an array of valid receipts.
     """
     try:
-        decoded = _ACK_OR_ACKS.validate_json(payload)
+        decoded = _RECEIPT_OR_RECEIPTS.validate_json(payload)
     except ValidationError as exc:
         raise ProtocolError(f"malformed delivery receipt: {validation_detail(exc)}") from exc
     return decoded if isinstance(decoded, list) else [decoded]

@@ -1,8 +1,15 @@
 """One broker connection kept up: reconnects, restores subscriptions, spots lost sessions.
 
-Reconnection uses exponential backoff with full jitter, so many agents do not return in
-lock-step after a broker restart. A fixed-id connection that the broker takes over
-(another process with the same client id) stops for good instead of fighting for it.
+Reconnection waits with exponential backoff and jitter (a random wait between half and
+all of the current delay), so many agents do not return in lock-step after a broker
+restart. The delay grows with every failed or short-lived connection and goes back to
+the minimum only once a connection stayed up for :data:`STABLE_AFTER` seconds, so a
+broker that accepts and then drops a client at once does not get a reconnect storm. A
+broker that asks clients to come back later (server busy, quota or connection rate
+exceeded, use another server or moved) gets the longest wait at once.
+
+A fixed-id connection that the broker takes over (another process with the same client
+id) stops for good instead of fighting for it.
 """
 
 from __future__ import annotations
@@ -13,7 +20,13 @@ import random
 import time
 from typing import TYPE_CHECKING
 
-from mqttpush.errors import BrokerUnavailableError, ConnectionLostError, SessionTakenOverError
+from mqttpush.errors import (
+    BrokerUnavailableError,
+    ConnectionLostError,
+    SessionTakenOverError,
+    TransportError,
+)
+from mqttpush.transport.reasons import BACK_OFF, SESSION_TAKEN_OVER
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -21,9 +34,10 @@ if TYPE_CHECKING:
     from mqttpush.settings import BrokerSettings
     from mqttpush.transport.base import Message, Transport
 
-__all__ = ["Connection"]
+__all__ = ["STABLE_AFTER", "Connection"]
 
 log = logging.getLogger(__name__)
+STABLE_AFTER = 10.0  # seconds a connection must stay up before the backoff starts over
 _TAKEOVER_WINDOW = 5.0  # a connection that lived less than this counts as a quick drop
 _TAKEOVER_DROPS = 5
 
@@ -51,6 +65,7 @@ class Connection:
         self.sessions_lost = 0
         self._connected_at = time.monotonic()
         self._quick_drops = 0
+        self._delay = settings.reconnect_min_delay
 
     async def open(self) -> None:
         """Connect for the first time.
@@ -89,7 +104,7 @@ class Connection:
                 log.warning("%s; reconnecting", exc)
                 on_lost(exc)
                 try:
-                    self._note_drop()
+                    self._note_drop(exc)
                     await self._reconnect()
                 except SessionTakenOverError as taken:
                     on_lost(taken)
@@ -105,19 +120,29 @@ class Connection:
         log.error("%s: this process stops using it (two copies of one agent?)", exc)
         self.stopped.set()
 
-    def _note_drop(self) -> None:
-        """Count a fixed-id connection that dropped right after connecting.
+    def _note_drop(self, exc: TransportError) -> None:
+        """Adjust the backoff to a drop, and count a fixed-id connection dropped at once.
 
         Brokers before Mosquitto 2.0.15 close a taken-over session without reason
-        code 142; five connections in a row that each lived under 5 s mean the same.
+        code 142; five connections in a row that each lived under 5 s, closed without a
+        reason code, mean the same. A drop with another reason code (server busy,
+        shutting down, ...) is the broker's own doing and never counts.
 
         Raises:
             SessionTakenOverError: That pattern.
         """
+        lived = time.monotonic() - self._connected_at
+        settings = self._settings
+        if lived >= STABLE_AFTER:
+            self._delay = settings.reconnect_min_delay
+        if exc.reason_code in BACK_OFF or exc.server_reference is not None:
+            self._delay = settings.reconnect_max_delay  # the broker asked for time
         if not self.transport.persistent:
             return
-        if time.monotonic() - self._connected_at > _TAKEOVER_WINDOW:
+        if lived > _TAKEOVER_WINDOW:
             self._quick_drops = 0
+            return
+        if exc.reason_code not in (None, SESSION_TAKEN_OVER):
             return
         self._quick_drops += 1
         if self._quick_drops >= _TAKEOVER_DROPS:
@@ -126,24 +151,41 @@ class Connection:
                 "it connects: another process probably uses the same client id"
             )
 
+    def _wait(self) -> float:
+        """The next wait before connecting, and the delay doubled for the one after."""
+        delay = self._delay
+        self._delay = min(delay * 2, self._settings.reconnect_max_delay)
+        return random.uniform(delay / 2, delay)  # noqa: S311 - jitter, not cryptography
+
     async def _reconnect(self) -> None:
-        delay = self._settings.reconnect_min_delay
+        failures = 0
         while not self.closing:
-            await asyncio.sleep(random.uniform(0, delay))  # noqa: S311 - jitter, not cryptography
+            await asyncio.sleep(self._wait())
             try:
                 await self.transport.connect()
                 self._connected_at = time.monotonic()
                 for topic_filter in self._filters:
                     await self.transport.subscribe(topic_filter, 1)
             except (BrokerUnavailableError, ConnectionLostError) as exc:
-                log.warning("reconnect failed: %s", exc)
+                failures += 1
+                # The first failure of an outage is a warning; the rest would repeat it.
+                log.log(
+                    logging.WARNING if failures == 1 else logging.DEBUG,
+                    "reconnect failed (retrying quietly): %s",
+                    exc,
+                )
                 if self.transport.is_connected:
-                    self._note_drop()  # connected, then lost while restoring subscriptions
+                    self._note_drop(exc)  # connected, then lost while restoring subscriptions
+                elif exc.reason_code in BACK_OFF or exc.server_reference is not None:
+                    self._delay = self._settings.reconnect_max_delay
                 await self.transport.disconnect()
-                delay = min(delay * 2, self._settings.reconnect_max_delay)
                 continue
             self.reconnects += 1
-            log.warning("reconnected to the broker; %d subscriptions restored", len(self._filters))
+            log.warning(
+                "reconnected to the broker after %d failed attempts; %d subscriptions restored",
+                failures,
+                len(self._filters),
+            )
             if self.transport.persistent and not self.transport.session_present:
                 self.sessions_lost += 1
                 log.warning(

@@ -4,9 +4,13 @@ Every error the library raises derives from :class:`MqttPushError`::
 
     MqttPushError
     ├── ConfigurationError             a missing profile or an invalid setting
+    ├── UsageError                     mqttpush used out of order: not served, not open, ...
+    │   └── FabricClosedError          the fabric is not open, or is closing
     ├── InvalidAddressError            (also ValueError)
     ├── ProtocolError                  a payload that does not follow docs/protocol.md
-    │   └── AccessDeniedError          the broker's ACL refused a publish or subscribe
+    │   ├── PacketRefusedError         a packet not sent: MQTT or the broker's limits forbid it
+    │   └── BrokerRefusedError         the broker refused a publish or subscribe (reason code)
+    │       └── AccessDeniedError      the broker's ACL refused it (0x87 not authorized)
     ├── TransportError
     │   ├── BrokerUnavailableError     the broker could not be reached or refused us
     │   │   ├── AuthenticationError    credentials refused: bad password, not authorized
@@ -16,7 +20,7 @@ Every error the library raises derives from :class:`MqttPushError`::
     ├── RpcTimeoutError                (also TimeoutError) no reply within the timeout
     ├── TaskStateError                 a task change refused, e.g. after a terminal state
     ├── TaskFailedError                a task that was waited for ended failed or canceled
-    ├── StoreError                     the task store failed: a query, a damaged row
+    ├── StoreError                     the task store failed: a query, a damaged row, closed
     │   ├── StoreUnavailableError      the store could not be reached (database down, pool timeout)
     │   └── StoreSchemaError           the schema is newer than this mqttpush, or not migrated
     └── RpcError                       a JSON-RPC error object, local or remote
@@ -33,8 +37,11 @@ Every error the library raises derives from :class:`MqttPushError`::
 An :class:`RpcError` raised inside an operation handler is sent to the caller as
 that error object; on the caller's side the reply is raised again as the subclass
 matching its code, so ``except TaskNotFoundError`` works across the wire.
-Errors from the MQTT client library are translated in ``mqttpush.transport.mqtt``
-and nowhere else; errors from a store's database, in that store's module.
+Errors from an MQTT client stack are translated in one place per stack: aiomqtt's and
+paho's in ``mqttpush.transport.mqtt.transport``; socket and TLS errors of the native client in
+``mqttpush.transport.native.connect`` (connecting) and ``...native.link`` (afterwards).
+A broker's reason codes are read by number, in ``mqttpush.transport.reasons``, never
+told apart by text. Errors from a store's database are translated in that store's module.
 """
 
 from __future__ import annotations
@@ -42,15 +49,19 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 __all__ = [
+    "AccessDeniedError",
+    "BrokerRefusedError",
     "BrokerUnavailableError",
     "ConfigurationError",
     "ConnectionLostError",
+    "FabricClosedError",
     "InternalError",
     "InvalidAddressError",
     "InvalidParamsError",
     "InvalidRequestError",
     "MethodNotFoundError",
     "MqttPushError",
+    "PacketRefusedError",
     "ParseError",
     "ProtocolError",
     "RequestExpiredError",
@@ -66,6 +77,7 @@ __all__ = [
     "TaskNotFoundError",
     "TaskStateError",
     "TransportError",
+    "UsageError",
     "rpc_error_from_code",
 ]
 
@@ -78,6 +90,14 @@ class ConfigurationError(MqttPushError):
     """A profile file that is missing, or settings that do not validate."""
 
 
+class UsageError(MqttPushError):
+    """mqttpush was used out of order: an agent not served, or served twice; no open fabric."""
+
+
+class FabricClosedError(UsageError):
+    """The fabric is not open, or is closing: it starts no more tasks."""
+
+
 class InvalidAddressError(MqttPushError, ValueError):
     """An agent address, name or topic prefix that cannot be mapped to MQTT topics."""
 
@@ -86,7 +106,30 @@ class ProtocolError(MqttPushError):
     """A message that does not follow the mqttpush wire protocol."""
 
 
-class AccessDeniedError(ProtocolError):
+class PacketRefusedError(ProtocolError):
+    """A packet this client did not send: MQTT 5 or the broker's announced limits forbid it.
+
+    Raised before anything reaches the socket, so the connection stays up: a packet over
+    the broker's Maximum Packet Size, a topic filter with a misplaced wildcard, a topic
+    name with a wildcard, a string MQTT cannot carry.
+    """
+
+
+class BrokerRefusedError(ProtocolError):
+    """The broker answered a publish or a subscription with a refusal (reason 0x80 and above).
+
+    Attributes:
+        reason_code: The MQTT 5 reason code of the PUBACK or SUBACK.
+        reason_text: The code with its name, e.g. ``reason code 0x97 (quota exceeded)``.
+    """
+
+    def __init__(self, message: str, reason_code: int, reason_text: str) -> None:
+        super().__init__(message)
+        self.reason_code = reason_code
+        self.reason_text = reason_text
+
+
+class AccessDeniedError(BrokerRefusedError):
     """The broker refused a publish or a subscription (reason 0x87 "not authorized").
 
     With an ACL, each identity may use only its own topics (see docs/security.md).
@@ -94,7 +137,20 @@ class AccessDeniedError(ProtocolError):
 
 
 class TransportError(MqttPushError):
-    """The connection to the broker failed."""
+    """The connection to the broker failed.
+
+    Attributes:
+        reason_code: The MQTT 5 reason code the broker gave (its CONNACK refusal or its
+            DISCONNECT), when it gave one; ``None`` for a drop without a word.
+        server_reference: The broker's Server Reference (another server to use), if any.
+    """
+
+    def __init__(
+        self, message: str, *, reason_code: int | None = None, server_reference: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.reason_code = reason_code
+        self.server_reference = server_reference
 
 
 class BrokerUnavailableError(TransportError):
@@ -158,7 +214,7 @@ class TaskFailedError(MqttPushError):
 
 
 class StoreError(MqttPushError):
-    """The task store failed: a query failed, a row did not decode, or the store is closed."""
+    """The task store failed: not opened, a query failed, a row did not decode, or closed."""
 
 
 class StoreUnavailableError(StoreError):

@@ -1,8 +1,9 @@
 """The fabric: one broker connection shared by the agents and callers of a process.
 
-It connects (and reconnects, restoring its subscriptions), routes every inbound
-message by topic to the RPC caller or to the agent served there, and owns every
-background task in one TaskGroup::
+It keeps the connection up (:mod:`mqttpush.connection`), hands every inbound message to
+the message loop (:mod:`mqttpush.routing`), which routes it to the RPC caller or to the
+agent served on its topic and acknowledges it once handled, and owns every background
+task in one TaskGroup::
 
     async with Fabric(settings) as fabric:
         await fabric.serve(PushSender(), "sender@fame.fabric")
@@ -13,40 +14,36 @@ background task in one TaskGroup::
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import functools
 import inspect
 import logging
 import time
-from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from mqttpush.address import Address, Topics
+from mqttpush.agent.host import current_host, enter_host, leave_host
 from mqttpush.connection import Connection
-from mqttpush.errors import (
-    MqttPushError,
-)
+from mqttpush.errors import FabricClosedError, MqttPushError, UsageError
+from mqttpush.routing import MessageLoop, Route
 from mqttpush.rpc.caller import RpcCaller
+from mqttpush.rpc.remote import RemoteAgent
 from mqttpush.settings import Settings
 from mqttpush.transport import create_transport
 
 if TYPE_CHECKING:
     from collections.abc import Coroutine
+    from contextvars import Token
     from types import TracebackType
 
     from mqttpush.agent.base import Agent
-    from mqttpush.agent.remote import RemoteAgent
+    from mqttpush.agent.host import Host
     from mqttpush.transport.base import Message, Transport
 
 __all__ = ["Fabric"]
 
-_A = TypeVar("_A", bound="Agent")
-
 log = logging.getLogger(__name__)
-_current: ContextVar[Fabric] = ContextVar("mqttpush_fabric")
-_HOLD_SECONDS = 5.0  # how long a message waits for its agent to be served
-_HOLD_MAX = 10_000
+_A = TypeVar("_A", bound="Agent")
 _CLOSE_WAIT = 10.0  # seconds __aexit__ waits for its tasks to end
 
 
@@ -56,7 +53,9 @@ def _close_if_unstarted(coro: Coroutine[Any, Any, Any], _task: asyncio.Task[Any]
 
 
 class Fabric:
-    """A connection to the broker with the agents served on it.
+    """A Fabric is one broker connection on which a process serves its agents and makes calls.
+
+    It satisfies :class:`~mqttpush.agent.host.Host`, all that its agents see of it.
 
     Args:
         settings: All settings; read from the environment when omitted.
@@ -72,37 +71,31 @@ class Fabric:
         self._transport = transport or create_transport(self.settings.broker)
         self._link = Connection(self._transport, self.settings.broker)
         self.connected = self._link.connected
-        self._reply_base = self.topics.reply_base(
+        self.stopped = self._link.stopped
+        reply_base = self.topics.reply_base(
             self._transport.client_id, self.settings.broker.username
         )
-        self._reply_prefix = self._reply_base + "/"
-        self._caller = RpcCaller(self.publish, self._reply_base, self.connected)
-        self._rpc_routes: dict[str, Agent] = {}
-        self._push_routes: dict[str, Agent] = {}
-        self._receipt_routes: dict[str, Agent] = {}
-        self._held: collections.deque[Message] = collections.deque()
+        self._caller = RpcCaller(self.publish, reply_base, self.connected)
+        self._loop = MessageLoop(self._transport, self.spawn)
+        self._loop.router.add_children(reply_base, Route(self._resolve_reply))
         self._agents: list[Agent] = []
         self._stack = contextlib.AsyncExitStack()
         self._group: asyncio.TaskGroup | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._token: Any = None
-        self.stopped = self._link.stopped
-        self.unrouted = 0
-        self.task_failures = 0
+        self._token: Token[Host] | None = None
+        self._task_failures = 0
 
     @classmethod
     def current(cls) -> Fabric:
         """Return the fabric of the innermost ``async with Fabric()`` in this context.
 
         Raises:
-            MqttPushError: No fabric is open.
+            UsageError: No fabric is open.
         """
-        try:
-            return _current.get()
-        except LookupError:
-            raise MqttPushError(
-                "no Fabric is open here: use 'async with Fabric(...)' first"
-            ) from None
+        host = current_host()
+        if not isinstance(host, Fabric):
+            raise UsageError(f"the current host is a {type(host).__name__}, not a Fabric")
+        return host
 
     @property
     def client_id(self) -> str:
@@ -125,6 +118,16 @@ class Fabric:
         return self._link.sessions_lost
 
     @property
+    def unrouted(self) -> int:
+        """Messages dropped because no agent is served on their topic here."""
+        return self._loop.unrouted
+
+    @property
+    def task_failures(self) -> int:
+        """Exceptions that escaped a task or a message handler (each one logged)."""
+        return self._task_failures + self._loop.failures
+
+    @property
     def caller(self) -> RpcCaller:
         """The RPC caller that owns this fabric's reply subscription."""
         return self._caller
@@ -142,8 +145,8 @@ class Fabric:
         except BaseException:
             await self._stack.aclose()
             raise
-        self.spawn(self._link.run(self._dispatch, self._caller.fail_all), name="mqttpush-pump")
-        self._token = _current.set(self)
+        self.spawn(self._link.run(self._loop.dispatch, self._caller.fail_all), name="mqttpush-pump")
+        self._token = enter_host(self)
         return self
 
     async def __aexit__(
@@ -153,7 +156,8 @@ class Fabric:
         tb: TracebackType | None,
     ) -> None:
         """Stop every task this fabric started, then disconnect."""
-        _current.reset(self._token)
+        if self._token is not None:
+            leave_host(self._token)
         self._link.closing = True
         # Cancel again until every task has ended: a cancellation can be swallowed by
         # asyncio.wait_for inside the client library (Python 3.11), bounded in time.
@@ -174,11 +178,11 @@ class Fabric:
         never reaches the TaskGroup, so one bug cannot stop every agent on the fabric.
 
         Raises:
-            MqttPushError: The fabric is not open, or is closing (``coro`` is closed).
+            FabricClosedError: The fabric is not open, or is closing (``coro`` is closed).
         """
         if self._group is None or self._link.closing:
             coro.close()
-            raise MqttPushError("the fabric is not open")
+            raise FabricClosedError("the fabric is not open")
         task = self._group.create_task(self._guarded(coro, name), name=name)
         # A task cancelled before it ever ran (on exit) never awaited ``coro``: close it.
         task.add_done_callback(functools.partial(_close_if_unstarted, coro))
@@ -190,74 +194,57 @@ class Fabric:
         try:
             return await coro
         except Exception:
-            self.task_failures += 1
+            self._task_failures += 1
             log.exception("task %s failed", name)
             return None
 
     async def serve(self, agent: _A, address: str | Address) -> _A:
-        """Serve ``agent`` at ``address``: subscribe to its ``rpc`` and ``push/+`` topics."""
+        """Serve ``agent`` at ``address``: subscribe to its ``rpc`` and ``push/+`` topics.
+
+        Raises:
+            UsageError: An agent is already served at that address on this fabric.
+        """
         addr = Address.parse(address)
         rpc_topic = self.topics.rpc(addr)
-        if rpc_topic in self._rpc_routes:
-            raise MqttPushError(f"an agent is already served at {addr} on this fabric")
+        if self._loop.router.routes(rpc_topic):
+            raise UsageError(f"an agent is already served at {addr} on this fabric")
         agent.bind(self, addr)
         self._agents.append(agent)
         await agent.on_start()  # e.g. recovery after a restart, before any request is handled
         push_base = self.topics.push_base(addr)
-        ack_topic = self.topics.ack(addr)
-        self._rpc_routes[rpc_topic] = agent
-        self._push_routes[push_base] = agent
-        self._receipt_routes[ack_topic] = agent
-        for topic_filter in (rpc_topic, f"{push_base}/+", ack_topic):
+        receipt_topic = self.topics.receipts(addr)
+        router = self._loop.router
+
+        async def accept_request(message: Message) -> None:
+            # Acknowledged once accepted, not once answered: a long poll must not hold a
+            # slot of the broker's Receive Maximum; a repeat is answered from the cache.
+            self.spawn(agent.handle_request(message), name="mqttpush-request")
+
+        async def take_receipt(message: Message) -> None:
+            agent.handle_receipt(message)
+
+        async def take_push(message: Message) -> None:
+            await agent.handle_push(message, message.topic.rpartition("/")[2])
+
+        router.add(rpc_topic, Route(accept_request))
+        router.add(receipt_topic, Route(take_receipt))
+        router.add_children(push_base, Route(take_push, concurrent=True))
+        for topic_filter in (rpc_topic, f"{push_base}/+", receipt_topic):
             await self._link.subscribe(topic_filter)
-        self._replay_held()
+        self._loop.replay()
         log.info("serving %s at %s", type(agent).__name__, self.topics.base(addr))
         return agent
-
-    def _hold(self, message: Message) -> bool:
-        """Keep a message no agent is served for yet; return False when it is dropped.
-
-        A resumed session delivers its queued messages right after connecting, before
-        the process has served its agents. They wait here, unacknowledged, for up to
-        ``_HOLD_SECONDS`` (then they are dropped and counted in ``unrouted``).
-        """
-        self._purge_held()
-        if len(self._held) >= _HOLD_MAX:
-            return False
-        if not self._held:  # check again once this one is due, even if nothing else arrives
-            asyncio.get_running_loop().call_later(_HOLD_SECONDS + 0.1, self._purge_held)
-        self._held.append(message)
-        return True
-
-    def _purge_held(self) -> None:
-        now = time.monotonic()
-        while self._held and (now - self._held[0].received_at > _HOLD_SECONDS):
-            self._drop(self._held.popleft())
-        if self._held:
-            due = self._held[0].received_at + _HOLD_SECONDS - now
-            asyncio.get_running_loop().call_later(max(due, 0) + 0.1, self._purge_held)
-
-    def _drop(self, message: Message) -> None:
-        self.unrouted += 1
-        log.warning("no agent is served for %s here: message dropped", message.topic)
-        # When closing, spawn refuses: the connection goes and the broker keeps the message.
-        with contextlib.suppress(MqttPushError):
-            self.spawn(self._ack(message), name="mqttpush-ack")
-
-    def _replay_held(self) -> None:
-        held, self._held = self._held, collections.deque()
-        for message in held:
-            if not self._route(message):
-                self.spawn(self._ack(message), name="mqttpush-ack")
 
     def remote(
         self, address: str | Address, *, sender: str | None = None, timeout: float | None = None
     ) -> RemoteAgent:
         """Return a proxy whose method calls are RPC calls to the agent at ``address``."""
-        from mqttpush.agent.remote import RemoteAgent  # noqa: PLC0415 - remote imports fabric
-
         return RemoteAgent(
-            self, Address.parse(address), sender=sender or self.client_id, timeout=timeout
+            self._caller,
+            self.topics,
+            Address.parse(address),
+            sender=sender or self.client_id,
+            timeout=timeout or self.settings.rpc.timeout,
         )
 
     async def publish(self, message: Message) -> bool:
@@ -277,58 +264,5 @@ class Fabric:
             return False
         return True
 
-    def _route(self, message: Message) -> bool:
-        """Dispatch one message; return True when its handler will acknowledge it.
-
-        Replies and requests are acknowledged on receipt (a repeated request is
-        answered from the agent's response cache); notifications only once their
-        handler has finished, so one that was never handled is redelivered.
-        """
-        topic = message.topic
-        if topic.startswith(self._reply_prefix):
-            self._caller.resolve(message)
-            return False
-        agent = self._rpc_routes.get(topic)
-        if agent is not None:
-            self.spawn(agent.handle_request(message), name="mqttpush-request")
-            return False
-        agent = self._receipt_routes.get(topic)
-        if agent is not None:
-            agent.handle_receipt(message)
-            return False
-        head, _, task_id = topic.rpartition("/")
-        agent = self._push_routes.get(head)
-        if agent is not None:
-            self.spawn(self._handle_then_ack(agent, message, task_id), name="mqttpush-push")
-            return True
-        if self._hold(message):
-            return True  # acknowledged when it is replayed or dropped
-        self.unrouted += 1
-        log.warning("no agent is served for %s here: message dropped", topic)
-        return False
-
-    async def _handle_then_ack(self, agent: Agent, message: Message, task_id: str) -> None:
-        try:
-            await agent.handle_push(message, task_id)
-        except asyncio.CancelledError:
-            raise  # shutting down before handling finished: no PUBACK, so it comes again
-        except Exception:
-            await self._ack(message)  # a bug, logged by the fabric: never stall the window
-            raise
-        await self._ack(message)
-
-    async def _ack(self, message: Message) -> None:
-        try:
-            await self._transport.ack(message)
-        except MqttPushError as exc:  # the connection is gone: the broker will redeliver
-            log.debug("acknowledgement of %s not sent: %s", message.topic, exc)
-
-    async def _dispatch(self, message: Message) -> None:
-        deferred = False
-        try:
-            deferred = self._route(message)
-        except Exception:  # a bug in routing one message must not stop the rest
-            self.task_failures += 1
-            log.exception("routing a message on %s failed", message.topic)
-        if not deferred:
-            await self._ack(message)
+    async def _resolve_reply(self, message: Message) -> None:
+        self._caller.resolve(message)

@@ -15,7 +15,6 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 from mqttpush.address import Address, check_level
 
 __all__ = [
-    "DeliveryAck",
     "DeliveryInfo",
     "DeliveryState",
     "ErrorInfo",
@@ -23,6 +22,7 @@ __all__ = [
     "JsonRpcRequest",
     "JsonRpcResponse",
     "PushNotification",
+    "Receipt",
     "TaskId",
     "TaskPushNotificationConfig",
     "TaskState",
@@ -148,7 +148,7 @@ class DeliveryInfo(WireModel):
     updated_at: datetime
 
 
-class DeliveryAck(WireModel):
+class Receipt(WireModel):
     """A receipt an endpoint publishes to ``{sender}/ack`` after handling a notification."""
 
     id: str

@@ -77,6 +77,25 @@ class BrokerSettings(_Section):
         description="QoS 1 messages the broker may send before they are acknowledged: "
         "the backpressure window of a slow handler.",
     )
+    maximum_packet_size: int = Field(
+        default=2 << 20,
+        ge=64,
+        le=268_435_460,
+        description="Largest packet, in bytes, this client accepts from the broker (announced "
+        "as MQTT 5 Maximum Packet Size; a larger one ends the connection before it is read).",
+    )
+    inbox_max_messages: int = Field(
+        default=1_000,
+        ge=1,
+        description="Received messages waiting for a handler before the client stops reading "
+        "its socket (QoS 0 included); reading resumes at half.",
+    )
+    inbox_max_bytes: int = Field(
+        default=16 << 20,
+        ge=1,
+        description="Payload bytes waiting for a handler before the client stops reading its "
+        "socket; reading resumes at half.",
+    )
     client: Literal["native", "aiomqtt"] = Field(
         default="native",
         description="MQTT client: the built-in asyncio one (fastest), or aiomqtt on paho-mqtt.",

@@ -24,11 +24,16 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from mqttpush.fabric import Fabric
 from mqttpush.settings import BrokerSettings, DemoSettings, Settings
+from mqttpush.testing import MemoryBroker
 from mqttpush.tools.devbroker import LocalMosquitto
+from mqttpush.transport.mqtt import MqttTransport
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
+
+    from mqttpush.transport import Transport
 
 pytest_plugins = ["tests.postgres"]  # a private PostgreSQL: postgres, postgres_url
 
@@ -164,3 +169,28 @@ def make_settings(host: str, port: int, **demo: Any) -> Settings:
 @pytest.fixture
 def settings(broker: Broker) -> Settings:
     return make_settings(broker.host, broker.port, notification_interval=0.0)
+
+
+@dataclass
+class Kit:
+    """Factories for fabrics and raw transports on one broker; unpacks as the two factories."""
+
+    settings: Settings
+    fabric: Callable[[], Fabric]
+    transport: Callable[[], Transport]
+
+    def __iter__(self) -> Iterator[Callable[[], Any]]:
+        return iter((self.fabric, self.transport))
+
+
+@pytest.fixture(params=["memory", pytest.param("mosquitto", marks=pytest.mark.broker)])
+def kit(request: pytest.FixtureRequest) -> Kit:
+    """The same contract on the in-memory broker (no broker needed) and on Mosquitto."""
+    if request.param == "memory":
+        settings = make_settings("127.0.0.1", 1883, notification_interval=0.0)  # never dialled
+        memory = MemoryBroker()
+        return Kit(
+            settings, lambda: Fabric(settings, transport=memory.transport()), memory.transport
+        )
+    settings = request.getfixturevalue("settings")
+    return Kit(settings, lambda: Fabric(settings), lambda: MqttTransport(settings.broker))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -11,6 +12,9 @@ import time
 
 import pytest
 
+from mqttpush import Fabric, Settings
+from mqttpush.testing import Collector
+from mqttpush.tools.demo import PushSender
 from mqttpush.tools.devbroker import free_port
 from tests.conftest import EXPECTED, REPO
 
@@ -151,6 +155,41 @@ def test_watch_prints_each_notification_readably(agents):
     assert "sender@fame.fabric -> receiver@fame.fabric" in lines[0]
     assert lines[0].endswith("#1 working  Notification #1")
     assert lines[-1].endswith("#10 completed  Task completed")
+
+
+@pytest.mark.timeout_s(60)
+async def test_watch_sees_more_notifications_than_the_receive_maximum(broker):
+    """150 notifications and the final one: more than the 100 a client may hold unacknowledged."""
+    env = _env(broker, f"cli/watch150/{time.monotonic_ns()}")
+    settings = Settings.load(
+        None,
+        topic_prefix=env["MQTTPUSH_TOPIC_PREFIX"],
+        broker={"host": broker.host, "port": broker.port},
+    )
+    watcher = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "mqttpush", "watch", "receiver@fame.fabric", "--count", "151",
+        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert watcher.stdout is not None
+        assert b"watching" in await watcher.stdout.readline()  # subscribed: safe to push
+        async with Fabric(settings) as fabric:
+            await fabric.serve(PushSender(count=150, interval=0), "sender@fame.fabric")
+            await fabric.serve(Collector(), "receiver@fame.fabric")
+            sender = fabric.remote("sender@fame.fabric")
+            await sender.register_push_endpoint(
+                config={"task_id": "many", "address": "receiver@fame.fabric"}
+            )
+            await sender.run_task(task_id="many")
+            out, err = await asyncio.wait_for(watcher.communicate(), timeout=30)
+    finally:
+        if watcher.returncode is None:
+            watcher.kill()
+            await watcher.communicate()
+    assert watcher.returncode == 0, err.decode()
+    lines = out.decode().splitlines()
+    assert len(lines) == 151
+    assert lines[-1].endswith("#151 completed  Task completed")
 
 
 def test_config_show_prints_effective_settings_with_secrets_masked(broker):

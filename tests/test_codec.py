@@ -4,7 +4,7 @@ import pytest
 
 from mqttpush import codec
 from mqttpush.errors import InvalidRequestError, ParseError, ProtocolError
-from mqttpush.models import DeliveryAck, JsonRpcRequest, PushNotification, TaskState
+from mqttpush.models import JsonRpcRequest, PushNotification, Receipt, TaskState
 from mqttpush.transport.base import Message
 
 
@@ -103,19 +103,19 @@ def test_malformed_response_is_a_protocol_error():
         codec.decode_response(b'{"jsonrpc": "2.0"}')
 
 
-def _receipt(n: int) -> DeliveryAck:
-    return DeliveryAck(id=f"n{n}", task_id="t", seq=n, endpoint="r@fame.fabric")
+def _receipt(n: int) -> Receipt:
+    return Receipt(id=f"n{n}", task_id="t", seq=n, endpoint="r@fame.fabric")
 
 
 def test_one_receipt_is_an_object_several_are_an_array():
-    one = codec.encode_acks("p/d/s/ack", [_receipt(1)], codec.Envelope(sender="r@fame.fabric"))
+    one = codec.encode_receipts("p/d/s/ack", [_receipt(1)], codec.Envelope(sender="r@fame.fabric"))
     assert json.loads(one.payload) == {
         "id": "n1", "task_id": "t", "seq": 1, "endpoint": "r@fame.fabric", "handled": True,
     }  # fmt: skip
-    many = codec.encode_acks("p/d/s/ack", [_receipt(1), _receipt(2)], codec.Envelope())
+    many = codec.encode_receipts("p/d/s/ack", [_receipt(1), _receipt(2)], codec.Envelope())
     assert [r["id"] for r in json.loads(many.payload)] == ["n1", "n2"]
-    assert codec.decode_acks(one.payload) == [_receipt(1)]
-    assert codec.decode_acks(many.payload) == [_receipt(1), _receipt(2)]
+    assert codec.decode_receipts(one.payload) == [_receipt(1)]
+    assert codec.decode_receipts(many.payload) == [_receipt(1), _receipt(2)]
 
 
 @pytest.mark.parametrize(
@@ -130,4 +130,4 @@ def test_one_receipt_is_an_object_several_are_an_array():
 )
 def test_malformed_receipts_are_a_protocol_error(payload: bytes):
     with pytest.raises(ProtocolError, match="malformed delivery receipt"):
-        codec.decode_acks(payload)
+        codec.decode_receipts(payload)

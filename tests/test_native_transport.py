@@ -1,8 +1,8 @@
 """The native MQTT 5 transport: against the real Mosquitto, and a scripted fake broker.
 
-The fake broker does on demand what Mosquitto will not: hold back acknowledgements, lower
-Receive Maximum, refuse with a chosen reason code, stay silent to PINGREQ, send
-DISCONNECT with reason 142, or send garbage.
+The scripted broker (tests/scripted_broker.py) does on demand what Mosquitto will not:
+hold back acknowledgements, lower Receive Maximum, refuse with a chosen reason code, stay
+silent to PINGREQ, send DISCONNECT with reason 142, or send garbage.
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ from mqttpush.settings import BrokerSettings
 from mqttpush.tools.devbroker import LocalMosquitto, free_port
 from mqttpush.transport.base import Message
 from mqttpush.transport.native import NativeTransport
-from mqttpush.transport.native.packets import PacketReader, decode_publish, encode_varint
 from tests.conftest import CONFIG
+from tests.scripted_broker import ScriptedBroker, connack
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Iterator
@@ -424,99 +424,15 @@ async def test_mosquitto_refusing_credentials_is_named(auth_config):
 # --- a scripted fake broker ---------------------------------------------------------------
 
 
-def connack(reason: int = 0, props: bytes = b"", *, session_present: bool = False) -> bytes:
-    body = bytes([int(session_present), reason]) + encode_varint(len(props)) + props
-    return b"\x20" + encode_varint(len(body)) + body
-
-
-class FakeBroker:
-    """Answers CONNECT, SUBSCRIBE, PUBLISH and PINGREQ as told; records what it receives."""
-
-    def __init__(
-        self,
-        connack_packet: bytes | None = None,
-        *,
-        ack_publishes: bool = True,
-        puback_reason: int = 0,
-        suback_reason: int = 1,
-        answer_pings: bool = True,
-    ) -> None:
-        self.connack = connack() if connack_packet is None else connack_packet
-        self.ack_publishes = ack_publishes
-        self.puback_reason = puback_reason
-        self.suback_reason = suback_reason
-        self.answer_pings = answer_pings
-        self.kinds: list[int] = []
-        self.unacked: list[int] = []
-        self.most_unacked = 0
-        self.reused_ids = 0
-        self.publishes = 0
-        self.writers: list[asyncio.StreamWriter] = []
-        self.reading = asyncio.Event()  # cleared: the broker stops reading its socket
-        self.reading.set()
-        self.port = 0
-        self._server: asyncio.Server | None = None
-
-    async def __aenter__(self) -> FakeBroker:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        self.hang_up()
-        assert self._server is not None
-        self._server.close()
-        await self._server.wait_closed()
-
-    def settings(self, **values) -> BrokerSettings:
-        return broker_settings("127.0.0.1", self.port, **values)
-
-    def send(self, data: bytes) -> None:
-        for writer in self.writers:
-            writer.write(data)
-
-    def hang_up(self) -> None:
-        for writer in self.writers:
-            writer.close()
-
-    def ack_all(self) -> None:
-        for packet_id in self.unacked:
-            self.send(b"\x40\x02" + packet_id.to_bytes(2, "big"))
-        self.unacked.clear()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.writers.append(writer)
-        frames = PacketReader()
-        with contextlib.suppress(ConnectionError):
-            while (await self.reading.wait()) and (data := await reader.read(65_536)):
-                for first, body in frames.feed(data):
-                    self._answer(first, bytes(body), writer)
-                await writer.drain()
-
-    def _answer(self, first: int, body: bytes, writer: asyncio.StreamWriter) -> None:
-        kind = first >> 4
-        self.kinds.append(kind)
-        if kind == 1 and self.connack:  # CONNECT
-            writer.write(self.connack)
-        elif kind == 3:  # PUBLISH
-            self.publishes += 1
-            packet_id = decode_publish(first, body, 0.0, 0).mid
-            if self.ack_publishes:
-                reason = b"" if self.puback_reason == 0 else bytes([self.puback_reason, 0])
-                head = b"\x40" + bytes([2 + len(reason)])
-                writer.write(head + packet_id.to_bytes(2, "big") + reason)
-            else:
-                self.reused_ids += packet_id in self.unacked
-                self.unacked.append(packet_id)
-                self.most_unacked = max(self.most_unacked, len(self.unacked))
-        elif kind == 8:  # SUBSCRIBE: SUBACK with the same packet id
-            writer.write(b"\x90\x04" + body[:2] + b"\x00" + bytes([self.suback_reason]))
-        elif kind == 12 and self.answer_pings:  # PINGREQ
-            writer.write(b"\xd0\x00")
+def FakeBroker(connack_packet: bytes | None = None, **values) -> ScriptedBroker:  # noqa: N802
+    """The scripted broker answering every CONNECT with ``connack_packet``."""
+    return ScriptedBroker(
+        connacks=[connack() if connack_packet is None else connack_packet], **values
+    )
 
 
 @contextlib.asynccontextmanager
-async def against(fake: FakeBroker, **values) -> AsyncIterator[tuple[NativeTransport, Inbox]]:
+async def against(fake: ScriptedBroker, **values) -> AsyncIterator[tuple[NativeTransport, Inbox]]:
     """A connected transport reading its messages, on ``fake``."""
     async with fake, connected(fake.settings(**values)) as transport, Inbox(transport) as inbox:
         yield transport, inbox

@@ -298,7 +298,6 @@ def test_connack_properties_and_unused_ones_skipped():
 def test_publish_skips_properties_it_does_not_use():
     props = (
         b"\x01\x01"  # Payload Format Indicator (byte)
-        + b"\x23\x00\x07"  # Topic Alias (two bytes)
         + b"\x0b\x80\x80\x01"  # Subscription Identifier 16384 (variable byte integer)
         + b"\x03"
         + s("text/plain")

@@ -19,6 +19,7 @@ from mqttpush import (
     TaskStatus,
 )
 from mqttpush.models import DeliveryState
+from mqttpush.routing import acknowledged
 from mqttpush.testing import Collector, eventually
 from mqttpush.tools.demo import PushSender, expected_notifications, run_client, seed_agents
 from mqttpush.tools.demo.client import wait_for_task
@@ -195,11 +196,10 @@ async def test_receipts_of_a_burst_travel_together_and_every_one_arrives(setting
     counts = {"messages": 0, "receipts": 0}
 
     async def watch() -> None:
-        async for message in tap.messages():
+        async for message in acknowledged(tap):
             counts["messages"] += 1
             body = json.loads(message.payload)
             counts["receipts"] += len(body) if isinstance(body, list) else 1
-            await tap.ack(message)
 
     try:
         await tap.subscribe(f"{settings.topic_prefix}/fame.fabric/sender/ack")

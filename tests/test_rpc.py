@@ -11,7 +11,6 @@ import pytest
 
 from mqttpush import (
     Agent,
-    Fabric,
     InternalError,
     InvalidParamsError,
     MethodNotFoundError,
@@ -19,13 +18,9 @@ from mqttpush import (
     TaskNotFoundError,
     operation,
 )
-from mqttpush.transport import MemoryBroker, Message
-from mqttpush.transport.mqtt import MqttTransport
+from mqttpush.transport import Message
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
-    from mqttpush import Settings
     from mqttpush.transport import Transport
 
 
@@ -63,18 +58,7 @@ class Echo(Agent):
 ADDRESS = "echo@test.fabric"
 
 
-@pytest.fixture(params=["memory", "mosquitto"])
-def kit(
-    request: pytest.FixtureRequest, settings: Settings
-) -> tuple[Callable[[], Fabric], Callable[[], Transport]]:
-    """Factories for fabrics and raw transports on one broker of each kind."""
-    if request.param == "memory":
-        memory = MemoryBroker()
-        return (lambda: Fabric(settings, transport=memory.transport())), memory.transport
-    return (lambda: Fabric(settings)), (lambda: MqttTransport(settings.broker))
-
-
-async def test_call_returns_the_result(kit, settings):
+async def test_call_returns_the_result(kit):
     new_fabric, _ = kit
     async with new_fabric() as server, new_fabric():
         agent = await server.serve(Echo(), ADDRESS)
@@ -181,7 +165,8 @@ async def _raw_exchange(transport: Transport, request: Message, reply_topic: str
         (b'{"jsonrpc": "2.0", "id": "p", "method": "echo", "params": [1]}', -32602, "p"),
     ],
 )
-async def test_malformed_requests_get_json_rpc_errors(kit, settings, payload, code, reply_id):
+async def test_malformed_requests_get_json_rpc_errors(kit, payload, code, reply_id):
+    settings = kit.settings
     new_fabric, new_transport = kit
     async with new_fabric() as fabric:
         agent = await fabric.serve(Echo(), ADDRESS)
@@ -200,7 +185,8 @@ async def test_malformed_requests_get_json_rpc_errors(kit, settings, payload, co
         assert await fabric.remote(ADDRESS).echo(text="fine") == "fine"
 
 
-async def test_request_without_correlation_data_is_answered_by_json_rpc_id(kit, settings):
+async def test_request_without_correlation_data_is_answered_by_json_rpc_id(kit):
+    settings = kit.settings
     new_fabric, new_transport = kit
     async with new_fabric() as fabric:
         agent = await fabric.serve(Echo(), ADDRESS)

@@ -267,8 +267,8 @@ async def test_a_forged_notification_with_a_wrong_token_is_rejected(material, se
 async def test_a_request_cannot_make_an_agent_reply_outside_the_reply_topics(
     material, secure_broker
 ):
-    """The client may not write the sender's ack topic: nor may it get the receiver to."""
-    sender_ack = TOPICS.ack(Address.parse(SENDER))
+    """The client may not write the sender's receipt topic: nor may it get the receiver to."""
+    sender_receipts = TOPICS.receipts(Address.parse(SENDER))
     settings = secure_settings(as_identity(material, secure_broker, "receiver"))
     async with (
         Fabric(settings) as fabric,
@@ -280,12 +280,12 @@ async def test_a_request_cannot_make_an_agent_reply_outside_the_reply_topics(
         try:
             rpc = TOPICS.rpc(Address.parse(RECEIVER))
             body = b'{"jsonrpc":"2.0","id":1,"method":"get_task_status","params":{"task_id":"x"}}'
-            await client.publish(Message(rpc, body, qos=1, response_topic=sender_ack))
+            await client.publish(Message(rpc, body, qos=1, response_topic=sender_receipts))
             await eventually(lambda: receiver.stats.replies_refused == 1)
         finally:
             await client.disconnect()
         await asyncio.sleep(0.2)
-        assert [m.topic for m in seen] == [rpc]  # the request; no reply on the ack topic
+        assert [m.topic for m in seen] == [rpc]  # the request; no reply on the receipt topic
 
 
 @pytest.mark.timeout_s(60)

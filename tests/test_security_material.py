@@ -167,7 +167,7 @@ def test_acl_topics_come_from_topics():
     text = render_acl([Identity("r", address=RECEIVER)], topics)
     assert f"topic read {topics.rpc(who)}\n" in text
     assert f"topic read {topics.push_base(who)}/+\n" in text
-    assert f"topic read {topics.ack(who)}\n" in text
+    assert f"topic read {topics.receipts(who)}\n" in text
     assert f"topic read {topics.reply_base('r')}/#\n" in text
 
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from mqttpush.errors import MqttPushError
+from mqttpush.errors import StoreError
 from mqttpush.models import ErrorInfo, TaskPushNotificationConfig, TaskState
 from mqttpush.store import (
     Delivery,
@@ -266,16 +266,16 @@ async def test_a_closed_store_refuses_use(make_store):
         await store.save_task(task("t"))
         await store.close()
         await store.close()  # twice is fine
-        with pytest.raises(MqttPushError, match="closed"):
+        with pytest.raises(StoreError, match="closed"):
             await store.get_task("t")
-        with pytest.raises(MqttPushError, match="closed"):
+        with pytest.raises(StoreError, match="closed"):
             await store.save_delivery(delivery("n"))
 
 
 async def test_async_with_closes():
     async with MemoryTaskStore() as store:
         await store.save_task(task("t"))
-    with pytest.raises(MqttPushError):
+    with pytest.raises(StoreError):
         await store.unfinished_tasks()
 
 
@@ -508,14 +508,14 @@ def test_sqlite_refuses_a_newer_schema(tmp_path):
     raw = sqlite3.connect(path)
     raw.execute("PRAGMA user_version = 99")
     raw.close()
-    with pytest.raises(MqttPushError, match="schema version 99 is newer"):
+    with pytest.raises(StoreError, match="schema version 99 is newer"):
         SqliteTaskStore(path)
 
 
 def test_sqlite_refuses_a_file_that_is_not_a_database(tmp_path):
     path = tmp_path / "store.db"
     path.write_bytes(b"this is not sqlite, just text long enough to have a header" * 10)
-    with pytest.raises(MqttPushError, match=r"store\.db"):
+    with pytest.raises(StoreError, match=r"store\.db"):
         SqliteTaskStore(path)
 
 
@@ -528,5 +528,5 @@ async def test_sqlite_reports_a_damaged_row(tmp_path):
         raw.execute("UPDATE tasks SET state = 'exploded'")
     raw.close()
     async with SqliteTaskStore(path) as store:
-        with pytest.raises(MqttPushError, match="damaged"):
+        with pytest.raises(StoreError, match="damaged"):
             await store.get_task("t")

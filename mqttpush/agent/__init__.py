@@ -1,1 +1,1 @@
-"""Agents: operations over JSON-RPC, background tasks, push notifications, remote proxies."""
+"""Agents: the host they are served by, background tasks, push notifications and receipts."""

@@ -17,23 +17,20 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from mqttpush import _context, codec
-from mqttpush.address import Address
-from mqttpush.agent.memory import PushTokens, RecentIds
-from mqttpush.agent.operation import Operation, operations_of
-from mqttpush.agent.responder import Responder
-from mqttpush.errors import (
-    InvalidAddressError,
-    MqttPushError,
-    ProtocolError,
-)
-from mqttpush.fabric import Fabric
-from mqttpush.models import DeliveryAck
+from mqttpush.agent.host import current_host
+from mqttpush.agent.receipts import ReceiptBatcher
+from mqttpush.agent.recent import PushTokens, RecentIds
+from mqttpush.errors import ProtocolError, UsageError
+from mqttpush.rpc.operation import Operation, operations_of
+from mqttpush.rpc.responder import Responder
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
-    from mqttpush.agent.remote import RemoteAgent
+    from mqttpush.address import Address
+    from mqttpush.agent.host import Host
     from mqttpush.models import PushNotification
+    from mqttpush.rpc.remote import RemoteAgent
     from mqttpush.transport.base import Message
 
 __all__ = ["Agent", "AgentStats"]
@@ -42,8 +39,6 @@ log = logging.getLogger(__name__)
 
 # Whether the current request task holds one of its agent's request slots.
 _holding_slot: ContextVar[bool] = ContextVar("mqttpush_holding_slot", default=False)
-_RECEIPTS_PER_MESSAGE = 500
-_ACK_TOPICS_KEPT = 1024  # sender address -> ack topic, cached (cleared when full)
 
 
 @dataclass
@@ -64,7 +59,11 @@ class AgentStats:
 
 
 class Agent:
-    """Base class of agents. Decorate ``async def`` methods with ``@operation``.
+    """An agent serves its operations over JSON-RPC and handles the notifications pushed to it.
+
+    Subclass it: decorate ``async def`` methods with ``@operation``, and override
+    :meth:`on_message` to receive push notifications. A host (a :class:`~mqttpush.Fabric`)
+    serves it at an address and hands it the messages for that address.
 
     Args:
         max_concurrency: Requests and notifications handled at once; defaults to the
@@ -84,29 +83,27 @@ class Agent:
         self._seen = RecentIds(1)
         self._tokens = PushTokens(10_000)  # resized when served; tokens expected before kept
         self._require_tokens = False
-        self._responder = Responder(self, 1)
-        self._fabric: Fabric | None = None
+        self._responder: Responder | None = None
+        self._receipts: ReceiptBatcher | None = None
+        self._host: Host | None = None
         self._address: Address | None = None
-        self._receipts: dict[str, list[DeliveryAck]] = {}
-        self._ack_topics: dict[str, str | None] = {}
         self.stats = AgentStats()
 
+    def _not_served(self) -> UsageError:
+        return UsageError(f"{type(self).__name__} is not served: call fabric.serve(agent, address)")
+
     @property
-    def fabric(self) -> Fabric:
-        """The fabric this agent is served on."""
-        if self._fabric is None:
-            raise MqttPushError(
-                f"{type(self).__name__} is not served: call fabric.serve(agent, address)"
-            )
-        return self._fabric
+    def host(self) -> Host:
+        """What serves this agent (its fabric)."""
+        if self._host is None:
+            raise self._not_served()
+        return self._host
 
     @property
     def address(self) -> Address:
         """The address this agent is served at."""
         if self._address is None:
-            raise MqttPushError(
-                f"{type(self).__name__} is not served: call fabric.serve(agent, address)"
-            )
+            raise self._not_served()
         return self._address
 
     @classmethod
@@ -119,19 +116,30 @@ class Agent:
         """The operation served under the JSON-RPC method ``name``, if any."""
         return cls._operations.get(name)
 
-    def bind(self, fabric: Fabric, address: Address) -> None:
-        """Attach to ``fabric`` at ``address`` (called by :meth:`Fabric.serve`)."""
-        if self._fabric is not None:
-            raise MqttPushError(f"{type(self).__name__} is already served at {self._address}")
-        self._fabric = fabric
+    def bind(self, host: Host, address: Address) -> None:
+        """Attach to ``host`` at ``address`` (called by :meth:`Fabric.serve`).
+
+        Raises:
+            UsageError: The agent is served already.
+        """
+        if self._host is not None:
+            raise UsageError(f"{type(self).__name__} is already served at {self._address}")
+        self._host = host
         self._address = address
-        limit = self._max_concurrency or fabric.settings.rpc.max_concurrency
+        settings = host.settings
+        limit = self._max_concurrency or settings.rpc.max_concurrency
         self._request_slots = asyncio.Semaphore(limit)
         self._push_slots = asyncio.Semaphore(limit)
-        self._seen = RecentIds(fabric.settings.agent.dedup_window)
-        self._tokens = self._tokens.resized(fabric.settings.agent.dedup_window)
-        self._require_tokens = fabric.settings.agent.require_push_token
-        self._responder = Responder(self, fabric.settings.agent.response_cache)
+        self._seen = RecentIds(settings.agent.dedup_window)
+        self._tokens = self._tokens.resized(settings.agent.dedup_window)
+        self._require_tokens = settings.agent.require_push_token
+        self._responder = Responder(
+            self,
+            host.publish,
+            cache_size=settings.agent.response_cache,
+            confine_to=host.topics.reply_root if settings.rpc.confine_replies else None,
+        )
+        self._receipts = ReceiptBatcher(host, str(address))
 
     @contextlib.asynccontextmanager
     async def slot_released(self) -> AsyncIterator[None]:
@@ -179,17 +187,19 @@ class Agent:
 
     def remote(self, address: str | Address, *, timeout: float | None = None) -> RemoteAgent:
         """Return a proxy to another agent; calls carry this agent's address as sender."""
-        return self.fabric.remote(address, sender=str(self.address), timeout=timeout)
+        return self.host.remote(address, sender=str(self.address), timeout=timeout)
 
     @classmethod
     def remote_by_address(
         cls, address: str | Address, *, timeout: float | None = None
     ) -> RemoteAgent:
         """Return a proxy to the agent at ``address`` on the current fabric."""
-        return Fabric.current().remote(address, timeout=timeout)
+        return current_host().remote(address, timeout=timeout)
 
     async def handle_request(self, message: Message) -> None:
         """Handle one RPC request message and publish the reply (called by the fabric)."""
+        if self._responder is None:
+            raise self._not_served()
         await self._request_slots.acquire()
         _holding_slot.set(True)
         try:
@@ -241,63 +251,8 @@ class Agent:
                     log.exception(
                         "%s: on_message failed for notification %s", self._address, notification.id
                     )
-            self._queue_receipt(notification, envelope.sender, handled=handled)
-
-    def _queue_receipt(
-        self, notification: PushNotification, sender: str | None, *, handled: bool
-    ) -> None:
-        """Queue a receipt for the sending agent; sent with the others of this moment."""
-        topic = self._ack_topic(sender)
-        if topic is None:
-            return  # not from an agent: nobody to tell
-        receipt = DeliveryAck(
-            id=notification.id,
-            task_id=notification.task_id,
-            seq=notification.seq,
-            endpoint=str(self.address),
-            handled=handled,
-        )
-        if not self._receipts:
-            asyncio.get_running_loop().call_soon(self._flush_receipts)
-        self._receipts.setdefault(topic, []).append(receipt)
-
-    def _ack_topic(self, sender: str | None) -> str | None:
-        if sender is None:
-            return None
-        topic = self._ack_topics.get(sender, "")
-        if topic == "":
-            try:
-                topic = self.fabric.topics.ack(Address.parse(sender))
-            except InvalidAddressError:
-                topic = None
-            if len(self._ack_topics) >= _ACK_TOPICS_KEPT:
-                self._ack_topics.clear()
-            self._ack_topics[sender] = topic
-        return topic
-
-    def _flush_receipts(self) -> None:
-        """Publish the queued receipts: one message per sender and up to 500 receipts.
-
-        Receipts are best effort: one that is lost makes the sender publish the
-        notification again, and the duplicate is answered with a new receipt.
-        """
-        pending, self._receipts = self._receipts, {}
-        envelope = codec.Envelope(str(self.address), "ack")
-        for topic, receipts in pending.items():
-            for start in range(0, len(receipts), _RECEIPTS_PER_MESSAGE):
-                message = codec.encode_acks(
-                    topic, receipts[start : start + _RECEIPTS_PER_MESSAGE], envelope
-                )
-                try:
-                    self.fabric.spawn(self._publish_receipts(message), name="mqttpush-receipts")
-                except MqttPushError:  # closing: the sender will publish them again
-                    log.debug("%s: receipts to %s not sent: closing", self._address, topic)
-
-    async def _publish_receipts(self, message: Message) -> None:
-        try:
-            await self.fabric.publish(message)
-        except MqttPushError as exc:  # the sender publishes again; we answer the duplicate
-            log.debug("%s: receipts to %s not sent: %s", self._address, message.topic, exc)
+            if self._receipts is not None:
+                self._receipts.queue(notification, envelope.sender, handled=handled)
 
 
 def _decode_push(message: Message, task_id: str) -> PushNotification:

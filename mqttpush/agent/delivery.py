@@ -16,19 +16,17 @@ receiver's Receive Maximum (Mosquitto 2.0.11 was measured exceeding it).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from mqttpush.errors import ConnectionLostError, MqttPushError, ProtocolError
-from mqttpush.models import DeliveryAck, DeliveryInfo, DeliveryState, utc_now
+from mqttpush.errors import ConnectionLostError, FabricClosedError, ProtocolError
+from mqttpush.models import DeliveryInfo, DeliveryState, Receipt, utc_now
 from mqttpush.store import Delivery
 
 if TYPE_CHECKING:
-    from datetime import datetime
-
-    from mqttpush.fabric import Fabric
+    from mqttpush.agent.host import Host
     from mqttpush.models import PushNotification
     from mqttpush.store import TaskStore
     from mqttpush.transport.base import Message
@@ -39,43 +37,62 @@ log = logging.getLogger(__name__)
 _NOBODY = "no matching subscribers: the endpoint is not connected and has no session"
 
 
-@dataclass(eq=False)
 class _Delivery:
-    task_id: str
-    notification_id: str
-    seq: int
-    endpoint: str
-    message: Message | None  # kept until a final state, to publish again
-    state: DeliveryState = DeliveryState.QUEUED
-    attempts: int = 0
-    detail: str | None = None
-    updated_at: datetime = field(default_factory=utc_now)
-    sent_at: float = 0.0
+    """One notification to one endpoint: where it stands, as the store keeps it, and its message.
 
-    def _snapshot(self) -> dict[str, Any]:
-        """The fields a wire status and a store row share."""
-        return {
-            "notification_id": self.notification_id,
-            "seq": self.seq,
-            "endpoint": self.endpoint,
-            "state": self.state,
-            "attempts": self.attempts,
-            "detail": self.detail,
-            "updated_at": self.updated_at,
-        }
+    The state is one immutable :class:`~mqttpush.store.Delivery` row, replaced on every
+    change: the store saves that row as it is, and the wire status is made from it.
+    """
 
-    def to_info(self) -> DeliveryInfo:
-        return DeliveryInfo(**self._snapshot())
+    __slots__ = ("message", "row", "sent_at")
+
+    def __init__(self, row: Delivery, message: Message) -> None:
+        self.row = row
+        self.message: Message | None = message  # kept until a final state, to publish again
+        self.sent_at = 0.0
+
+    @property
+    def state(self) -> DeliveryState:
+        return self.row.state
+
+    @property
+    def endpoint(self) -> str:
+        return self.row.endpoint
+
+    @property
+    def attempts(self) -> int:
+        return self.row.attempts
+
+    @property
+    def detail(self) -> str | None:
+        return self.row.detail
+
+    def published(self, detail: str | None) -> None:
+        """Count a publish the broker acknowledged (now ``published``, unless it was final)."""
+        self.sent_at = time.monotonic()
+        row = dataclasses.replace(self.row, attempts=self.row.attempts + 1)
+        if row.state is DeliveryState.QUEUED or detail != row.detail:
+            row = dataclasses.replace(
+                row, state=DeliveryState.PUBLISHED, detail=detail, updated_at=utc_now()
+            )
+        self.row = row
 
     def move(self, state: DeliveryState, detail: str | None = None) -> None:
-        self.state = state
-        self.detail = detail
-        self.updated_at = utc_now()
+        self.row = dataclasses.replace(self.row, state=state, detail=detail, updated_at=utc_now())
         if state.is_final:
             self.message = None
 
-    def to_stored(self) -> Delivery:
-        return Delivery(task_id=self.task_id, **self._snapshot())
+    def to_info(self) -> DeliveryInfo:
+        row = self.row
+        return DeliveryInfo(
+            notification_id=row.notification_id,
+            seq=row.seq,
+            endpoint=row.endpoint,
+            state=row.state,
+            attempts=row.attempts,
+            detail=row.detail,
+            updated_at=row.updated_at,
+        )
 
 
 class DeliveryTracker:
@@ -83,7 +100,7 @@ class DeliveryTracker:
 
     def __init__(
         self,
-        fabric: Fabric,
+        host: Host,
         *,
         receipt_timeout: float,
         attempts: int,
@@ -91,7 +108,7 @@ class DeliveryTracker:
         store: TaskStore | None = None,
         window: int = 100,
     ) -> None:
-        self._fabric = fabric
+        self._host = host
         self._store = store
         self._window = window
         self._outstanding: dict[str, int] = {}
@@ -115,13 +132,21 @@ class DeliveryTracker:
             await self._wait_for_room(endpoint)
         for endpoint, message in messages.items():
             self._outstanding[endpoint] = self._outstanding.get(endpoint, 0) + 1
-            delivery = _Delivery(
-                notification.task_id, notification.id, notification.seq, endpoint, message
+            row = Delivery(
+                notification_id=notification.id,
+                task_id=notification.task_id,
+                seq=notification.seq,
+                endpoint=endpoint,
+                state=DeliveryState.QUEUED,
+                attempts=0,
+                detail=None,
+                updated_at=utc_now(),
             )
+            delivery = _Delivery(row, message)
             per_task[(notification.id, endpoint)] = delivery
             try:
-                self._fabric.spawn(self._publish(delivery), name="mqttpush-publish")
-            except MqttPushError as exc:  # the fabric is closing: never leave one queued
+                self._host.spawn(self._publish(delivery), name="mqttpush-publish")
+            except FabricClosedError as exc:  # the fabric is closing: never leave one queued
                 self._final(delivery, DeliveryState.FAILED, f"not published: {exc}")
                 raise
 
@@ -149,11 +174,11 @@ class DeliveryTracker:
         deadline = loop.time() + self._publish_window
         while delivery.message is not None:
             try:
-                matched = await self._fabric.publish(delivery.message)
+                matched = await self._host.publish(delivery.message)
             except ConnectionLostError as exc:
                 await asyncio.sleep(0.05)  # yield: let the fabric notice the drop first
                 left = deadline - loop.time()
-                if left <= 0 or not await self._fabric.wait_connected(left):
+                if left <= 0 or not await self._host.wait_connected(left):
                     self._fail(delivery, f"not published within {self._publish_window:g} s: {exc}")
                     return
                 continue
@@ -166,16 +191,12 @@ class DeliveryTracker:
                 raise
             if delivery.state.is_final:
                 return  # a receipt (or expiry) arrived while this copy was being published
-            delivery.attempts += 1
-            delivery.sent_at = time.monotonic()
-            detail = None if matched else _NOBODY
-            if delivery.state is DeliveryState.QUEUED or detail != delivery.detail:
-                delivery.move(DeliveryState.PUBLISHED, detail)
+            delivery.published(None if matched else _NOBODY)
             return
 
     def _fail(self, delivery: _Delivery, why: str) -> None:
         self._final(delivery, DeliveryState.FAILED, why)
-        log.warning("notification %s to %s failed: %s", delivery.notification_id,
+        log.warning("notification %s to %s failed: %s", delivery.row.notification_id,
                     delivery.endpoint, why)  # fmt: skip
 
     def _final(self, delivery: _Delivery, state: DeliveryState, detail: str | None) -> None:
@@ -186,10 +207,10 @@ class DeliveryTracker:
             return
         if not self._unsaved:
             try:
-                self._fabric.spawn(self.flush(), name="mqttpush-save-deliveries")
-            except MqttPushError:  # shutting down: on_stop flushes what is left
+                self._host.spawn(self.flush(), name="mqttpush-save-deliveries")
+            except FabricClosedError:  # shutting down: on_stop flushes what is left
                 log.debug("deliveries saved at shutdown: the fabric is closing")
-        self._unsaved.append(delivery.to_stored())
+        self._unsaved.append(delivery.row)
 
     async def flush(self) -> None:
         """Save the final states recorded so far, in one batch.
@@ -201,13 +222,13 @@ class DeliveryTracker:
         if batch and self._store is not None:
             await self._store.save_deliveries(batch)
 
-    def on_receipt(self, ack: DeliveryAck) -> None:
+    def on_receipt(self, receipt: Receipt) -> None:
         """Mark a delivery as delivered (even after it expired: the receipt is the truth)."""
-        delivery = self._tasks.get(ack.task_id, {}).get((ack.id, ack.endpoint))
+        delivery = self._tasks.get(receipt.task_id, {}).get((receipt.id, receipt.endpoint))
         if delivery is None:
             self.receipts_unmatched += 1
             return
-        detail = None if ack.handled else "the endpoint's handler failed"
+        detail = None if receipt.handled else "the endpoint's handler failed"
         self._final(delivery, DeliveryState.DELIVERED, detail)
 
     async def resend_due(self) -> int:
@@ -240,7 +261,7 @@ class DeliveryTracker:
     def status(self, task_id: str) -> list[DeliveryInfo]:
         """Every delivery of a task, by sequence number then endpoint."""
         deliveries = self._tasks.get(task_id, {}).values()
-        return [d.to_info() for d in sorted(deliveries, key=lambda d: (d.seq, d.endpoint))]
+        return [d.to_info() for d in sorted(deliveries, key=lambda d: (d.row.seq, d.endpoint))]
 
     def summary(self, task_id: str) -> dict[DeliveryState, int]:
         """How many deliveries of a task are in each state."""

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from mqttpush.agent.operation import operation
 from mqttpush.errors import InvalidParamsError, TaskFinishedError, TaskNotFoundError
 from mqttpush.models import DeliveryInfo, TaskId, TaskPushNotificationConfig
+from mqttpush.rpc.operation import operation
 
 if TYPE_CHECKING:
     from mqttpush.agent.delivery import DeliveryTracker

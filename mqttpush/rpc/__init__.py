@@ -1,1 +1,1 @@
-"""RPC over MQTT 5: the caller side (the serving side lives on :class:`mqttpush.Agent`)."""
+"""RPC over MQTT 5: operations, the responder that serves them, the caller, remote proxies."""

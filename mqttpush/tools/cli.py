@@ -266,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0911 - one return pe
     except (AuthenticationError, TlsError, AccessDeniedError) as exc:
         print(f"mqttpush: {exc}", file=sys.stderr)
         return EXIT_SECURITY
-    except BrokerUnavailableError as exc:
+    except (BrokerUnavailableError, ConnectionLostError) as exc:  # unreachable, or went away
         print(f"mqttpush: {exc} (is the broker running? try 'make start')", file=sys.stderr)
         return EXIT_BROKER
     except RpcTimeoutError as exc:
@@ -279,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0911 - one return pe
     except TaskFailedError as exc:
         print(f"mqttpush: {exc}", file=sys.stderr)
         return EXIT_TASK
-    except (ConnectionLostError, MqttPushError) as exc:
+    except MqttPushError as exc:
         print(f"mqttpush: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, TextIO
 from mqttpush import codec
 from mqttpush.address import Address, Topics
 from mqttpush.errors import ProtocolError
+from mqttpush.routing import acknowledged
 from mqttpush.transport import create_transport
 
 if TYPE_CHECKING:
@@ -63,11 +64,12 @@ async def watch(
         print(
             f"watching {topic_filter} on {transport.where} (Ctrl-C to stop)", file=out, flush=True
         )
-        async for message in transport.messages():
-            print(describe_notification(message), file=out, flush=True)
-            seen += 1
-            if count is not None and seen >= count:
-                break
+        async with contextlib.aclosing(acknowledged(transport)) as messages:
+            async for message in messages:
+                print(describe_notification(message), file=out, flush=True)
+                seen += 1
+                if count is not None and seen >= count:
+                    break
     finally:
         await transport.disconnect()
     return seen
@@ -80,8 +82,9 @@ async def tap(settings: Settings, out: TextIO, subscribed: asyncio.Event) -> Non
     try:
         await transport.subscribe(f"{settings.topic_prefix}/#", 1)
         subscribed.set()
-        async for message in transport.messages():
-            print(describe_envelope(message), file=out, flush=True)
+        async with contextlib.aclosing(acknowledged(transport)) as messages:
+            async for message in messages:
+                print(describe_envelope(message), file=out, flush=True)
     finally:
         with contextlib.suppress(Exception):
             await transport.disconnect()

@@ -63,9 +63,12 @@ class Message:
 class Transport(ABC):
     """A connection to a broker that can be opened again after it drops.
 
-    Implementations translate their library's errors into
-    :class:`~mqttpush.errors.BrokerUnavailableError` (on ``connect``) and
-    :class:`~mqttpush.errors.ConnectionLostError` (anywhere after).
+    Implementations translate their library's errors, in one place each, into
+    :class:`~mqttpush.errors.BrokerUnavailableError` (on ``connect``),
+    :class:`~mqttpush.errors.ConnectionLostError` (anywhere after, with the broker's
+    reason code when it gave one), :class:`~mqttpush.errors.PacketRefusedError` (a
+    packet not sent) and :class:`~mqttpush.errors.BrokerRefusedError` (a refusal by
+    reason code, :func:`mqttpush.transport.reasons.check_refusal`).
     """
 
     @property

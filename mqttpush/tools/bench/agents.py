@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 from mqttpush.agent.background import BackgroundTaskAgent
 from mqttpush.agent.base import Agent
-from mqttpush.agent.operation import operation
 from mqttpush.fabric import Fabric
 from mqttpush.models import TaskState, new_id
+from mqttpush.rpc.operation import operation
 from mqttpush.settings import Settings
 from mqttpush.tools.bench.harness import (
     drive_calls,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from mqttpush.errors import ConnectionLostError, RpcTimeoutError, TaskFailedError
+from mqttpush.errors import RpcTimeoutError, TaskFailedError
 from mqttpush.fabric import Fabric
 from mqttpush.models import TaskState, TaskStatus
 from mqttpush.settings import Settings
@@ -20,12 +20,14 @@ async def wait_for_task(
 ) -> TaskStatus:
     """Long-poll ``get_task_status`` until the task ends; no fixed sleeps.
 
-    A poll lost to a broker outage is simply made again (each call already waits for
-    the reconnect), until ``timeout``.
+    A poll that times out is made again, until ``timeout``. A poll that failed with
+    :class:`~mqttpush.errors.ConnectionLostError` already waited its whole timeout (at
+    most 15 s) for the broker to come back, so it ends the wait: a broker that stays
+    away fails the wait within one poll, not after ``timeout``.
 
     Raises:
         RpcTimeoutError: The task did not end within ``timeout`` seconds.
-        ConnectionLostError: The broker was unreachable until ``timeout``.
+        ConnectionLostError: The broker was unreachable for a whole poll.
         TaskFailedError: The task ended failed or canceled.
     """
     agent = fabric.remote(address)
@@ -40,7 +42,7 @@ async def wait_for_task(
             raw = await agent.call(
                 "get_task_status", {"task_id": task_id, "wait": wait}, timeout=min(wait + 5, left)
             )
-        except (ConnectionLostError, RpcTimeoutError):
+        except RpcTimeoutError:
             if loop.time() >= deadline:
                 raise
             continue

@@ -8,7 +8,7 @@ import secrets
 from typing import TYPE_CHECKING
 
 from mqttpush.agent.background import BackgroundTaskAgent, TaskContext
-from mqttpush.errors import MqttPushError
+from mqttpush.errors import MqttPushError, TaskFailedError
 from mqttpush.models import TaskState, new_id
 
 if TYPE_CHECKING:
@@ -91,7 +91,7 @@ class PushReceiver(BackgroundTaskAgent):
                     last = await collector.wait()
             except TimeoutError:
                 await self._cancel_quietly(sender_task_id)
-                raise MqttPushError(
+                raise TimeoutError(
                     f"sender task {sender_task_id} did not finish within {self.task_timeout:g} s "
                     f"({len(collector.by_seq)} notifications received)"
                 ) from None
@@ -101,8 +101,9 @@ class PushReceiver(BackgroundTaskAgent):
         finally:
             del self._collectors[sender_task_id]
         if last.state is not TaskState.COMPLETED:
-            raise MqttPushError(
-                f"sender task {sender_task_id} ended {last.state.value}: {last.message}"
+            raise TaskFailedError(
+                f"sender task {sender_task_id} ended {last.state.value}: {last.message}",
+                {"task_id": sender_task_id, "state": last.state.value},
             )
         return {"notifications": collector.messages()}
 

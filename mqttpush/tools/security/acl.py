@@ -46,7 +46,7 @@ def identity_grants(identity: Identity, topics: Topics) -> list[tuple[str, str]]
         grants += [
             ("read", topics.rpc(own)),
             ("read", f"{topics.push_base(own)}/+"),
-            ("read", topics.ack(own)),
+            ("read", topics.receipts(own)),
         ]
     grants.append(("read", f"{topics.reply_base(identity.name)}/#"))
     if identity.read_all:
@@ -58,7 +58,7 @@ def identity_grants(identity: Identity, topics: Topics) -> list[tuple[str, str]]
         grants.append(("write", f"{reply_root(topics)}/#"))
     grants += [("write", topics.rpc(Address.parse(a))) for a in identity.calls]
     grants += [("write", f"{topics.push_base(Address.parse(a))}/+") for a in identity.pushes_to]
-    grants += [("write", topics.ack(Address.parse(a))) for a in identity.receipts_to]
+    grants += [("write", topics.receipts(Address.parse(a))) for a in identity.receipts_to]
     return list(dict.fromkeys(grants))  # an address listed twice is granted once
 
 

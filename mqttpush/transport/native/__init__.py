@@ -10,11 +10,16 @@ deque with a single waiter, and the writes of one event-loop iteration leave in 
 call per QoS 1 message.
 
 - :mod:`.transport`: :class:`NativeTransport`, the :class:`~mqttpush.transport.base.Transport`.
-- :mod:`.connect`: the TLS context and the CONNECT/CONNACK handshake, failures named.
-- :mod:`.link`: the ``asyncio.Protocol`` of one connection: packets in, keep alive, shutdown.
-- :mod:`.flow`: its writing and waiting half: batched writes, packet ids, Receive Maximum.
-- :mod:`.reasons`: MQTT 5 reason codes, and how errors name them.
+- :mod:`.connect`: the CONNECT/CONNACK handshake, failures named.
+- :mod:`.link`: the ``asyncio.Protocol`` of one connection: packets in, limits, shutdown.
+- :mod:`.timer`: its keep alive and PUBACK deadlines.
+- :mod:`.flow`: its writing and waiting half: batched writes, packet ids, Receive
+  Maximum, and the bounded inbox.
+- :mod:`.session`: unacknowledged publishes kept across connections, resent with DUP.
 - :mod:`.packets`: the packet codec, without I/O.
+
+Reason codes and the refusal check are shared with the aiomqtt transport, in
+:mod:`mqttpush.transport.reasons`.
 
 The choices that are not obvious are listed where they are made, in those modules.
 """

@@ -16,7 +16,7 @@ from mqttpush.errors import (
     ConnectionLostError,
     TlsError,
 )
-from mqttpush.transport.native.reasons import reason_text
+from mqttpush.transport.reasons import CREDENTIALS_REFUSED, reason_text
 
 if TYPE_CHECKING:
     from mqttpush.settings import BrokerSettings
@@ -25,9 +25,6 @@ if TYPE_CHECKING:
 
 __all__ = ["handshake"]
 
-# CONNACK reasons about who is connecting: bad user name or password, not authorized,
-# banned, bad authentication method.
-_CREDENTIALS_REFUSED = frozenset({0x86, 0x87, 0x8A, 0x8C})
 _NO_CERT = " (the broker refused this client's certificate, or none was given)"
 # TLS alerts by which a broker refuses the client's certificate.
 _CERT_ALERTS = ("CERTIFICATE_REQUIRED", "UNKNOWN_CA", "BAD_CERTIFICATE", "CERTIFICATE_UNKNOWN")
@@ -97,13 +94,17 @@ async def handshake(
     if connack.reason_code:
         code = connack.reason_code
         why = f": {connack.reason_string}" if connack.reason_string else ""
-        if code in _CREDENTIALS_REFUSED:
+        if code in CREDENTIALS_REFUSED:
             user = f"user {s.username!r}" if s.username else "an anonymous client"
             raise AuthenticationError(
                 f"cannot connect to the MQTT broker at {where}: it refused {user}: "
-                f"{reason_text(code)}{why}"
+                f"{reason_text(code)}{why}",
+                reason_code=code,
             )
-        raise _unavailable(
-            where, f"the broker refused the connection with {reason_text(code)}{why}"
+        raise BrokerUnavailableError(
+            f"cannot connect to the MQTT broker at {where}: the broker refused the "
+            f"connection with {reason_text(code)}{why}",
+            reason_code=code,
+            server_reference=connack.server_reference,
         )
     return connack

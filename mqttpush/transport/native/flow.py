@@ -6,6 +6,10 @@ Receive Maximum, and the inbox of received messages.
 
 Choices that are not obvious:
 
+- The inbox is bounded in messages and in bytes: past either bound the socket stops
+  being read (``pause_reading``), so the kernel's buffer fills and TCP slows the broker
+  down, QoS 0 floods included; reading resumes once the inbox has drained to half.
+
 - The writes of one loop iteration are joined into one ``transport.write`` at its end
   (``call_soon``). Measured against writing the first one at once: a lone request/response
   round trip is no slower (the flush runs microseconds later), and under load there is one
@@ -48,12 +52,17 @@ class Flow(asyncio.Protocol):
         "_room_waiters",
         "_transport",
         "inbox",
+        "inbox_bytes",
+        "inbox_max_bytes",
+        "inbox_max_messages",
+        "last_received",
         "last_sent",
         "loop",
         "lost",
         "next_id",
         "paused",
         "pending",
+        "reading_paused",
         "receive_maximum",
         "subacks",
         "where",
@@ -69,7 +78,11 @@ class Flow(asyncio.Protocol):
         self.next_id = 1
         self.paused = False
         self.lost: str | None = None  # why the connection ended, once it has
-        self.last_sent = loop.time()
+        self.last_sent = self.last_received = loop.time()
+        self.inbox_bytes = 0
+        self.inbox_max_messages = 1_000
+        self.inbox_max_bytes = 16 << 20
+        self.reading_paused = False
         self._transport: asyncio.Transport | None = None
         self._out: list[bytes] = []
         self._flushing = False
@@ -161,6 +174,30 @@ class Flow(asyncio.Protocol):
             if not waiter.done():
                 waiter.set_result(None)
                 count -= 1
+
+    def take(self) -> Message:
+        """Take the oldest message from the inbox; read the socket again once it drained."""
+        message = self.inbox.popleft()
+        self.inbox_bytes -= len(message.payload)
+        if (
+            self.reading_paused
+            and len(self.inbox) <= self.inbox_max_messages // 2
+            and self.inbox_bytes <= self.inbox_max_bytes // 2
+        ):
+            self.reading_paused = False
+            self.last_received = self.loop.time()  # silence while not reading is no sign
+            if self._transport is not None and self.lost is None:
+                self._transport.resume_reading()
+        return message
+
+    def _bound_inbox(self) -> None:
+        """Stop reading the socket while the inbox is over a bound."""
+        if not self.reading_paused and (
+            len(self.inbox) >= self.inbox_max_messages or self.inbox_bytes >= self.inbox_max_bytes
+        ):
+            self.reading_paused = True
+            if self._transport is not None:
+                self._transport.pause_reading()
 
     def wait_inbox(self) -> asyncio.Future[None]:
         """A future that completes when a message arrives or the connection ends."""

@@ -1,14 +1,16 @@
-"""One connection to the broker as an ``asyncio.Protocol``: packets in, keep alive, shutdown.
+"""One connection to the broker as an ``asyncio.Protocol``: packets in, limits, shutdown.
 
-:class:`Link` adds to :class:`~mqttpush.transport.native.flow.Flow` what the broker
-drives: it frames and dispatches received packets, runs the connection's timer, and
-fails whatever waits on the connection when it ends.
+:class:`Link` adds to :class:`~mqttpush.transport.native.timer.Timer` what the broker
+drives: it frames and dispatches received packets, holds the broker to the limits this
+client announced, and fails whatever waits on the connection when it ends.
 
 Choices that are not obvious:
 
-- PUBACK deadlines are checked by one timer per connection (with keep alive), not an
-  ``asyncio.timeout`` per publish; a timed-out publish keeps its packet id until the
-  broker answers, so an id is never reused while the broker may still hold it.
+- What MQTT 5 calls a malformed packet or a protocol error ends the connection with a
+  DISCONNECT naming it: a packet over this client's Maximum Packet Size (0x95, refused
+  before it is buffered), more unacknowledged QoS 1 messages than its Receive Maximum
+  (0x93), a Topic Alias (0x94: none is ever allowed), a packet before the CONNACK or a
+  PINGRESP nobody asked for (0x82), reserved flags set (0x81).
 - A connection has its own protocol object, so a stale acknowledgement or message
   iterator can never touch the next connection.
 """
@@ -19,16 +21,15 @@ import asyncio
 import time
 
 from mqttpush.errors import ConnectionLostError, ProtocolError, SessionTakenOverError
-from mqttpush.transport.native.flow import Flow
 from mqttpush.transport.native.packets import (
     CONNACK,
     DISCONNECT,
-    MAX_REMAINING_LENGTH,
     PINGRESP,
     PUBACK,
     PUBLISH,
     SUBACK,
     ConnAck,
+    PacketError,
     PacketReader,
     decode_connack,
     decode_disconnect,
@@ -36,108 +37,162 @@ from mqttpush.transport.native.packets import (
     decode_publish,
     decode_suback,
     encode_disconnect,
-    encode_pingreq,
 )
-from mqttpush.transport.native.reasons import SESSION_TAKEN_OVER, reason_text
+from mqttpush.transport.native.timer import Timer
+from mqttpush.transport.reasons import (
+    MALFORMED_PACKET,
+    PROTOCOL_ERROR,
+    RECEIVE_MAXIMUM_EXCEEDED,
+    SESSION_TAKEN_OVER,
+    reason_text,
+)
 
-__all__ = ["NO_ACK", "Link"]
+__all__ = ["Link"]
 
-NO_ACK = -1  # the result a timed-out PUBACK future gets
+_GRACE = 1.0  # seconds a closing socket may take to send its DISCONNECT before it is cut
 
 
-class Link(Flow):
-    """One TCP (or TLS) connection to the broker: framing, acknowledgements, keep alive."""
+class Link(Timer):
+    """One TCP (or TLS) connection to the broker: framing, acknowledgements, keep alive.
+
+    Args:
+        loop: The event loop the connection runs on.
+        where: ``host:port`` of the broker, for messages.
+        client_id: The client id, for messages.
+        generation: Which connection of the transport this is.
+        receive_maximum: The Receive Maximum this client announced.
+        maximum_packet_size: The Maximum Packet Size this client announced.
+    """
 
     __slots__ = (
         "_closed",
-        "_ping_sent_at",
         "_reader",
-        "_timer",
-        "ack_timeout",
         "client_id",
         "connack",
+        "disconnect_code",
         "generation",
-        "keepalive",
         "lost_cause",
         "maximum_packet_size",
         "maximum_qos",
-        "taken_over",
+        "own_receive_maximum",
+        "server_reference",
+        "session",
+        "shared",
+        "unacked_in",
+        "wildcards",
     )
 
     def __init__(
-        self, loop: asyncio.AbstractEventLoop, where: str, client_id: str, generation: int
+        self,
+        loop: asyncio.AbstractEventLoop,
+        where: str,
+        client_id: str,
+        generation: int,
+        *,
+        receive_maximum: int = 65_535,
+        maximum_packet_size: int = 268_435_460,
     ) -> None:
         super().__init__(loop, where)
         self.client_id = client_id
         self.generation = generation
-        self.keepalive = 0.0
-        self.ack_timeout = 10.0
+        self.own_receive_maximum = receive_maximum
+        self.unacked_in = 0  # QoS 1 messages received and not yet acknowledged
         self.connack: asyncio.Future[ConnAck] = loop.create_future()
         self.maximum_qos = 2
-        self.maximum_packet_size = MAX_REMAINING_LENGTH + 5
-        self.taken_over = False
+        self.maximum_packet_size = 268_435_460  # the broker's; MQTT's largest until it says
+        self.wildcards = self.shared = True
+        self.session: dict[int, bytes] | None = None  # unacknowledged publishes, if kept
+        self.disconnect_code: int | None = None  # the reason code of the broker's DISCONNECT
+        self.server_reference: str | None = None
         self.lost_cause: Exception | None = None  # what ended the connection, if it failed
-        self._reader = PacketReader()
-        self._ping_sent_at: float | None = None
-        self._timer: asyncio.TimerHandle | None = None
+        self._reader = PacketReader(maximum_packet_size)
         self._closed: asyncio.Future[None] = loop.create_future()
 
     # -- asyncio.Protocol: packets in, and the end -----------------------------------------
 
     def data_received(self, data: bytes) -> None:
         """Frame and handle every complete packet in ``data``."""
+        self.last_received = self.loop.time()
         try:
             packets = self._reader.feed(data)
             if packets:
                 self._handle(packets)
         except ProtocolError as exc:
-            self.drop(f"malformed data from the broker: {exc}")
+            self.refuse(exc)
 
-    def _handle(  # noqa: PLR0912 - one branch per packet type, kept flat for speed
+    def _handle(  # noqa: PLR0912, PLR0915 - one branch per packet type, kept flat for speed
         self, packets: list[tuple[int, memoryview]]
     ) -> None:
         received_at = time.monotonic()
         generation = self.generation
         inbox = self.inbox
         pending = self.pending
+        session = self.session
         queued = len(inbox)
+        unacked = self.unacked_in
         freed = 0
+        ready = self.connack.done()
         for first, body in packets:
             kind = first >> 4
             if kind == PUBLISH:
+                if not ready:
+                    raise PacketError("PUBLISH before the CONNACK", PROTOCOL_ERROR)
                 if (first & 0x06) == 0x04:  # noqa: PLR2004 - the QoS bits say 2
-                    raise ProtocolError("QoS 2 PUBLISH, but no subscription asked for QoS 2")
-                inbox.append(decode_publish(first, body, received_at, generation))
-            elif kind == PUBACK:
+                    raise PacketError(
+                        "QoS 2 PUBLISH, but no subscription asked for it", PROTOCOL_ERROR
+                    )
+                message = decode_publish(first, body, received_at, generation)
+                inbox.append(message)
+                self.inbox_bytes += len(message.payload)
+                if first & 0x02:
+                    unacked += 1
+                continue
+            if first & 0x0F:
+                raise PacketError(f"packet type {kind} with reserved flags {first & 0x0F:#x}")
+            if kind == PUBACK:
                 packet_id, reason = decode_puback(body)
                 entry = pending.pop(packet_id, None)
+                if session is not None:
+                    session.pop(packet_id, None)
                 if entry is not None:
                     freed += 1
                     if not entry[0].done():
                         entry[0].set_result(reason)
-            elif kind == PINGRESP:
-                self._ping_sent_at = None
+            elif kind == PINGRESP and self.ping_sent_at is not None:
+                self.ping_sent_at = None
             elif kind == SUBACK:
                 suback = decode_suback(body)
                 waiter = self.subacks.pop(suback.packet_id, None)
                 if waiter is not None and not waiter.done():
                     waiter.set_result(suback)
-            elif kind == CONNACK and not self.connack.done():
+            elif kind == CONNACK and not ready:
+                ready = True
                 self.connack.set_result(decode_connack(body))
             elif kind == DISCONNECT:
                 self._broker_disconnected(body)
                 return
             else:
-                raise ProtocolError(f"unexpected packet type {kind} from the broker")
+                what = "a PINGRESP without a PINGREQ" if kind == PINGRESP else f"packet type {kind}"
+                raise PacketError(f"unexpected {what} from the broker", PROTOCOL_ERROR)
+        self.unacked_in = unacked
+        if unacked > self.own_receive_maximum:
+            raise PacketError(
+                f"{unacked} unacknowledged QoS 1 messages, over this client's Receive "
+                f"Maximum of {self.own_receive_maximum}",
+                RECEIVE_MAXIMUM_EXCEEDED,
+            )
         if len(inbox) > queued:
             self._wake_inbox()
-        if freed and self._room_waiters:
-            self._wake_room(freed)
+            self._bound_inbox()
+        if freed:
+            self.timeouts = 0
+            if self._room_waiters:
+                self._wake_room(freed)
 
     def _broker_disconnected(self, body: memoryview) -> None:
         disconnect = decode_disconnect(body)
-        if disconnect.reason_code == SESSION_TAKEN_OVER:
-            self.taken_over = True
+        self.disconnect_code = disconnect.reason_code
+        self.server_reference = disconnect.server_reference
         why = f" ({disconnect.reason_string})" if disconnect.reason_string else ""
         self.drop(f"the broker sent DISCONNECT with {reason_text(disconnect.reason_code)}{why}")
 
@@ -156,46 +211,32 @@ class Link(Flow):
         """Apply the broker's limits from its CONNACK and start the keep-alive timer."""
         self.receive_maximum = connack.receive_maximum
         self.maximum_qos = connack.maximum_qos
+        self.wildcards, self.shared = connack.wildcards, connack.shared
         if connack.maximum_packet_size is not None:
             self.maximum_packet_size = connack.maximum_packet_size
         if connack.server_keep_alive is not None:
             keepalive = connack.server_keep_alive
-        self.keepalive = float(keepalive)
-        self.ack_timeout = ack_timeout
-        self._timer = self.loop.call_later(self._interval(), self._tick)
-
-    def _interval(self) -> float:
-        """Timer period: half the keep alive, and a tenth of the PUBACK timeout."""
-        period = self.ack_timeout / 10
-        if self.keepalive:
-            period = min(period, self.keepalive / 2)
-        return max(period, 0.01)
-
-    def _tick(self) -> None:
-        if self.lost is not None:
-            return
-        now = self.loop.time()
-        period = self._interval()
-        if self.keepalive:
-            if self._ping_sent_at is not None:
-                if now - self._ping_sent_at >= self.keepalive:
-                    self.drop(f"no PINGRESP within {self.keepalive:g} s")
-                    return
-            elif now - self.last_sent >= self.keepalive - period:
-                self.send(encode_pingreq())  # the next tick may come up to a period late
-                self._ping_sent_at = now
-        for future, deadline in self.pending.values():  # in send order: oldest first
-            if deadline > now:
-                break
-            if not future.done():
-                future.set_result(NO_ACK)
-        self._timer = self.loop.call_later(period, self._tick)
+        self.start_timer(float(keepalive), ack_timeout)
 
     def drop(self, cause: str) -> None:
         """End the connection at once because of ``cause``."""
         self._shutdown(f"connection to the MQTT broker at {self.where} lost: {cause}")
         if self._transport is not None:
             self._transport.abort()
+
+    def refuse(self, exc: ProtocolError) -> None:
+        """End the connection over a packet MQTT 5 does not allow, with a DISCONNECT naming it."""
+        code = getattr(exc, "reason_code", MALFORMED_PACKET)
+        transport = self._transport
+        if transport is not None and self.lost is None:
+            transport.write(encode_disconnect(code))  # ahead of anything queued
+        self._shutdown(
+            f"connection to the MQTT broker at {self.where} lost: it broke MQTT 5 ({exc}); "
+            f"this client disconnected with {reason_text(code)}"
+        )
+        if transport is not None:
+            transport.close()
+            self.loop.call_later(_GRACE, transport.abort)
 
     async def close(self, message: str, timeout: float) -> None:
         """Send what is queued and a DISCONNECT, then close (abort after ``timeout``)."""
@@ -218,8 +259,7 @@ class Link(Flow):
         if self.lost is not None:
             return
         self.lost = message
-        if self._timer is not None:
-            self._timer.cancel()
+        self.stop_timer()
         self._out.clear()
         if not self.connack.done():
             self.connack.set_exception(ConnectionLostError(message))
@@ -237,9 +277,15 @@ class Link(Flow):
 
     def lost_error(self) -> ConnectionLostError:
         """The error ``messages()`` raises for this ended connection."""
-        if self.taken_over:
+        code = self.disconnect_code
+        if code == SESSION_TAKEN_OVER:
             return SessionTakenOverError(
                 f"another client connected to {self.where} with client id "
-                f"{self.client_id!r} and took over its session"
+                f"{self.client_id!r} and took over its session",
+                reason_code=code,
             )
-        return ConnectionLostError(self.lost or f"connection to {self.where} lost")
+        return ConnectionLostError(
+            self.lost or f"connection to {self.where} lost",
+            reason_code=code,
+            server_reference=self.server_reference,
+        )

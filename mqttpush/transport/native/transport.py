@@ -7,6 +7,10 @@ Choices that are not obvious:
 - ``is_connected`` stays true after a drop until ``messages()`` reports it or
   ``disconnect()`` is called, as with the aiomqtt transport (the reconnect logic in
   :mod:`mqttpush.connection` relies on it).
+- A publish runs under one deadline (twice the connect timeout): waiting for the socket
+  to drain, for room under the broker's Receive Maximum, and for the PUBACK.
+- Packets are checked against the broker's announced limits before they are sent
+  (:class:`~mqttpush.errors.PacketRefusedError`); the connection stays up.
 """
 
 from __future__ import annotations
@@ -14,15 +18,10 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
-from mqttpush.errors import (
-    AccessDeniedError,
-    ConfigurationError,
-    ConnectionLostError,
-    ProtocolError,
-)
+from mqttpush.errors import ConfigurationError, ConnectionLostError, PacketRefusedError
 from mqttpush.transport.broker import BrokerTransport
 from mqttpush.transport.native.connect import handshake
-from mqttpush.transport.native.link import NO_ACK, Link
+from mqttpush.transport.native.link import Link
 from mqttpush.transport.native.packets import (
     SubAck,
     encode_connect,
@@ -30,12 +29,9 @@ from mqttpush.transport.native.packets import (
     encode_publish,
     encode_subscribe,
 )
-from mqttpush.transport.native.reasons import (
-    NO_MATCHING_SUBSCRIBERS,
-    NOT_AUTHORIZED,
-    REFUSED,
-    reason_text,
-)
+from mqttpush.transport.native.session import Session
+from mqttpush.transport.native.timer import NO_ACK
+from mqttpush.transport.reasons import NO_MATCHING_SUBSCRIBERS, check_refusal
 from mqttpush.transport.tls import tls_context
 
 if TYPE_CHECKING:
@@ -58,6 +54,7 @@ class NativeTransport(BrokerTransport):
         super().__init__(settings)
         self._link: Link | None = None
         self._ack_timeout = settings.connect_timeout * 2
+        self._session = Session()
 
     @property
     def is_connected(self) -> bool:
@@ -66,6 +63,9 @@ class NativeTransport(BrokerTransport):
 
     async def connect(self) -> None:
         """Connect with MQTT 5 and TCP_NODELAY (and TLS when configured).
+
+        A persistent client whose session the broker resumed sends its unacknowledged
+        publishes again first (with DUP).
 
         Raises:
             BrokerUnavailableError: The broker is unreachable, too slow, not trusted, or
@@ -79,7 +79,16 @@ class NativeTransport(BrokerTransport):
         if old is not None:
             old.drop("replaced by a new connection")
         loop = asyncio.get_running_loop()
-        link = Link(loop, self.where, self._client_id, self._generation + 1)
+        link = Link(
+            loop,
+            self.where,
+            self._client_id,
+            self._generation + 1,
+            receive_maximum=s.receive_maximum,
+            maximum_packet_size=s.maximum_packet_size,
+        )
+        link.inbox_max_messages = s.inbox_max_messages
+        link.inbox_max_bytes = s.inbox_max_bytes
         try:
             connect_packet = encode_connect(
                 self._client_id,
@@ -89,11 +98,14 @@ class NativeTransport(BrokerTransport):
                 password=s.secret(),
                 session_expiry=s.session_expiry if self.persistent else None,
                 receive_maximum=s.receive_maximum,
+                maximum_packet_size=s.maximum_packet_size,
             )
-        except ProtocolError as exc:
+        except PacketRefusedError as exc:
             raise ConfigurationError(f"the broker settings cannot be sent: {exc}") from exc
         connack = await handshake(link, s, context, connect_packet)
         link.start(connack, s.keepalive, self._ack_timeout)
+        if self.persistent:
+            self._session.resume(link, session_present=connack.session_present)
         self._link = link
         self._generation += 1
         self._session_present = connack.session_present
@@ -117,14 +129,27 @@ class NativeTransport(BrokerTransport):
 
         Raises:
             ConnectionLostError: Not connected, or no SUBACK in time.
-            ProtocolError: The filter cannot be sent, QoS 2 was asked for, or the broker
-                refused the subscription.
+            PacketRefusedError: The filter breaks MQTT (a misplaced wildcard, ...) or the
+                broker's limits, or QoS 2 was asked for; nothing was sent.
+            BrokerRefusedError: The broker refused the subscription (``AccessDeniedError``
+                for 0x87 not authorized).
         """
         link = self._require()
         if qos not in (0, 1):
-            raise ProtocolError(f"cannot subscribe to {topic_filter!r}: QoS {qos} not supported")
+            raise PacketRefusedError(
+                f"cannot subscribe to {topic_filter!r}: QoS {qos} not supported"
+            )
         packet_id = link.allocate_id()
         packet = encode_subscribe(packet_id, topic_filter, qos)
+        self._check_limits(link, packet, f"the subscription to {topic_filter!r}")
+        if not link.wildcards and ("+" in topic_filter or "#" in topic_filter):
+            raise PacketRefusedError(
+                f"cannot subscribe to {topic_filter!r}: the broker allows no wildcards"
+            )
+        if not link.shared and topic_filter.startswith("$share/"):
+            raise PacketRefusedError(
+                f"cannot subscribe to {topic_filter!r}: the broker allows no shared subscriptions"
+            )
         waiter: asyncio.Future[SubAck] = link.loop.create_future()
         link.subacks[packet_id] = waiter
         try:
@@ -139,73 +164,69 @@ class NativeTransport(BrokerTransport):
             raise ConnectionLostError(f"subscribe to {topic_filter!r} failed: {exc}") from exc
         finally:
             link.subacks.pop(packet_id, None)
-        code = suback.reason_codes[0]
-        if code == NOT_AUTHORIZED:
-            raise AccessDeniedError(
-                f"the broker denied the subscription to {topic_filter!r}: {reason_text(code)}"
-            )
-        if code >= REFUSED:
-            raise ProtocolError(
-                f"the broker refused the subscription to {topic_filter!r}: {reason_text(code)}"
-            )
+        check_refusal(suback.reason_codes[0], f"the subscription to {topic_filter!r}")
 
     async def publish(self, message: Message) -> bool:
-        """Publish and, for QoS 1, wait for the broker's PUBACK.
+        """Publish and, for QoS 1, wait for the broker's PUBACK; all within one deadline.
 
         Returns:
             False when the broker acknowledged with "no matching subscribers"
             (reason code 16): nobody, not even a stored session, will get it.
 
         Raises:
-            ConnectionLostError: Not connected, the connection dropped, or no PUBACK
-                within twice the connect timeout.
-            ProtocolError: The message cannot be encoded, or the broker refused it.
+            ConnectionLostError: Not connected, the connection dropped, or the socket did
+                not drain or no PUBACK came within twice the connect timeout.
+            PacketRefusedError: The message cannot be encoded, or breaks the broker's
+                limits (QoS, Maximum Packet Size); nothing was sent.
+            BrokerRefusedError: The broker refused it (``AccessDeniedError`` for 0x87).
         """
         link = self._link
         if link is None or link.lost is not None:
             raise ConnectionLostError(f"not connected to the MQTT broker at {self.where}")
-        if link.paused:
-            await link.drain()
+        loop = link.loop
+        deadline = loop.time() + self._ack_timeout
+        if link.paused or (message.qos and len(link.pending) >= link.receive_maximum):
+            try:
+                async with asyncio.timeout_at(deadline):
+                    await link.drain()
+                    if message.qos:
+                        await link.wait_room()
+            except TimeoutError:
+                link.note_timeout()
+                raise self._no_ack(message) from None
         if message.qos == 0:
             link.send(self._encode(link, message, 0))
             return True
-        if len(link.pending) >= link.receive_maximum:
-            try:
-                async with asyncio.timeout(self._ack_timeout):
-                    await link.wait_room()
-            except TimeoutError:
-                raise self._no_ack(message) from None
         packet_id = link.allocate_id()
         packet = self._encode(link, message, packet_id)
-        future: asyncio.Future[int] = link.loop.create_future()
-        link.pending[packet_id] = (future, link.loop.time() + self._ack_timeout)
+        future: asyncio.Future[int] = loop.create_future()
+        link.pending[packet_id] = (future, deadline)
+        if link.session is not None:
+            link.session[packet_id] = packet
         link.send(packet)
         reason = await future
         if reason == NO_ACK:
             raise self._no_ack(message)
-        if reason == NOT_AUTHORIZED:
-            raise AccessDeniedError(
-                f"the broker denied the publish to {message.topic!r}: {reason_text(reason)}"
-            )
-        if reason >= REFUSED:
-            raise ProtocolError(
-                f"the broker refused the publish to {message.topic!r}: {reason_text(reason)}"
-            )
+        check_refusal(reason, f"the publish to {message.topic!r}")
         return reason != NO_MATCHING_SUBSCRIBERS
 
     @staticmethod
-    def _encode(link: Link, message: Message, packet_id: int) -> bytes:
+    def _check_limits(link: Link, packet: bytes, what: str) -> None:
+        if len(packet) > link.maximum_packet_size:
+            raise PacketRefusedError(
+                f"cannot send {what}: {len(packet)} bytes exceed the broker's maximum "
+                f"packet size of {link.maximum_packet_size}"
+            )
+
+    @classmethod
+    def _encode(cls, link: Link, message: Message, packet_id: int) -> bytes:
         if message.qos > link.maximum_qos:
-            raise ProtocolError(
+            raise PacketRefusedError(
                 f"cannot publish to {message.topic!r}: the broker accepts QoS up to "
                 f"{link.maximum_qos}"
             )
         packet = encode_publish(message, packet_id)
-        if len(packet) > link.maximum_packet_size:
-            raise ProtocolError(
-                f"cannot publish to {message.topic!r}: {len(packet)} bytes exceed the "
-                f"broker's maximum packet size of {link.maximum_packet_size}"
-            )
+        cls._check_limits(link, packet, f"the publish to {message.topic!r}")
         return packet
 
     @staticmethod
@@ -225,6 +246,8 @@ class NativeTransport(BrokerTransport):
         ):
             return
         link.send(encode_puback(message.mid))
+        if link.unacked_in:
+            link.unacked_in -= 1
 
     async def messages(self) -> AsyncIterator[Message]:
         """Yield inbound messages until the connection drops.
@@ -233,7 +256,9 @@ class NativeTransport(BrokerTransport):
             ConnectionLostError: The connection dropped (or was closed).
             SessionTakenOverError: The broker said another client took this client id.
         """
-        link = self._require()
+        link = self._link
+        if link is None:  # a connection that already ended still says why, below
+            raise ConnectionLostError(f"not connected to the MQTT broker at {self.where}")
         inbox = link.inbox
         while True:
             if link.lost is not None:
@@ -241,6 +266,6 @@ class NativeTransport(BrokerTransport):
                     self._link = None
                 raise link.lost_error()
             if inbox:
-                yield inbox.popleft()
+                yield link.take()
             else:
                 await link.wait_inbox()

@@ -40,6 +40,7 @@ from mqttpush.transport.native.packets.wire import (
     PUBACK,
     PUBLISH,
     SUBACK,
+    PacketError,
     decode_varint,
     encode_varint,
 )
@@ -54,6 +55,7 @@ __all__ = [
     "SUBACK",
     "ConnAck",
     "Disconnect",
+    "PacketError",
     "PacketReader",
     "SubAck",
     "decode_connack",

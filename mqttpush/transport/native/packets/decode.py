@@ -12,7 +12,6 @@ import struct
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from mqttpush.errors import ProtocolError
 from mqttpush.transport.base import Message
 from mqttpush.transport.native.packets.properties import (
     ASSIGNED_CLIENT_ID,
@@ -25,13 +24,16 @@ from mqttpush.transport.native.packets.properties import (
     RECEIVE_MAXIMUM,
     RESPONSE_TOPIC,
     SERVER_KEEP_ALIVE,
+    SERVER_REFERENCE,
+    TOPIC_ALIAS,
     USER_PROPERTY,
+    once,
     properties_end,
     read_binary,
     read_string,
     skip_property,
 )
-from mqttpush.transport.native.packets.wire import U32
+from mqttpush.transport.native.packets.wire import PROTOCOL, U32, PacketError
 
 if TYPE_CHECKING:
     from mqttpush.transport.native.packets.wire import Buffer
@@ -49,6 +51,10 @@ __all__ = [
 
 _ID_SIZE = 2  # a packet id, or a two-byte length
 _QOS_INVALID = 3
+_TOPIC_ALIAS_INVALID = 0x94
+_SUBSCRIPTION_ID = 0x0B
+_WILDCARDS_AVAILABLE = 0x28
+_SHARED_AVAILABLE = 0x2A  # may repeat in a PUBLISH, as User Property may
 _DECODE_ERRORS = (IndexError, ValueError, struct.error)  # UnicodeDecodeError is a ValueError
 
 
@@ -65,6 +71,9 @@ class ConnAck:
         assigned_client_id: The client id the broker chose, if it chose one.
         server_keep_alive: The keep alive the broker wants instead of the client's.
         maximum_packet_size: The largest packet the broker accepts, if it limits it.
+        server_reference: Another server to use (with a refusal such as 0x9C), if any.
+        wildcards: Whether the broker accepts wildcard subscriptions.
+        shared: Whether the broker accepts shared subscriptions.
     """
 
     session_present: bool
@@ -75,6 +84,9 @@ class ConnAck:
     assigned_client_id: str | None = None
     server_keep_alive: int | None = None
     maximum_packet_size: int | None = None
+    server_reference: str | None = None
+    wildcards: bool = True
+    shared: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,9 +103,10 @@ class Disconnect:
 
     reason_code: int
     reason_string: str | None = None
+    server_reference: str | None = None
 
 
-def decode_connack(body: Buffer) -> ConnAck:
+def decode_connack(body: Buffer) -> ConnAck:  # noqa: PLR0912 - one branch per property
     """Decode the body of a CONNACK.
 
     Raises:
@@ -102,17 +115,19 @@ def decode_connack(body: Buffer) -> ConnAck:
     try:
         flags, reason = body[0], body[1]
         if flags & 0xFE:
-            raise ProtocolError(f"CONNACK flags {flags:#04x} set reserved bits")
+            raise PacketError(f"CONNACK flags {flags:#04x} set reserved bits")
         values: dict[str, object] = {}
         if len(body) > _ID_SIZE:  # MQTT 3 brokers stop after the reason code
             pos, end = properties_end(body, 2)
+            seen = 0
             while pos < end:
                 ident = body[pos]
                 pos += 1
+                seen = once(seen, ident, "CONNACK")
                 if ident == RECEIVE_MAXIMUM:
                     values["receive_maximum"] = body[pos] << 8 | body[pos + 1]
                     if not values["receive_maximum"]:
-                        raise ProtocolError("CONNACK Receive Maximum is 0")
+                        raise PacketError("CONNACK Receive Maximum is 0", PROTOCOL)
                 elif ident == MAXIMUM_QOS:
                     values["maximum_qos"] = body[pos]
                 elif ident == SERVER_KEEP_ALIVE:
@@ -125,15 +140,22 @@ def decode_connack(body: Buffer) -> ConnAck:
                 elif ident == ASSIGNED_CLIENT_ID:
                     values["assigned_client_id"], pos = read_string(body, pos)
                     continue
+                elif ident == SERVER_REFERENCE:
+                    values["server_reference"], pos = read_string(body, pos)
+                    continue
+                elif ident == _WILDCARDS_AVAILABLE:
+                    values["wildcards"] = bool(body[pos])
+                elif ident == _SHARED_AVAILABLE:
+                    values["shared"] = bool(body[pos])
                 pos = skip_property(body, pos, ident)
             if pos != end:
-                raise ProtocolError("CONNACK properties do not end where their length says")
+                raise PacketError("CONNACK properties do not end where their length says")
         return ConnAck(bool(flags & 1), reason, **values)  # type: ignore[arg-type]  # keys above
     except _DECODE_ERRORS as exc:
-        raise ProtocolError(f"malformed CONNACK: {exc}") from None
+        raise PacketError(f"malformed CONNACK: {exc}") from None
 
 
-def decode_publish(  # noqa: PLR0912 - one branch per property, kept flat for speed
+def decode_publish(  # noqa: PLR0912, PLR0915 - one branch per property, kept flat for speed
     first: int, body: Buffer, received_at: float, generation: int
 ) -> Message:
     """Decode a PUBLISH into a :class:`Message`.
@@ -151,16 +173,18 @@ def decode_publish(  # noqa: PLR0912 - one branch per property, kept flat for sp
     try:
         pos = 2 + (body[0] << 8 | body[1])
         if pos > len(body):
-            raise ProtocolError("topic runs past the end of the PUBLISH")
+            raise PacketError("topic runs past the end of the PUBLISH")
         topic = str(body[2:pos], "utf-8")
-        if not topic:
-            raise ProtocolError("PUBLISH without a topic (topic aliases were not allowed)")
         mid = 0
         if qos:
             if qos == _QOS_INVALID:
-                raise ProtocolError("PUBLISH with QoS 3")
+                raise PacketError("PUBLISH with QoS 3")
             mid = body[pos] << 8 | body[pos + 1]
             pos += 2
+            if not mid:
+                raise PacketError("QoS 1 PUBLISH with packet id 0", PROTOCOL)
+        elif first & 0x08:
+            raise PacketError("QoS 0 PUBLISH with the DUP flag set")
         content_type = response_topic = None
         correlation = None
         expiry = None
@@ -170,9 +194,12 @@ def decode_publish(  # noqa: PLR0912 - one branch per property, kept flat for sp
             pos += 1
         else:
             pos, end = properties_end(body, pos)
+            seen = 0
             while pos < end:
                 ident = body[pos]
                 pos += 1
+                if ident != USER_PROPERTY and ident != _SUBSCRIPTION_ID:  # noqa: PLR1714
+                    seen = once(seen, ident, "PUBLISH")
                 if ident == USER_PROPERTY:
                     key, pos = read_string(body, pos)
                     value, pos = read_string(body, pos)
@@ -186,12 +213,19 @@ def decode_publish(  # noqa: PLR0912 - one branch per property, kept flat for sp
                 elif ident == MESSAGE_EXPIRY:
                     expiry = U32.unpack_from(body, pos)[0]
                     pos += 4
+                elif ident == TOPIC_ALIAS:
+                    raise PacketError(
+                        "PUBLISH with a Topic Alias, which this client never allows",
+                        _TOPIC_ALIAS_INVALID,
+                    )
                 else:
                     pos = skip_property(body, pos, ident)
             if pos != end:
-                raise ProtocolError("PUBLISH properties do not end where their length says")
+                raise PacketError("PUBLISH properties do not end where their length says")
     except _DECODE_ERRORS as exc:
-        raise ProtocolError(f"malformed PUBLISH: {exc}") from None
+        raise PacketError(f"malformed PUBLISH: {exc}") from None
+    if not topic or "+" in topic or "#" in topic or "\x00" in topic:
+        _bad_topic(topic)
     return Message(
         topic,
         bytes(body[pos:]),
@@ -208,6 +242,15 @@ def decode_publish(  # noqa: PLR0912 - one branch per property, kept flat for sp
     )
 
 
+def _bad_topic(topic: str) -> None:
+    """Raise the error a PUBLISH topic name that is not allowed calls for."""
+    if not topic:  # an alias would be needed, and none was allowed
+        raise PacketError("PUBLISH without a topic name (no Topic Alias is allowed)", PROTOCOL)
+    if "\x00" in topic:
+        raise PacketError(f"PUBLISH topic name {topic[:80]!r} contains U+0000")
+    raise PacketError(f"PUBLISH topic name {topic[:80]!r} contains a wildcard", PROTOCOL)
+
+
 def decode_puback(body: Buffer) -> tuple[int, int]:
     """Decode a PUBACK.
 
@@ -221,14 +264,14 @@ def decode_puback(body: Buffer) -> tuple[int, int]:
     if size == _ID_SIZE:
         return body[0] << 8 | body[1], 0
     if size < _ID_SIZE:
-        raise ProtocolError(f"malformed PUBACK of {size} bytes")
+        raise PacketError(f"malformed PUBACK of {size} bytes")
     if size > _ID_SIZE + 1:  # properties (Reason String, User Property): checked, not used
         try:
             end = properties_end(body, 3)[1]
         except _DECODE_ERRORS as exc:
-            raise ProtocolError(f"malformed PUBACK: {exc}") from None
+            raise PacketError(f"malformed PUBACK: {exc}") from None
         if end != size:
-            raise ProtocolError("PUBACK properties do not end where their length says")
+            raise PacketError("PUBACK properties do not end where their length says")
     return body[0] << 8 | body[1], body[2]
 
 
@@ -242,10 +285,10 @@ def decode_suback(body: Buffer) -> SubAck:
         packet_id = body[0] << 8 | body[1]
         pos = properties_end(body, 2)[1]
     except _DECODE_ERRORS as exc:
-        raise ProtocolError(f"malformed SUBACK: {exc}") from None
+        raise PacketError(f"malformed SUBACK: {exc}") from None
     codes = tuple(body[pos:])
     if not codes:
-        raise ProtocolError("SUBACK without a reason code")
+        raise PacketError("SUBACK without a reason code")
     return SubAck(packet_id, codes)
 
 
@@ -260,18 +303,23 @@ def decode_disconnect(body: Buffer) -> Disconnect:
     reason = body[0]
     if len(body) == 1:
         return Disconnect(reason)
-    text = None
+    text = reference = None
     try:
         pos, end = properties_end(body, 1)
+        seen = 0
         while pos < end:
             ident = body[pos]
             pos += 1
+            if ident != USER_PROPERTY:
+                seen = once(seen, ident, "DISCONNECT")
             if ident == REASON_STRING:
                 text, pos = read_string(body, pos)
+            elif ident == SERVER_REFERENCE:
+                reference, pos = read_string(body, pos)
             else:
                 pos = skip_property(body, pos, ident)
     except _DECODE_ERRORS as exc:
-        raise ProtocolError(f"malformed DISCONNECT: {exc}") from None
+        raise PacketError(f"malformed DISCONNECT: {exc}") from None
     if pos != end:
-        raise ProtocolError("DISCONNECT properties do not end where their length says")
-    return Disconnect(reason, text)
+        raise PacketError("DISCONNECT properties do not end where their length says")
+    return Disconnect(reason, text, reference)

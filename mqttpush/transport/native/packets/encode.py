@@ -2,17 +2,22 @@
 
 The packets are CONNECT, PUBLISH, PUBACK, SUBSCRIBE, PINGREQ and DISCONNECT. A value
 that MQTT cannot carry, or that a broker would refuse (and disconnect for), raises
-:class:`~mqttpush.errors.ProtocolError` here, before anything is sent.
+:class:`~mqttpush.errors.PacketRefusedError` here, before anything is sent.
 """
 
 from __future__ import annotations
 
-import re
 import struct
 from typing import TYPE_CHECKING
 
-from mqttpush.errors import ProtocolError
-from mqttpush.transport.native.packets.properties import RECEIVE_MAXIMUM, SESSION_EXPIRY
+from mqttpush.address import is_mqtt_text
+from mqttpush.errors import PacketRefusedError
+from mqttpush.transport.limits import check_filter
+from mqttpush.transport.native.packets.properties import (
+    MAXIMUM_PACKET_SIZE,
+    RECEIVE_MAXIMUM,
+    SESSION_EXPIRY,
+)
 from mqttpush.transport.native.packets.wire import MAX_REMAINING_LENGTH, U16, U32, encode_varint
 
 if TYPE_CHECKING:
@@ -36,28 +41,20 @@ _PUBACK_REASON = struct.Struct(">BBHBB")  # ... reason code, property length 0
 _PINGREQ = b"\xc0\x00"
 _PROTOCOL = b"\x00\x04MQTT\x05"
 
-# What Mosquitto refuses in any string (it disconnects the sender): U+0000 and other
-# control characters, and non-characters. Lone surrogates fail to encode anyway.
-_REFUSED_TEXT = re.compile(
-    "[\x00-\x1f\x7f-\x9f\ufdd0-\ufdef"
-    + "".join(chr(plane << 16 | 0xFFFE) + chr(plane << 16 | 0xFFFF) for plane in range(17))
-    + "]"
-)
-
 
 def _string(value: str, what: str) -> bytes:
     """A UTF-8 string with its two-byte length; refuses what a broker would reject."""
     try:
         data = value.encode()
     except UnicodeEncodeError as exc:  # lone surrogates
-        raise ProtocolError(f"{what} is not valid UTF-8: {exc}") from None
+        raise PacketRefusedError(f"{what} is not valid UTF-8: {exc}") from None
     except AttributeError:
-        raise ProtocolError(f"{what} must be a string, not {type(value).__name__}") from None
+        raise PacketRefusedError(f"{what} must be a string, not {type(value).__name__}") from None
     if len(data) > _MAX_STRING:
-        raise ProtocolError(f"{what} is {len(data)} bytes long; MQTT allows {_MAX_STRING}")
-    # isprintable() is a fast pass for almost every string; the pattern is ~20x slower.
-    if not value.isprintable() and _REFUSED_TEXT.search(value) is not None:
-        raise ProtocolError(
+        raise PacketRefusedError(f"{what} is {len(data)} bytes long; MQTT allows {_MAX_STRING}")
+    # isprintable() is a fast pass for almost every string; the full check is slower.
+    if not value.isprintable() and not is_mqtt_text(value):
+        raise PacketRefusedError(
             f"{what} {value[:80]!r} contains a control character or non-character, "
             "which brokers refuse"
         )
@@ -68,15 +65,15 @@ def _binary(value: bytes, what: str) -> bytes:
     try:
         data = bytes(value)
     except TypeError:
-        raise ProtocolError(f"{what} must be bytes, not {type(value).__name__}") from None
+        raise PacketRefusedError(f"{what} must be bytes, not {type(value).__name__}") from None
     if len(data) > _MAX_STRING:
-        raise ProtocolError(f"{what} is {len(data)} bytes long; MQTT allows {_MAX_STRING}")
+        raise PacketRefusedError(f"{what} is {len(data)} bytes long; MQTT allows {_MAX_STRING}")
     return U16.pack(len(data)) + data
 
 
 def _fixed_header(first: int, remaining: int) -> bytes:
     if remaining > MAX_REMAINING_LENGTH:
-        raise ProtocolError(
+        raise PacketRefusedError(
             f"packet of {remaining} bytes exceeds MQTT's largest {MAX_REMAINING_LENGTH}"
         )
     return bytes((first,)) + encode_varint(remaining)
@@ -84,7 +81,7 @@ def _fixed_header(first: int, remaining: int) -> bytes:
 
 def _check_packet_id(packet_id: int) -> None:
     if not 1 <= packet_id <= _MAX_PACKET_ID:
-        raise ProtocolError(f"packet id {packet_id} is outside 1..{_MAX_PACKET_ID}")
+        raise PacketRefusedError(f"packet id {packet_id} is outside 1..{_MAX_PACKET_ID}")
 
 
 def encode_connect(
@@ -96,6 +93,7 @@ def encode_connect(
     password: str | bytes | None = None,
     session_expiry: int | None = None,
     receive_maximum: int | None = None,
+    maximum_packet_size: int | None = None,
 ) -> bytes:
     """Encode a CONNECT packet (MQTT 5, no will).
 
@@ -108,9 +106,11 @@ def encode_connect(
         session_expiry: Session Expiry Interval property, in seconds.
         receive_maximum: Receive Maximum property: QoS 1 messages the broker may send
             before they are acknowledged.
+        maximum_packet_size: Maximum Packet Size property: the largest packet the
+            broker may send, in bytes.
 
     Raises:
-        ProtocolError: A value that MQTT cannot carry.
+        PacketRefusedError: A value that MQTT cannot carry.
     """
     flags = 0x02 if clean_start else 0
     payload = [_string(client_id, "client id")]
@@ -127,11 +127,15 @@ def encode_connect(
             props += bytes((SESSION_EXPIRY,)) + U32.pack(session_expiry)
         if receive_maximum is not None:
             if receive_maximum == 0:
-                raise ProtocolError("Receive Maximum must not be 0")
+                raise PacketRefusedError("Receive Maximum must not be 0")
             props += bytes((RECEIVE_MAXIMUM,)) + U16.pack(receive_maximum)
+        if maximum_packet_size is not None:
+            if maximum_packet_size == 0:
+                raise PacketRefusedError("Maximum Packet Size must not be 0")
+            props += bytes((MAXIMUM_PACKET_SIZE,)) + U32.pack(maximum_packet_size)
         header = _PROTOCOL + bytes((flags,)) + U16.pack(keepalive)
     except struct.error as exc:
-        raise ProtocolError(f"CONNECT value out of range: {exc}") from None
+        raise PacketRefusedError(f"CONNECT value out of range: {exc}") from None
     body = header + encode_varint(len(props)) + props + b"".join(payload)
     return _fixed_header(0x10, len(body)) + body
 
@@ -147,24 +151,26 @@ def encode_publish(  # noqa: PLR0912 - one branch per property, kept flat for sp
         dup: The DUP flag, for a QoS 1 message sent again.
 
     Raises:
-        ProtocolError: The message cannot be published: an empty topic or one with a
+        PacketRefusedError: The message cannot be published: an empty topic or one with a
             wildcard, a string over 65,535 bytes or with a control character (which
             brokers refuse), a payload that is not bytes, QoS other than 0 or 1, a value
             out of range.
     """
     topic = message.topic
     if not topic or "+" in topic or "#" in topic:
-        raise ProtocolError(f"cannot publish to {topic!r}: a topic must be set, without wildcards")
+        raise PacketRefusedError(
+            f"cannot publish to {topic!r}: a topic must be set, without wildcards"
+        )
     payload = message.payload
     if not isinstance(payload, (bytes, bytearray, memoryview)):
-        raise ProtocolError(
+        raise PacketRefusedError(
             f"cannot publish to {topic!r}: the payload must be bytes, not {type(payload).__name__}"
         )
     qos = message.qos
     first = 0x30
     if qos:
         if qos != 1:
-            raise ProtocolError(f"cannot publish to {topic!r}: QoS {qos} is not supported")
+            raise PacketRefusedError(f"cannot publish to {topic!r}: QoS {qos} is not supported")
         _check_packet_id(packet_id)
         variable = _string(topic, "topic") + U16.pack(packet_id)
         first = 0x3A if dup else 0x32
@@ -183,7 +189,7 @@ def encode_publish(  # noqa: PLR0912 - one branch per property, kept flat for sp
         try:
             props.append(b"\x02" + U32.pack(message.message_expiry))
         except struct.error:
-            raise ProtocolError(
+            raise PacketRefusedError(
                 f"message expiry {message.message_expiry} is outside 0..4294967295"
             ) from None
     for key, value in message.user_properties:
@@ -192,7 +198,7 @@ def encode_publish(  # noqa: PLR0912 - one branch per property, kept flat for sp
     prop_length = encode_varint(len(prop_bytes))
     remaining = len(variable) + len(prop_length) + len(prop_bytes) + len(payload)
     if remaining > MAX_REMAINING_LENGTH:
-        raise ProtocolError(
+        raise PacketRefusedError(
             f"cannot publish to {topic!r}: {remaining} bytes exceed MQTT's largest packet"
         )
     return b"".join(
@@ -212,14 +218,13 @@ def encode_subscribe(packet_id: int, topic_filter: str, qos: int = 1) -> bytes:
     """Encode a SUBSCRIBE of one filter at ``qos``, without properties.
 
     Raises:
-        ProtocolError: An empty filter, one over 65,535 bytes or with U+0000, or QoS
-            other than 0, 1 or 2.
+        PacketRefusedError: A filter :func:`check_filter` refuses, one over 65,535 bytes
+            or with a control character, or QoS other than 0, 1 or 2.
     """
     _check_packet_id(packet_id)
-    if not topic_filter:
-        raise ProtocolError("cannot subscribe to an empty topic filter")
+    check_filter(topic_filter)
     if qos not in (0, 1, 2):
-        raise ProtocolError(f"cannot subscribe to {topic_filter!r}: QoS {qos} does not exist")
+        raise PacketRefusedError(f"cannot subscribe to {topic_filter!r}: QoS {qos} does not exist")
     body = U16.pack(packet_id) + b"\x00" + _string(topic_filter, "topic filter") + bytes((qos,))
     return _fixed_header(0x82, len(body)) + body
 

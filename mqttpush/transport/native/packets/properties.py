@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from mqttpush.errors import ProtocolError
-from mqttpush.transport.native.packets.wire import decode_varint
+from mqttpush.transport.native.packets.wire import PROTOCOL, PacketError, decode_varint
 
 if TYPE_CHECKING:
     from mqttpush.transport.native.packets.wire import Buffer
@@ -25,8 +24,11 @@ __all__ = [
     "RECEIVE_MAXIMUM",
     "RESPONSE_TOPIC",
     "SERVER_KEEP_ALIVE",
+    "SERVER_REFERENCE",
     "SESSION_EXPIRY",
+    "TOPIC_ALIAS",
     "USER_PROPERTY",
+    "once",
     "properties_end",
     "read_binary",
     "read_string",
@@ -41,8 +43,10 @@ CORRELATION_DATA = 0x09
 SESSION_EXPIRY = 0x11
 ASSIGNED_CLIENT_ID = 0x12
 SERVER_KEEP_ALIVE = 0x13
+SERVER_REFERENCE = 0x1C
 REASON_STRING = 0x1F
 RECEIVE_MAXIMUM = 0x21
+TOPIC_ALIAS = 0x23
 MAXIMUM_QOS = 0x24
 USER_PROPERTY = 0x26
 MAXIMUM_PACKET_SIZE = 0x27
@@ -84,7 +88,7 @@ def skip_property(data: Buffer, pos: int, ident: int) -> int:
     """Return the position after the value of property ``ident`` starting at ``pos``."""
     kind = _PROPERTY_TYPES.get(ident)
     if kind is None:
-        raise ProtocolError(f"unknown property identifier {ident:#04x}")
+        raise PacketError(f"unknown property identifier {ident:#04x}")
     if kind == _BYTE:
         return pos + 1
     if kind == _TWO:
@@ -102,15 +106,18 @@ def read_string(data: Buffer, pos: int) -> tuple[str, int]:
     """Read the UTF-8 string at ``pos``; return it and the position after it."""
     end = pos + 2 + (data[pos] << 8 | data[pos + 1])
     if end > len(data):
-        raise ProtocolError("string runs past the end of its packet")
-    return str(data[pos + 2 : end], "utf-8"), end
+        raise PacketError("string runs past the end of its packet")
+    text = str(data[pos + 2 : end], "utf-8")
+    if "\x00" in text:  # [MQTT-1.5.4-2]: a malformed packet
+        raise PacketError(f"string {text[:80]!r} contains U+0000")
+    return text, end
 
 
 def read_binary(data: Buffer, pos: int) -> tuple[bytes, int]:
     """Read the binary data at ``pos``; return it and the position after it."""
     end = pos + 2 + (data[pos] << 8 | data[pos + 1])
     if end > len(data):
-        raise ProtocolError("binary data runs past the end of its packet")
+        raise PacketError("binary data runs past the end of its packet")
     return bytes(data[pos + 2 : end]), end
 
 
@@ -119,5 +126,13 @@ def properties_end(data: Buffer, pos: int) -> tuple[int, int]:
     length, pos = decode_varint(data, pos)
     end = pos + length
     if end > len(data):
-        raise ProtocolError("properties run past the end of their packet")
+        raise PacketError("properties run past the end of their packet")
     return pos, end
+
+
+def once(seen: int, ident: int, packet: str) -> int:
+    """Add property ``ident`` to the bit set ``seen``; a second one is a protocol error."""
+    bit = 1 << ident
+    if seen & bit:
+        raise PacketError(f"{packet} carries property {ident:#04x} twice", PROTOCOL)
+    return seen | bit

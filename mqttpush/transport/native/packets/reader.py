@@ -7,7 +7,9 @@ is a ``memoryview`` into the received chunk, so a packet is never copied to be f
 from __future__ import annotations
 
 from mqttpush.errors import ProtocolError
-from mqttpush.transport.native.packets.wire import CONTINUATION
+from mqttpush.transport.native.packets.wire import CONTINUATION, MAX_REMAINING_LENGTH, PacketError
+
+_PACKET_TOO_LARGE = 0x95
 
 __all__ = ["PacketReader"]
 
@@ -16,14 +18,21 @@ class PacketReader:
     """Frames a byte stream into packets: feed it chunks, get back every complete packet.
 
     A packet split across chunks waits in a buffer until its last byte arrives; the
-    buffer is not re-scanned before then, so a large payload costs one copy.
+    buffer is not re-scanned before then, so a large payload costs one copy. A packet
+    larger than ``limit`` is refused as soon as its length is read, before any of it
+    is buffered.
+
+    Args:
+        limit: The largest packet accepted, fixed header included (the client's
+            Maximum Packet Size).
     """
 
-    __slots__ = ("_buffer", "_need")
+    __slots__ = ("_buffer", "_need", "limit")
 
-    def __init__(self) -> None:
+    def __init__(self, limit: int = MAX_REMAINING_LENGTH + 5) -> None:
         self._buffer = bytearray()
         self._need = 0  # bytes the buffered partial packet needs before it can be framed
+        self.limit = limit
 
     @property
     def buffered(self) -> int:
@@ -37,7 +46,8 @@ class PacketReader:
             (first byte, body) per packet; the body is a read-only view.
 
         Raises:
-            ProtocolError: A remaining length longer than four bytes.
+            ProtocolError: A remaining length longer than four bytes, or a packet over
+                the limit (a :class:`PacketError` with reason 0x95).
         """
         buffer = self._buffer
         if buffer:
@@ -73,6 +83,12 @@ class PacketReader:
                         break
                     shift += 7
             end = start + length
+            if end - pos > self.limit:
+                raise PacketError(
+                    f"a packet of {end - pos} bytes exceeds this client's maximum packet "
+                    f"size of {self.limit}",
+                    _PACKET_TOO_LARGE,
+                )
             if end > size:
                 self._keep(view, pos, end - pos)
                 return packets

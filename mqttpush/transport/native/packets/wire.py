@@ -18,6 +18,7 @@ __all__ = [
     "U16",
     "U32",
     "Buffer",
+    "PacketError",
     "decode_varint",
     "encode_varint",
 ]
@@ -37,6 +38,22 @@ U16 = struct.Struct(">H")
 U32 = struct.Struct(">I")
 
 Buffer = bytes | bytearray | memoryview
+
+MALFORMED = 0x81  # the DISCONNECT reason codes the decoders ask for
+PROTOCOL = 0x82
+
+
+class PacketError(ProtocolError):
+    """A received packet MQTT 5 calls malformed or a protocol error.
+
+    Attributes:
+        reason_code: What the DISCONNECT that ends the connection says: 0x81 malformed
+            packet unless the specification names another (0x82, 0x90, 0x94, 0x95, ...).
+    """
+
+    def __init__(self, message: str, reason_code: int = MALFORMED) -> None:
+        super().__init__(message)
+        self.reason_code = reason_code
 
 
 def encode_varint(value: int) -> bytes:

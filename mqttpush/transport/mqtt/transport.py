@@ -1,6 +1,7 @@
-"""The MQTT 5 transport on aiomqtt: the only module that imports aiomqtt or paho-mqtt.
+"""The :class:`MqttTransport`: the transport interface on aiomqtt.
 
-Every aiomqtt/paho error is translated here into the mqttpush exception tree.
+Every aiomqtt/paho error is translated here, and only here, into the mqttpush
+exception tree; reason codes are read with the vocabulary both stacks share.
 """
 
 from __future__ import annotations
@@ -10,8 +11,7 @@ import contextlib
 import socket
 import ssl
 import struct
-import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import aiomqtt
 from paho.mqtt.enums import MQTTErrorCode
@@ -19,68 +19,37 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from mqttpush.errors import (
-    AccessDeniedError,
     AuthenticationError,
     BrokerUnavailableError,
     ConnectionLostError,
-    ProtocolError,
+    PacketRefusedError,
     SessionTakenOverError,
     TlsError,
 )
-from mqttpush.transport.base import Message
 from mqttpush.transport.broker import BrokerTransport
+from mqttpush.transport.gate import ReadGate
+from mqttpush.transport.limits import check_filter
+from mqttpush.transport.mqtt.convert import code_of, from_aiomqtt, to_properties
+from mqttpush.transport.mqtt.hooks import install_hooks
+from mqttpush.transport.reasons import (
+    CREDENTIALS_REFUSED,
+    NO_MATCHING_SUBSCRIBERS,
+    SESSION_TAKEN_OVER,
+    check_refusal,
+)
 from mqttpush.transport.tls import tls_context
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
     from mqttpush.settings import BrokerSettings
+    from mqttpush.transport.base import Message
 
 __all__ = ["MqttTransport"]
 
 # Without TCP_NODELAY a QoS 1 request/response round trip waits on Nagle's algorithm
 # and delayed ACKs: ~88 ms instead of ~0.4 ms on loopback.
 _SOCKET_OPTIONS = ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)
-_SESSION_TAKEN_OVER = 142  # MQTT 5 DISCONNECT reason code
-_NO_MATCHING_SUBSCRIBERS = 16  # MQTT 5 PUBACK reason code
-_REFUSED = 0x80  # PUBACK reason codes from here on are refusals (not authorized, quota, ...)
-_NOT_AUTHORIZED = 0x87
-_CREDENTIALS_REFUSED = frozenset({0x86, 0x87, 0x8A, 0x8C})  # CONNACK: who is connecting
-
-
-def _to_properties(message: Message) -> Properties | None:
-    values = (
-        ("ContentType", message.content_type),
-        ("CorrelationData", message.correlation_data),
-        ("ResponseTopic", message.response_topic),
-        ("MessageExpiryInterval", message.message_expiry),
-        ("UserProperty", list(message.user_properties) or None),
-    )
-    present = [(name, value) for name, value in values if value is not None]
-    if not present:
-        return None
-    props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]  # paho is untyped here
-    for name, value in present:
-        setattr(props, name, value)
-    return props
-
-
-def _from_aiomqtt(raw: aiomqtt.Message, generation: int) -> Message:
-    props: Any = raw.properties
-    return Message(
-        topic=raw.topic.value,
-        payload=bytes(raw.payload),
-        qos=raw.qos,
-        retain=raw.retain,
-        content_type=getattr(props, "ContentType", None),
-        correlation_data=getattr(props, "CorrelationData", None),
-        response_topic=getattr(props, "ResponseTopic", None),
-        message_expiry=getattr(props, "MessageExpiryInterval", None),
-        user_properties=tuple(getattr(props, "UserProperty", ())),
-        received_at=time.monotonic(),
-        mid=raw.mid,
-        generation=generation,
-    )
 
 
 class MqttTransport(BrokerTransport):
@@ -90,6 +59,9 @@ class MqttTransport(BrokerTransport):
         super().__init__(settings)
         self._client: aiomqtt.Client | None = None
         self._pubacks: dict[int, asyncio.Future[int]] = {}
+        self._gate: ReadGate | None = None
+        self._server_reference: str | None = None
+        self._disconnect_code: int | None = None
 
     @property
     def is_connected(self) -> bool:
@@ -106,6 +78,7 @@ class MqttTransport(BrokerTransport):
         s = self._settings
         connect_props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         connect_props.ReceiveMaximum = s.receive_maximum
+        connect_props.MaximumPacketSize = s.maximum_packet_size
         if self.persistent:
             connect_props.SessionExpiryInterval = s.session_expiry
         client = aiomqtt.Client(
@@ -122,7 +95,9 @@ class MqttTransport(BrokerTransport):
             clean_start=not self.persistent,
             properties=connect_props,
         )
-        self._install_paho_hooks(client)
+        self._gate = ReadGate(asyncio.get_running_loop(), s.inbox_max_messages, s.inbox_max_bytes)
+        self._server_reference = self._disconnect_code = None
+        install_hooks(client, self._gate, self)
         # aiomqtt warns past 10 unacknowledged publishes; a QoS 1 window is normal here.
         client.pending_calls_threshold = 1_000_000
         try:
@@ -135,45 +110,34 @@ class MqttTransport(BrokerTransport):
     def _connect_error(self, exc: aiomqtt.MqttError) -> BrokerUnavailableError:
         """The error of a failed connect: credentials and TLS failures told apart."""
         where = f"the MQTT broker at {self.where}"
-        rc = getattr(exc, "rc", None)
-        code = int(getattr(rc, "value", rc) or 0)
-        if code in _CREDENTIALS_REFUSED:
+        code = code_of(getattr(exc, "rc", None)) or None
+        if code in CREDENTIALS_REFUSED:
             user = f"user {self._settings.username!r}" if self._settings.username else "anonymous"
-            return AuthenticationError(f"cannot connect to {where}: it refused {user}: {exc}")
+            return AuthenticationError(
+                f"cannot connect to {where}: it refused {user}: {exc}", reason_code=code
+            )
         cause = exc.__cause__ or exc.__context__
         if isinstance(cause, ssl.SSLError):
             return TlsError(f"cannot connect to {where}: TLS handshake failed: {cause}")
-        return BrokerUnavailableError(f"cannot connect to {where}: {exc}")
+        return BrokerUnavailableError(
+            f"cannot connect to {where}: {exc}",
+            reason_code=code if code is not None and code >= 0x80 else None,  # noqa: PLR2004
+        )
 
-    def _install_paho_hooks(self, client: aiomqtt.Client) -> None:
-        """Reach the paho client under aiomqtt for what aiomqtt does not expose.
+    def connected(self, session_present: bool) -> None:  # noqa: FBT001 - paho's flag
+        """Paho heard the CONNACK: keep its session-present flag."""
+        self._session_present = session_present
 
-        Manual acknowledgement (PUBACK after handling, so an unhandled message is
-        redelivered) and the CONNACK's session-present flag. aiomqtt keeps the paho
-        client in ``_client``; this module is the one place that depends on that.
-        """
-        paho = client._client
-        paho.manual_ack_set(True)  # noqa: FBT003 - paho's signature
-        aiomqtt_on_connect = paho.on_connect
+    def acknowledged(self, mid: int, reason_code: int) -> None:
+        """Paho heard the PUBACK of ``mid``: hand its reason code to the waiting publish."""
+        future = self._pubacks.pop(mid, None)
+        if future is not None and not future.done():
+            future.set_result(reason_code)
 
-        def on_connect(*args: Any) -> None:  # noqa: ANN401 - paho's callback arguments
-            flags = args[2]
-            self._session_present = bool(getattr(flags, "session_present", False))
-            if aiomqtt_on_connect is not None:
-                aiomqtt_on_connect(*args)
-
-        paho.on_connect = on_connect
-        aiomqtt_on_publish = paho.on_publish
-
-        def on_publish(*args: Any) -> None:  # noqa: ANN401 - paho's callback arguments
-            mid, reason = args[2], args[3]
-            future = self._pubacks.pop(mid, None)
-            if future is not None and not future.done():
-                future.set_result(int(getattr(reason, "value", 0) or 0))
-            if aiomqtt_on_publish is not None:
-                aiomqtt_on_publish(*args)
-
-        paho.on_publish = on_publish
+    def disconnected(self, reason_code: int | None, server_reference: str | None) -> None:
+        """Paho saw the connection end: keep the broker's reason code and Server Reference."""
+        self._disconnect_code = reason_code
+        self._server_reference = server_reference
 
     async def ack(self, message: Message) -> None:
         """Send the PUBACK of a handled QoS 1 message, if its connection is still this one."""
@@ -203,19 +167,22 @@ class MqttTransport(BrokerTransport):
         return self._client
 
     async def subscribe(self, topic_filter: str, qos: int = 1) -> None:
-        """Subscribe and wait for SUBACK."""
+        """Subscribe and wait for SUBACK.
+
+        Raises:
+            ConnectionLostError: Not connected, or the connection failed.
+            PacketRefusedError: The filter breaks MQTT (a misplaced wildcard, ...).
+            BrokerRefusedError: The broker refused it (``AccessDeniedError`` for 0x87).
+        """
+        check_filter(topic_filter)
         try:
             granted = await self._require().subscribe(topic_filter, qos)
         except aiomqtt.MqttError as exc:
             raise ConnectionLostError(f"subscribe to {topic_filter!r} failed: {exc}") from exc
+        except ValueError as exc:  # paho refuses to encode it
+            raise PacketRefusedError(f"cannot subscribe to {topic_filter!r}: {exc}") from exc
         for code in granted or ():
-            value = code if isinstance(code, int) else int(code.value)
-            if value == _NOT_AUTHORIZED:
-                raise AccessDeniedError(
-                    f"the broker denied the subscription to {topic_filter!r}: not authorized"
-                )
-            if value >= _REFUSED:
-                raise ProtocolError(f"the broker refused the subscription to {topic_filter!r}")
+            check_refusal(code_of(code) or 0, f"the subscription to {topic_filter!r}")
 
     async def publish(self, message: Message) -> bool:
         """Publish and, for QoS 1/2, wait for the broker's acknowledgement.
@@ -227,10 +194,10 @@ class MqttTransport(BrokerTransport):
         paho = self._require()._client  # the paho client, for the PUBACK reason code
         try:
             info = paho.publish(
-                message.topic, message.payload, message.qos, message.retain, _to_properties(message)
+                message.topic, message.payload, message.qos, message.retain, to_properties(message)
             )
         except (ValueError, TypeError, struct.error) as exc:  # paho refuses to encode it
-            raise ProtocolError(f"cannot publish to {message.topic!r}: {exc}") from exc
+            raise PacketRefusedError(f"cannot publish to {message.topic!r}: {exc}") from exc
         if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
             raise ConnectionLostError(f"publish to {message.topic!r} failed: rc={info.rc}")
         if message.qos == 0:
@@ -246,35 +213,35 @@ class MqttTransport(BrokerTransport):
             ) from None
         finally:
             self._pubacks.pop(info.mid, None)
-        if reason == _NOT_AUTHORIZED:
-            raise AccessDeniedError(
-                f"the broker denied the publish to {message.topic!r}: not authorized (0x87)"
-            )
-        if reason >= _REFUSED:
-            raise ProtocolError(
-                f"the broker refused the publish to {message.topic!r}: reason {reason}"
-            )
-        return reason != _NO_MATCHING_SUBSCRIBERS
+        check_refusal(reason, f"the publish to {message.topic!r}")
+        return reason != NO_MATCHING_SUBSCRIBERS
 
     async def messages(self) -> AsyncIterator[Message]:
         """Yield inbound messages until the connection drops."""
         client = self._require()
+        gate = self._gate
         try:
             generation = self._generation
             async for raw in client.messages:
-                yield _from_aiomqtt(raw, generation)
+                message = from_aiomqtt(raw, generation)
+                if gate is not None:
+                    gate.take(len(message.payload))
+                yield message
         except aiomqtt.MqttError as exc:
             self._fail_pubacks(f"connection to the MQTT broker at {self.where} lost: {exc}")
             if self._client is client:
                 self._client = None
             with contextlib.suppress(aiomqtt.MqttError):
                 await client.__aexit__(None, None, None)  # release the broken client's resources
-            reason = getattr(exc.__cause__, "rc", None)
-            if int(getattr(reason, "value", reason or 0)) == _SESSION_TAKEN_OVER:
+            code = self._disconnect_code  # None: closed without the broker's DISCONNECT
+            if code == SESSION_TAKEN_OVER:
                 raise SessionTakenOverError(
                     f"another client connected to {self.where} with client id "
-                    f"{self._client_id!r} and took over its session"
+                    f"{self._client_id!r} and took over its session",
+                    reason_code=code,
                 ) from exc
             raise ConnectionLostError(
-                f"connection to the MQTT broker at {self.where} lost: {exc}"
+                f"connection to the MQTT broker at {self.where} lost: {exc}",
+                reason_code=code,
+                server_reference=self._server_reference,
             ) from exc

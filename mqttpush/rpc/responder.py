@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from mqttpush import _context, codec
-from mqttpush.agent.memory import ResponseCache
 from mqttpush.errors import (
     InternalError,
     MethodNotFoundError,
@@ -20,15 +19,57 @@ from mqttpush.errors import (
     RpcError,
 )
 from mqttpush.models import new_id
+from mqttpush.rpc.cache import ResponseCache
 
 if TYPE_CHECKING:
-    from mqttpush.agent.base import Agent
+    from collections.abc import Awaitable, Callable
+    from contextlib import AbstractAsyncContextManager
+
+    from mqttpush.address import Address
     from mqttpush.models import JsonRpcId, JsonRpcRequest
+    from mqttpush.rpc.operation import Operation
     from mqttpush.transport.base import Message
 
-__all__ = ["Responder"]
+__all__ = ["RequestCounters", "Responder", "Served"]
 
 log = logging.getLogger(__name__)
+
+
+class RequestCounters(Protocol):
+    """The counters a responder keeps up to date (an agent's ``stats``)."""
+
+    requests: int
+    request_errors: int
+    requests_expired: int
+    requests_repeated: int
+    replies_refused: int
+    handler_failures: int
+
+
+class Served(Protocol):
+    """What a responder needs of the agent it answers for."""
+
+    @property
+    def address(self) -> Address:
+        """The agent's address (replies carry it as their sender)."""
+        ...
+
+    @property
+    def stats(self) -> RequestCounters:
+        """Where requests, errors and refusals are counted."""
+        ...
+
+    def operation(self, name: str) -> Operation | None:
+        """The operation served under ``name``, if any."""
+        ...
+
+    def operations(self) -> dict[str, Operation]:
+        """Every operation served, by name."""
+        ...
+
+    def slot_released(self) -> AbstractAsyncContextManager[None]:
+        """Give the request's concurrency slot back while waiting."""
+        ...
 
 
 class Responder:
@@ -36,12 +77,24 @@ class Responder:
 
     Args:
         agent: The agent whose operations run.
+        publish: Publishes a reply.
         cache_size: Replies kept to answer repeated requests.
+        confine_to: When given, replies go only to Response Topics under this prefix
+            (the ``rpc.confine_replies`` setting); others are refused and counted.
     """
 
-    def __init__(self, agent: Agent, cache_size: int) -> None:
+    def __init__(
+        self,
+        agent: Served,
+        publish: Callable[[Message], Awaitable[object]],
+        *,
+        cache_size: int,
+        confine_to: str | None = None,
+    ) -> None:
         self._agent = agent
+        self._publish = publish
         self._cache = ResponseCache(cache_size)
+        self._confine_to = confine_to
 
     async def answer(self, message: Message) -> None:
         """Answer one request message (the agent holds a request slot meanwhile)."""
@@ -121,18 +174,15 @@ class Responder:
         )
 
     async def _publish_reply(self, reply: Message) -> None:
-        fabric = self._agent.fabric
-        if fabric.settings.rpc.confine_replies and not reply.topic.startswith(
-            fabric.topics.reply_root + "/"
-        ):
+        if self._confine_to is not None and not reply.topic.startswith(self._confine_to + "/"):
             # An agent's identity may write any reply topic; the request chooses which.
             # Outside the reply tree, it would write where the caller itself may not.
             self._agent.stats.replies_refused += 1
             log.warning("%s: no reply to %s: outside %s/", self._agent.address, reply.topic,
-                        fabric.topics.reply_root)  # fmt: skip
+                        self._confine_to)  # fmt: skip
             return
         try:
-            await self._agent.fabric.publish(reply)
+            await self._publish(reply)
         except MqttPushError as exc:  # the caller's retry gets it from the response cache
             log.warning("%s: reply to %s not sent: %s", self._agent.address, reply.topic, exc)
 

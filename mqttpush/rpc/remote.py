@@ -12,8 +12,8 @@ if TYPE_CHECKING:
 
     from pydantic import BaseModel
 
-    from mqttpush.address import Address
-    from mqttpush.fabric import Fabric
+    from mqttpush.address import Address, Topics
+    from mqttpush.rpc.caller import RpcCaller
 
 __all__ = ["RemoteAgent"]
 
@@ -22,14 +22,22 @@ class RemoteAgent:
     """Calls the operations of the agent at one address.
 
     ``await remote.run_task(task_id="t1")`` is ``await remote.call("run_task", {"task_id": "t1"})``.
+    Get one from ``fabric.remote(address)`` or ``agent.remote(address)``.
+
+    Args:
+        caller: The RPC caller that sends the requests and waits for the replies.
+        topics: Topic names under the prefix in use.
+        address: The agent called.
+        sender: The address (or client id) the requests say they come from.
+        timeout: Seconds each call waits for its reply unless the call says otherwise.
     """
 
     def __init__(
-        self, fabric: Fabric, address: Address, *, sender: str, timeout: float | None = None
+        self, caller: RpcCaller, topics: Topics, address: Address, *, sender: str, timeout: float
     ) -> None:
-        self._fabric = fabric
+        self._caller = caller
         self._address = address
-        self._topic = fabric.topics.rpc(address)
+        self._topic = topics.rpc(address)
         self._sender = sender
         self._timeout = timeout
 
@@ -51,16 +59,16 @@ class RemoteAgent:
             method: The operation's name.
             params: The params object (a dict or a pydantic model).
             timeout: Seconds to wait for the reply; also sent as the request's
-                Message Expiry Interval. Defaults to the proxy's, then ``rpc.timeout``.
+                Message Expiry Interval. Defaults to the proxy's.
 
         Raises:
             RpcTimeoutError: No reply in time (also a TimeoutError).
             RpcError: The agent answered with an error (subclass by code).
             ConnectionLostError: The connection dropped while waiting.
         """
-        wait = timeout or self._timeout or self._fabric.settings.rpc.timeout
+        wait = timeout or self._timeout
         envelope = codec.Envelope(sender=self._sender, trace_id=_context.trace_id.get() or new_id())
-        return await self._fabric.caller.call(
+        return await self._caller.call(
             self._topic, method, params, timeout=wait, envelope=envelope, address=str(self._address)
         )
 

@@ -1,0 +1,96 @@
+"""Receipts on the receiving side: queued per sender, published together a moment later.
+
+An endpoint tells each notification's sender that it handled it with a receipt on the
+sender's ``receipt`` topic (``{base}/ack`` on the wire, docs/protocol.md). Receipts queued
+in the same event-loop iteration travel together: one message per sender and up to 500
+receipts. They are best effort: a lost one makes the sender publish the notification
+again, and the duplicate is answered with a new receipt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+from mqttpush import codec
+from mqttpush.address import Address
+from mqttpush.errors import FabricClosedError, InvalidAddressError, MqttPushError
+from mqttpush.models import Receipt
+
+if TYPE_CHECKING:
+    from mqttpush.agent.host import Host
+    from mqttpush.models import PushNotification
+    from mqttpush.transport.base import Message
+
+__all__ = ["ReceiptBatcher"]
+
+log = logging.getLogger(__name__)
+
+_RECEIPTS_PER_MESSAGE = 500
+_TOPICS_KEPT = 1024  # sender address -> receipt topic, cached (cleared when full)
+
+
+class ReceiptBatcher:
+    """Queues receipts for the senders of handled notifications and publishes them in batches.
+
+    Args:
+        host: Where to publish (and the topic names).
+        endpoint: The address of the agent that handled the notifications.
+    """
+
+    def __init__(self, host: Host, endpoint: str) -> None:
+        self._host = host
+        self._endpoint = endpoint
+        self._queued: dict[str, list[Receipt]] = {}
+        self._topics: dict[str, str | None] = {}
+
+    def queue(self, notification: PushNotification, sender: str | None, *, handled: bool) -> None:
+        """Queue a receipt for ``sender``; nothing when the sender is not an agent."""
+        topic = self._topic(sender)
+        if topic is None:
+            return  # not from an agent: nobody to tell
+        receipt = Receipt(
+            id=notification.id,
+            task_id=notification.task_id,
+            seq=notification.seq,
+            endpoint=self._endpoint,
+            handled=handled,
+        )
+        if not self._queued:
+            asyncio.get_running_loop().call_soon(self.flush)
+        self._queued.setdefault(topic, []).append(receipt)
+
+    def _topic(self, sender: str | None) -> str | None:
+        if sender is None:
+            return None
+        topic = self._topics.get(sender, "")
+        if topic == "":
+            try:
+                topic = self._host.topics.receipts(Address.parse(sender))
+            except InvalidAddressError:
+                topic = None
+            if len(self._topics) >= _TOPICS_KEPT:
+                self._topics.clear()
+            self._topics[sender] = topic
+        return topic
+
+    def flush(self) -> None:
+        """Publish the queued receipts: one message per sender and up to 500 receipts."""
+        pending, self._queued = self._queued, {}
+        envelope = codec.Envelope(self._endpoint, "ack")  # "ack": the wire name of receipts
+        for topic, receipts in pending.items():
+            for start in range(0, len(receipts), _RECEIPTS_PER_MESSAGE):
+                message = codec.encode_receipts(
+                    topic, receipts[start : start + _RECEIPTS_PER_MESSAGE], envelope
+                )
+                try:
+                    self._host.spawn(self._publish(message), name="mqttpush-receipts")
+                except FabricClosedError:  # the sender will publish them again
+                    log.debug("%s: receipts to %s not sent: closing", self._endpoint, topic)
+
+    async def _publish(self, message: Message) -> None:
+        try:
+            await self._host.publish(message)
+        except MqttPushError as exc:  # the sender publishes again; we answer the duplicate
+            log.debug("%s: receipts to %s not sent: %s", self._endpoint, message.topic, exc)

@@ -1,0 +1,125 @@
+"""The message loop: each inbound message is handled, then acknowledged (PUBACK).
+
+QoS 1 messages are acknowledged to the broker only once they have been handled, so a
+message whose handler never finished (the process stopped) is delivered again. A
+handler that fails is logged and counted, and its message acknowledged all the same:
+one bug must never stall the connection at the broker's Receive Maximum.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import TYPE_CHECKING, Any
+
+from mqttpush.errors import FabricClosedError, MqttPushError
+from mqttpush.routing.router import Router
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncGenerator, Callable
+
+    from mqttpush.routing.router import Route
+    from mqttpush.transport.base import Message, Transport
+
+__all__ = ["MessageLoop", "acknowledged", "settle"]
+
+log = logging.getLogger(__name__)
+
+
+async def settle(transport: Transport, message: Message) -> None:
+    """Acknowledge ``message`` (PUBACK); when the connection is gone, the broker redelivers."""
+    try:
+        await transport.ack(message)
+    except MqttPushError as exc:
+        log.debug("acknowledgement of %s not sent: %s", message.topic, exc)
+
+
+async def acknowledged(transport: Transport) -> AsyncGenerator[Message]:
+    """Yield the messages of ``transport``, each acknowledged once the loop body is done.
+
+    A message is acknowledged when the consumer asks for the next one, or leaves the
+    loop (``break``, an exception, or closing the iterator), so a simple consumer
+    acknowledges everything it has read and never stalls its connection::
+
+        async with contextlib.aclosing(acknowledged(transport)) as messages:
+            async for message in messages:
+                print(message.topic)
+    """
+    async for message in transport.messages():
+        try:
+            yield message
+        finally:
+            await settle(transport, message)
+
+
+class MessageLoop:
+    """Routes every inbound message of one connection, and acknowledges it once handled.
+
+    Args:
+        transport: The connection the messages come from (and are acknowledged on).
+        spawn: Runs a coroutine as a named task (for concurrent routes).
+        hold_seconds: How long a message without a route waits for one.
+    """
+
+    def __init__(
+        self,
+        transport: Transport,
+        spawn: Callable[..., asyncio.Task[Any]],
+        *,
+        hold_seconds: float = 5.0,
+    ) -> None:
+        self._transport = transport
+        self._spawn = spawn
+        self.router = Router(self._expired, hold_seconds=hold_seconds)
+        self.unrouted = 0
+        self.failures = 0
+
+    async def dispatch(self, message: Message) -> None:
+        """Route one message to its handler (held when it has none yet)."""
+        try:
+            route = self.router.find(message.topic)
+            if route is None and self.router.hold(message):
+                return  # acknowledged once handled after all, or dropped
+        except Exception:  # a bug in routing one message must not stop the rest
+            self.failures += 1
+            log.exception("routing a message on %s failed", message.topic)
+            await settle(self._transport, message)
+            return
+        await self._run(route, message)
+
+    def replay(self) -> None:
+        """Route the held messages again (a route was just added)."""
+        for message in self.router.release():
+            route = self.router.find(message.topic)
+            with contextlib.suppress(FabricClosedError):  # closing: the broker redelivers
+                self._spawn(self._run(route, message), name="mqttpush-replay")
+
+    async def _run(self, route: Route | None, message: Message) -> None:
+        if route is None:
+            self._drop(message)
+            await settle(self._transport, message)
+        elif route.concurrent:
+            with contextlib.suppress(FabricClosedError):  # closing: the broker redelivers
+                self._spawn(self._handle(route, message), name="mqttpush-handle")
+        else:
+            await self._handle(route, message)
+
+    async def _handle(self, route: Route, message: Message) -> None:
+        try:
+            await route.handle(message)
+        except asyncio.CancelledError:
+            raise  # shutting down before handling finished: no PUBACK, so it comes again
+        except Exception:
+            self.failures += 1
+            log.exception("handling a message on %s failed", message.topic)
+        await settle(self._transport, message)
+
+    def _drop(self, message: Message) -> None:
+        self.unrouted += 1
+        log.warning("no agent is served for %s here: message dropped", message.topic)
+
+    def _expired(self, message: Message) -> None:
+        self._drop(message)
+        with contextlib.suppress(FabricClosedError):  # closing: the broker keeps it
+            self._spawn(settle(self._transport, message), name="mqttpush-puback")

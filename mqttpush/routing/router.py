@@ -1,0 +1,102 @@
+"""The router: which handler takes a message on which topic, and messages held for later.
+
+A resumed session delivers its queued messages right after connecting, before the
+process has served its agents. Those wait here, unacknowledged, for up to
+``hold_seconds``, and are handed out again once a handler for them is added; past that
+they expire (and are dropped, acknowledged and counted by the message loop).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from mqttpush.transport.base import Message
+
+__all__ = ["Route", "Router"]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Where messages on a topic go.
+
+    Attributes:
+        handle: The handler; the message is acknowledged once it returns (or raises).
+        concurrent: Run each message's handler in a task of its own, so slow handlers
+            do not hold up the others; otherwise the loop awaits it (keep those short).
+    """
+
+    handle: Callable[[Message], Awaitable[None]]
+    concurrent: bool = False
+
+
+class Router:
+    """Routes by exact topic, or by a topic's parent (``{prefix}/{one level}``).
+
+    Args:
+        on_expired: Called with each held message whose time ran out.
+        hold_seconds: How long a message waits for its handler to be added.
+        hold_max: Messages held at most; more are not held.
+    """
+
+    def __init__(
+        self,
+        on_expired: Callable[[Message], None],
+        *,
+        hold_seconds: float = 5.0,
+        hold_max: int = 10_000,
+    ) -> None:
+        self._exact: dict[str, Route] = {}
+        self._by_parent: dict[str, Route] = {}
+        self._held: collections.deque[Message] = collections.deque()
+        self._on_expired = on_expired
+        self._hold_seconds = hold_seconds
+        self._hold_max = hold_max
+
+    def add(self, topic: str, route: Route) -> None:
+        """Route messages on ``topic`` itself."""
+        self._exact[topic] = route
+
+    def add_children(self, parent: str, route: Route) -> None:
+        """Route messages on every topic one level below ``parent``."""
+        self._by_parent[parent] = route
+
+    def routes(self, topic: str) -> bool:
+        """Whether messages on exactly ``topic`` have a route."""
+        return topic in self._exact
+
+    def find(self, topic: str) -> Route | None:
+        """The route of a message on ``topic``, if any."""
+        route = self._exact.get(topic)
+        if route is None:
+            route = self._by_parent.get(topic.rpartition("/")[0])
+        return route
+
+    def hold(self, message: Message) -> bool:
+        """Keep a message that has no route yet; False when there is no room."""
+        self._expire()
+        if len(self._held) >= self._hold_max:
+            return False
+        if not self._held:  # check again once this one is due, even if nothing else arrives
+            asyncio.get_running_loop().call_later(self._hold_seconds + 0.1, self._expire)
+        self._held.append(message)
+        return True
+
+    def release(self) -> list[Message]:
+        """Hand back every held message (after routes were added), oldest first."""
+        held, self._held = list(self._held), collections.deque()
+        return held
+
+    def _expire(self) -> None:
+        now = time.monotonic()
+        while self._held and (now - self._held[0].received_at > self._hold_seconds):
+            self._on_expired(self._held.popleft())
+        if self._held:
+            due = self._held[0].received_at + self._hold_seconds - now
+            asyncio.get_running_loop().call_later(max(due, 0) + 0.1, self._expire)
