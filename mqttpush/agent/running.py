@@ -88,10 +88,19 @@ class TaskWork:
         return runner.status(self._deliveries.summary(runner.task_id))
 
     async def start(self, task_id: str, params: dict[str, Any] | None) -> TaskRunner:
-        """Start the task with this id, unless it exists (then it is returned as it is)."""
+        """Start the task with this id, unless it exists (then it is returned as it is).
+
+        Raises:
+            StoreError: The new task could not be saved; it is forgotten, not left
+                ``submitted`` with nothing running it, so a retry with its id starts it.
+        """
         runner, created = self._tasks.create(task_id, params)
         if created:
-            await self._save(runner)
+            try:
+                await self._save(runner)
+            except BaseException:
+                self._tasks.discard(runner)
+                raise
             runner.attach(self._host.spawn(self._run(runner), name=f"mqttpush-task-{task_id}"))
         return runner
 
