@@ -26,6 +26,10 @@ endif
 WATCH_TOPIC := mqttpush/v1/+/+/push/\#
 
 export MQTTPUSH_BROKER__PORT ?= $(PORT)
+# Nodes of one broker cluster, e.g. BROKERS=127.0.0.1:1883,127.0.0.1:1884 (docs/scaling.md).
+ifdef BROKERS
+export MQTTPUSH_BROKER__SERVERS := $(BROKERS)
+endif
 export MQTTPUSH_PROFILE := $(PROFILE)
 export PY RUN_DIR
 

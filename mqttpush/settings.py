@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     BaseModel,
@@ -27,6 +27,7 @@ from pydantic import (
 )
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -34,6 +35,7 @@ from pydantic_settings import (
 
 from mqttpush.address import DEFAULT_PREFIX, Address, check_level, check_prefix
 from mqttpush.errors import ConfigurationError, InvalidAddressError
+from mqttpush.servers import Server, parse_servers
 
 _profile_file: ContextVar[Path | None] = ContextVar("mqttpush_profile_file", default=None)
 
@@ -49,6 +51,12 @@ class BrokerSettings(_Section):
 
     host: str = "127.0.0.1"
     port: int = Field(default=1883, ge=1, le=65535)
+    servers: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Nodes of one broker cluster, instead of host and port: host:port, "
+        "mqtt://host:port or mqtts://host:port, separated by commas in the environment. "
+        "The client connects to the first that answers and fails over to the others.",
+    )
     username: str | None = None
     password: SecretStr | None = None
     password_file: FilePath | None = Field(
@@ -104,6 +112,17 @@ class BrokerSettings(_Section):
     ca_file: FilePath | None = Field(default=None, description="CA bundle to verify the broker.")
     cert_file: FilePath | None = Field(default=None, description="Client certificate (PEM).")
     key_file: FilePath | None = Field(default=None, description="Client key (PEM), with cert_file.")
+
+    @field_validator("servers", mode="before")
+    @classmethod
+    def _servers_are_addresses(cls, value: object) -> object:
+        if isinstance(value, str | list):
+            return [str(server) for server in parse_servers(value)]
+        return value
+
+    def server_list(self) -> list[Server]:
+        """The broker nodes to try, in order: ``servers``, else ``host:port``."""
+        return parse_servers(self.servers) or [Server(self.host, self.port)]
 
     @model_validator(mode="after")
     def _key_needs_cert(self) -> Self:

@@ -50,6 +50,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--profile", default=None, help="settings profile in config/ (default: $MQTTPUSH_PROFILE)"
     )
+    parser.add_argument(
+        "--brokers",
+        default=None,
+        help="broker cluster nodes, comma-separated host:port or mqtt[s]://host:port "
+        "(default: broker.servers, else broker.host and broker.port)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="serve an agent until SIGTERM or SIGINT")
     serve.add_argument("agent", choices=["sender", "receiver"])
@@ -206,6 +212,14 @@ def _run_broker(args: argparse.Namespace) -> int:
     os.execv(command[0], command)  # noqa: S606 - replace this process: its pid is the broker's
 
 
+def _settings(args: argparse.Namespace) -> Settings:
+    """The settings, with ``--brokers`` over ``broker.servers`` when given."""
+    if args.brokers is None:
+        return Settings.load(args.profile)
+    # Only this field: the rest of the broker section still comes from the profile.
+    return Settings.load(args.profile, broker={"servers": args.brokers})
+
+
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "dev-broker":
         return _run_broker(args)
@@ -218,7 +232,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         unset = {"ca_file": None, "cert_file": None, "key_file": None, "password_file": None}
         settings = Settings.load(args.profile, broker=unset)
         return secure_command(settings, args.action, args.identity, args.dir, force=args.force)
-    settings = Settings.load(args.profile)
+    settings = _settings(args)
     if args.command == "store":
         store_command(settings, args.action, args.url)
     elif args.command == "serve":
