@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
     from mqttpush.agent.base import Agent
     from mqttpush.agent.host import Host
+    from mqttpush.servers import Server
     from mqttpush.transport.base import Message, Transport
 
 __all__ = ["Fabric"]
@@ -101,6 +102,11 @@ class Fabric:
     def client_id(self) -> str:
         """The MQTT client id of this fabric's connection."""
         return self._transport.client_id
+
+    @property
+    def server(self) -> Server:
+        """The broker node this fabric is connected (or connecting) to."""
+        return self._link.server
 
     @property
     def stopped_because(self) -> MqttPushError | None:
