@@ -235,7 +235,17 @@ class Fabric:
         router.add(rpc_topic, Route(accept_request))
         router.add(receipt_topic, Route(take_receipt))
         router.add_children(push_base, Route(take_push, concurrent=True))
-        for topic_filter in (rpc_topic, f"{push_base}/+", receipt_topic):
+        filters = [rpc_topic, f"{push_base}/+", receipt_topic]
+        pool = self.settings.agent.pool
+        if pool is not None:
+            # One copy of a pool: requests and notifications go to one copy each; every
+            # copy hears every receipt (each keeps those of its own notifications); and
+            # requests for this copy alone (a task it runs) come on a topic of its own.
+            copy_topic = f"{rpc_topic}/{self.client_id}"
+            router.add(copy_topic, Route(accept_request))
+            filters = [f"$share/{pool}/{rpc_topic}", f"$share/{pool}/{push_base}/+"]
+            filters += [receipt_topic, copy_topic]
+        for topic_filter in filters:
             await self._link.subscribe(topic_filter)
         self._loop.replay()
         log.info("serving %s at %s", type(agent).__name__, self.topics.base(addr))

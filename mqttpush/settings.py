@@ -230,6 +230,23 @@ class AgentSettings(_Section):
     publish_window: float = Field(
         default=30.0, gt=0, description="Seconds a publish is retried while the broker is away."
     )
+    pool: str | None = Field(
+        default=None,
+        description="Serve each agent as one copy of this pool: copies share its requests and "
+        "notifications ($share/{pool}/...) and must share a store (store_url); "
+        "docs/scaling.md.",
+    )
+    lease_ttl: float = Field(
+        default=30.0,
+        gt=0,
+        description="Seconds a pool copy owns a running task unless it renews (every third of "
+        "it); another copy takes over a dead copy's tasks within about 1.33x this.",
+    )
+
+    @field_validator("pool")
+    @classmethod
+    def _pool_is_a_level(cls, value: str | None) -> str | None:
+        return None if value is None else check_level(value, "pool name")
 
     @field_validator("store_url")
     @classmethod

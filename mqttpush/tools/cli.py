@@ -15,6 +15,7 @@ import logging
 import os
 import signal
 import sys
+import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -149,11 +150,15 @@ def agent_settings(settings: Settings, address: str) -> Settings:
     """Settings for serving the agent at ``address``: a fixed client id and a session.
 
     The broker then keeps the agent's subscriptions and queues its QoS 1 messages while
-    it is away (restart, crash), for ``agent.session_expiry`` seconds.
+    it is away (restart, crash), for ``agent.session_expiry`` seconds. A copy of a pool
+    (``agent.pool``) gets a client id of its own and no session: a dead copy's session
+    would keep taking its share of the requests, queued for nobody.
     """
     broker = settings.broker
     client_id = broker.client_id or f"mqttpush-agent-{address.replace('@', '.')}"
     expiry = broker.session_expiry or settings.agent.session_expiry
+    if settings.agent.pool is not None:
+        client_id, expiry = f"{client_id}-{uuid.uuid4().hex[:12]}", 0
     update = {"client_id": client_id, "session_expiry": expiry}
     return settings.model_copy(update={"broker": broker.model_copy(update=update)})
 
