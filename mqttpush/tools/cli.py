@@ -97,7 +97,7 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--only",
         action="append",
-        choices=["push", "rpc", "scale", "memory", "seed"],
+        choices=["push", "rpc", "scale", "memory", "seed", "pool", "pool-failover"],
         help="run only this part (repeatable)",
     )
     add_store_parser(sub)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from mqttpush.fabric import Fabric
 from mqttpush.settings import Settings
-from mqttpush.tools.bench import footprint
+from mqttpush.tools.bench import footprint, pool
 from mqttpush.tools.bench.figures import Figure
 from mqttpush.tools.bench.run import REFERENCE_PUSH_RATE, SENDER, Options, Run, median
 
@@ -170,6 +170,8 @@ STEPS: dict[str, tuple[str, Callable[[Run], Awaitable[Figure | list[Figure]]]]] 
     "scale": ("scale", _scale),
     "memory": ("memory and import time", footprint.memory),
     "seed": ("seed scenario", footprint.seed),
+    "pool": ("agent pool throughput (needs MQTTPUSH_BENCH_STORE_URL)", pool.throughput),
+    "pool-failover": ("agent pool copy failover (needs MQTTPUSH_BENCH_STORE_URL)", pool.failover),
 }
 
 
