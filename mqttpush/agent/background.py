@@ -113,7 +113,11 @@ class BackgroundTaskAgent(EndpointOperations, Agent):
         )
         if agent.pool is not None:  # one copy of a pool: tasks owned by lease
             self._work.leases = LeaseKeeper(
-                self._store, host.client_id, agent.lease_ttl, self._work.take_over
+                self._store,
+                host.client_id,
+                agent.lease_ttl,
+                self._work.take_over,
+                self._work.keep_only,
             )
 
     @property

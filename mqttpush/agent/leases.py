@@ -34,6 +34,9 @@ class LeaseKeeper:
         owner: This copy's owner id.
         ttl: Seconds a lease lasts unless renewed.
         on_taken: Called with each task claimed from a dead copy.
+        on_renewed: Called after each renewal with the ids this copy still holds (those
+            renewed, and those it created meanwhile): a task it runs that is not among
+            them was taken over by another copy, and must stop here.
     """
 
     def __init__(
@@ -42,16 +45,22 @@ class LeaseKeeper:
         owner: str,
         ttl: float,
         on_taken: Callable[[TakenOver], Awaitable[object]],
+        on_renewed: Callable[[set[str]], object] = lambda _held: None,
     ) -> None:
         self.store = store
         self.owner = owner
         self.ttl = ttl
         self._on_taken = on_taken
+        self._on_renewed = on_renewed
+        self._created: set[str] = set()  # since the renewal under way began
         self.taken_over = 0  #: tasks claimed from dead copies so far
 
     async def create(self, task: StoredTask) -> bool:
         """Insert a new task leased to this copy; False if its id exists already."""
-        return await self.store.create_task(task, self.owner, self.ttl) is not None
+        created = await self.store.create_task(task, self.owner, self.ttl) is not None
+        if created:
+            self._created.add(task.task_id)
+        return created
 
     async def release(self, task_id: str) -> None:
         """Give up the lease of a task that ended."""
@@ -75,7 +84,9 @@ class LeaseKeeper:
 
     async def tick(self) -> None:
         """One round: renew this copy's leases, then claim expired ones."""
-        await self.store.renew_leases(self.owner, self.ttl)
+        self._created = set()
+        renewed = await self.store.renew_leases(self.owner, self.ttl)
+        self._on_renewed(renewed | self._created)
         for taken in await self.store.take_over_expired(self.owner, self.ttl):
             self.taken_over += 1
             log.warning(

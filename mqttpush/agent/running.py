@@ -130,6 +130,19 @@ class TaskWork:
             runner.attach(self._host.spawn(self._run(runner), name=f"mqttpush-task-{task_id}"))
         return runner
 
+    def keep_only(self, held: set[str]) -> None:
+        """Stop, silently, the tasks whose lease another copy took (this copy was too slow).
+
+        The new owner runs them and sends their notifications; this copy forgets them,
+        so their status comes from the store.
+        """
+        for runner in self._tasks.unfinished():
+            if runner.task_id not in held:
+                log.warning("%s: task %s taken over by another copy; stopped here",
+                            self._address, runner.task_id)  # fmt: skip
+                self._tasks.discard(runner)
+                runner.abandon()
+
     async def _stored(self, task_id: str) -> TaskRunner:
         stored = await self._store.get_task(task_id)
         if stored is None:
