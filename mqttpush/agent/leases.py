@@ -53,11 +53,16 @@ class LeaseKeeper:
         self._on_taken = on_taken
         self._on_renewed = on_renewed
         self._created: set[str] = set()  # since the renewal under way began
+        self._creating: set[str] = set()  # inserts under way: not visible to a renewal yet
         self.taken_over = 0  #: tasks claimed from dead copies so far
 
     async def create(self, task: StoredTask) -> bool:
         """Insert a new task leased to this copy; False if its id exists already."""
-        created = await self.store.create_task(task, self.owner, self.ttl) is not None
+        self._creating.add(task.task_id)
+        try:
+            created = await self.store.create_task(task, self.owner, self.ttl) is not None
+        finally:
+            self._creating.discard(task.task_id)
         if created:
             self._created.add(task.task_id)
         return created
@@ -86,7 +91,7 @@ class LeaseKeeper:
         """One round: renew this copy's leases, then claim expired ones."""
         self._created = set()
         renewed = await self.store.renew_leases(self.owner, self.ttl)
-        self._on_renewed(renewed | self._created)
+        self._on_renewed(renewed | self._created | self._creating)
         for taken in await self.store.take_over_expired(self.owner, self.ttl):
             self.taken_over += 1
             log.warning(
