@@ -175,6 +175,10 @@ STEPS: dict[str, tuple[str, Callable[[Run], Awaitable[Figure | list[Figure]]]]] 
 }
 
 
+#: Parts that need more than a broker (a PostgreSQL database): run only when named.
+OPT_IN = frozenset({"pool", "pool-failover"})
+
+
 async def run_suite(
     port: int,
     options: Options,
@@ -182,11 +186,14 @@ async def run_suite(
     echo: Callable[[str], None] = print,
     only: Sequence[str] = (),
 ) -> list[Figure]:
-    """Measure every figure (or those of the parts in ``only``) on ``127.0.0.1:port``."""
+    """Measure every figure (or those of the parts in ``only``) on ``127.0.0.1:port``.
+
+    The :data:`OPT_IN` parts run only when ``only`` names them.
+    """
     run = Run(port, options, log_dir, echo)
     figures: list[Figure] = []
     for name, (title, step) in STEPS.items():
-        if only and name not in only:
+        if (only and name not in only) or (not only and name in OPT_IN):
             continue
         started = time.monotonic()
         echo(f"{title}...")
