@@ -29,12 +29,16 @@ RECEIVERS ?=
 RUN_ARGS := $(if $(RECEIVERS),--receivers $(RECEIVERS))
 
 export MQTTPUSH_BROKER__PORT ?= $(PORT)
+# Nodes of one broker cluster, e.g. BROKERS=127.0.0.1:1883,127.0.0.1:1884 (docs/scaling.md).
+ifdef BROKERS
+export MQTTPUSH_BROKER__SERVERS := $(BROKERS)
+endif
 export MQTTPUSH_PROFILE := $(PROFILE)
 export PY RUN_DIR
 
 .DEFAULT_GOAL := help
 .PHONY: help install build start run run-verbose stop status logs logs-sender logs-receiver \
-	logs-broker watch test test-fast lint bench certs clean
+	logs-broker watch test test-fast test-cluster lint bench certs clean
 
 help: ## list the targets
 	@echo "mode: $(MODE) (override with MODE=local or MODE=compose)"
@@ -74,9 +78,12 @@ AIOMQTT_TESTS := tests/test_rpc.py tests/test_push.py tests/test_broker_loss.py 
 test-fast: install ## the unit tests only: no broker, no processes (seconds)
 	$(PY) -m pytest -q -m "not broker"
 
-test: lint ## lint, then the whole test suite against a real Mosquitto
-	$(PY) -m pytest
+test: lint ## lint, then the whole test suite against a real Mosquitto (not the cluster tests)
+	$(PY) -m pytest -m "not cluster"
 	MQTTPUSH_TEST_CLIENT=aiomqtt $(PY) -m pytest -q $(AIOMQTT_TESTS)
+
+test-cluster: install ## broker-cluster tests on a two-node ejabberd they start (apt-get install ejabberd)
+	$(PY) -m pytest -m cluster
 
 certs: install ## create the secure profile's CA, certificates, passwords and ACL (.run/secure)
 	$(PY) -m mqttpush secure init --dir $(SECURE_DIR)

@@ -8,6 +8,11 @@ broker that accepts and then drops a client at once does not get a reconnect sto
 broker that asks clients to come back later (server busy, quota or connection rate
 exceeded, use another server or moved) gets the longest wait at once.
 
+With several broker nodes (``broker.servers``: nodes of one cluster), the first connection
+goes to the first node that answers, and every reconnect attempt to the next node in
+turn, so a dead node costs one attempt. A broker whose DISCONNECT or CONNACK names a
+Server Reference is followed there on the next attempt, after the shortest wait.
+
 A fixed-id connection that the broker takes over (another process with the same client
 id) stops for good instead of fighting for it.
 """
@@ -26,11 +31,13 @@ from mqttpush.errors import (
     SessionTakenOverError,
     TransportError,
 )
+from mqttpush.servers import parse_server
 from mqttpush.transport.reasons import BACK_OFF, SESSION_TAKEN_OVER
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
+    from mqttpush.servers import Server
     from mqttpush.settings import BrokerSettings
     from mqttpush.transport.base import Message, Transport
 
@@ -66,16 +73,55 @@ class Connection:
         self._connected_at = time.monotonic()
         self._quick_drops = 0
         self._delay = settings.reconnect_min_delay
+        self._servers = settings.server_list()
+        self._current = 0
+        self._referred: Server | None = None
+        self.server: Server = self._servers[0]
 
     async def open(self) -> None:
-        """Connect for the first time.
+        """Connect for the first time, to the first broker node that answers.
 
         Raises:
-            BrokerUnavailableError: The broker cannot be reached.
+            BrokerUnavailableError: No node can be reached (the last node's error).
         """
-        await self.transport.connect()
+        for index, server in enumerate(self._servers):
+            self._go_to(server)
+            try:
+                await self.transport.connect()
+            except BrokerUnavailableError as exc:
+                if index == len(self._servers) - 1:
+                    raise
+                log.warning("broker %s: %s; trying the next one", server, exc)
+                continue
+            self._current = index
+            break
         self._connected_at = time.monotonic()
         self.connected.set()
+
+    def _go_to(self, server: Server) -> None:
+        self.server = server
+        self.transport.use(server)
+
+    def _next_server(self) -> Server:
+        """The node of the next attempt: the one a broker referred to, else the next in turn."""
+        if self._referred is not None:
+            server, self._referred = self._referred, None
+            return server
+        self._current = (self._current + 1) % len(self._servers)
+        return self._servers[self._current]
+
+    def _follow(self, exc: TransportError) -> bool:
+        """Take the broker's Server Reference (its first entry) as the next node, if usable."""
+        reference = (exc.server_reference or "").split()
+        if not reference:
+            return False
+        try:
+            self._referred = parse_server(reference[0], default_port=self.server.port)
+        except ValueError:
+            log.warning("ignoring the broker's server reference %r", exc.server_reference)
+            return False
+        log.warning("the broker refers this client to %s", self._referred)
+        return True
 
     async def subscribe(self, topic_filter: str) -> None:
         """Subscribe now and after every reconnect."""
@@ -135,7 +181,9 @@ class Connection:
         settings = self._settings
         if lived >= STABLE_AFTER:
             self._delay = settings.reconnect_min_delay
-        if exc.reason_code in BACK_OFF or exc.server_reference is not None:
+        if self._follow(exc):
+            self._delay = settings.reconnect_min_delay  # another node is ready now
+        elif exc.reason_code in BACK_OFF or exc.server_reference is not None:
             self._delay = settings.reconnect_max_delay  # the broker asked for time
         if not self.transport.persistent:
             return
@@ -161,6 +209,7 @@ class Connection:
         failures = 0
         while not self.closing:
             await asyncio.sleep(self._wait())
+            self._go_to(self._next_server())
             try:
                 await self.transport.connect()
                 self._connected_at = time.monotonic()
@@ -176,13 +225,17 @@ class Connection:
                 )
                 if self.transport.is_connected:
                     self._note_drop(exc)  # connected, then lost while restoring subscriptions
+                elif self._follow(exc):
+                    self._delay = self._settings.reconnect_min_delay
                 elif exc.reason_code in BACK_OFF or exc.server_reference is not None:
                     self._delay = self._settings.reconnect_max_delay
                 await self.transport.disconnect()
                 continue
             self.reconnects += 1
             log.warning(
-                "reconnected to the broker after %d failed attempts; %d subscriptions restored",
+                "reconnected to the broker at %s after %d failed attempts; "
+                "%d subscriptions restored",
+                self.server,
                 failures,
                 len(self._filters),
             )

@@ -7,7 +7,6 @@ Every error the library raises derives from :class:`MqttPushError`::
     ├── UsageError                     mqttpush used out of order: not served, not open, ...
     │   ├── FabricClosedError          the fabric is not open, or is closing
     │   └── InvalidNotificationError   (also ValueError) data not matching the schema, bad priority
-    ├── StoreError                     a task store failed, or was used after closing
     ├── InvalidAddressError            (also ValueError)
     ├── ProtocolError                  a payload that does not follow docs/protocol.md
     │   ├── PacketRefusedError         a packet not sent: MQTT or the broker's limits forbid it
@@ -23,6 +22,9 @@ Every error the library raises derives from :class:`MqttPushError`::
     ├── RpcTimeoutError                (also TimeoutError) no reply within the timeout
     ├── TaskStateError                 a task change refused, e.g. after a terminal state
     ├── TaskFailedError                a task that was waited for ended failed or canceled
+    ├── StoreError                     the task store failed: a query, a damaged row, closed
+    │   ├── StoreUnavailableError      the store could not be reached (database down, pool timeout)
+    │   └── StoreSchemaError           the schema is newer than this mqttpush, or not migrated
     └── RpcError                       a JSON-RPC error object, local or remote
         ├── ParseError                 -32700
         ├── InvalidRequestError        -32600
@@ -41,7 +43,7 @@ Errors from an MQTT client stack are translated in one place per stack: aiomqtt'
 paho's in ``mqttpush.transport.mqtt.transport``; socket and TLS errors of the native client in
 ``mqttpush.transport.native.connect`` (connecting) and ``...native.link`` (afterwards).
 A broker's reason codes are read by number, in ``mqttpush.transport.reasons``, never
-told apart by text.
+told apart by text. Errors from a store's database are translated in that store's module.
 """
 
 from __future__ import annotations
@@ -71,6 +73,8 @@ __all__ = [
     "RpcTimeoutError",
     "SessionTakenOverError",
     "StoreError",
+    "StoreSchemaError",
+    "StoreUnavailableError",
     "TaskFailedError",
     "TaskFinishedError",
     "TaskNotCancelableError",
@@ -117,10 +121,6 @@ class AgentOfflineError(MqttPushError):
         super().__init__(message)
         self.address = address
         self.status = status
-
-
-class StoreError(MqttPushError):
-    """A task store failed (e.g. its database cannot be opened), or was used after closing."""
 
 
 class InvalidAddressError(MqttPushError, ValueError):
@@ -236,6 +236,25 @@ class TaskFailedError(MqttPushError):
     def __init__(self, message: str, status: dict[str, Any]) -> None:
         super().__init__(message)
         self.status = status
+
+
+class StoreError(MqttPushError):
+    """The task store failed: not opened, a query failed, a row did not decode, or closed."""
+
+
+class StoreUnavailableError(StoreError):
+    """The task store could not be reached: its database is down, or no connection came in time.
+
+    The operation may succeed later; nothing was written by it.
+    """
+
+
+class StoreSchemaError(StoreError):
+    """The store's schema is not the one this mqttpush knows.
+
+    Either it is newer (written by a newer mqttpush: upgrade), or migrations are pending
+    (run ``mqttpush store migrate``).
+    """
 
 
 class RpcError(MqttPushError):

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from mqttpush.agent.base import Agent
     from mqttpush.agent.host import Host
     from mqttpush.card import AgentCard
+    from mqttpush.servers import Server
     from mqttpush.transport.base import Message, Transport
 
 __all__ = ["Fabric"]
@@ -106,6 +107,11 @@ class Fabric:
     def client_id(self) -> str:
         """The MQTT client id of this fabric's connection."""
         return self._transport.client_id
+
+    @property
+    def server(self) -> Server:
+        """The broker node this fabric is connected (or connecting) to."""
+        return self._link.server
 
     @property
     def stopped_because(self) -> MqttPushError | None:
@@ -238,7 +244,17 @@ class Fabric:
         router.add(rpc_topic, Route(accept_request))
         router.add(receipt_topic, Route(take_receipt))
         router.add_children(push_base, Route(take_push, concurrent=True))
-        for topic_filter in (rpc_topic, f"{push_base}/+", receipt_topic):
+        filters = [rpc_topic, f"{push_base}/+", receipt_topic]
+        pool = self.settings.agent.pool
+        if pool is not None:
+            # One copy of a pool: requests and notifications go to one copy each; every
+            # copy hears every receipt (each keeps those of its own notifications); and
+            # requests for this copy alone (a task it runs) come on a topic of its own.
+            copy_topic = f"{rpc_topic}/{self.client_id}"
+            router.add(copy_topic, Route(accept_request))
+            filters = [f"$share/{pool}/{rpc_topic}", f"$share/{pool}/{push_base}/+"]
+            filters += [receipt_topic, copy_topic]
+        for topic_filter in filters:
             await self._link.subscribe(topic_filter)
         self._loop.replay()
         if self._own_transport and self.settings.agent.presence:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     BaseModel,
@@ -27,6 +27,7 @@ from pydantic import (
 )
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -34,6 +35,7 @@ from pydantic_settings import (
 
 from mqttpush.address import DEFAULT_PREFIX, Address, check_level, check_prefix
 from mqttpush.errors import ConfigurationError, InvalidAddressError
+from mqttpush.servers import Server, parse_servers
 
 _profile_file: ContextVar[Path | None] = ContextVar("mqttpush_profile_file", default=None)
 
@@ -49,6 +51,12 @@ class BrokerSettings(_Section):
 
     host: str = "127.0.0.1"
     port: int = Field(default=1883, ge=1, le=65535)
+    servers: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Nodes of one broker cluster, instead of host and port: host:port, "
+        "mqtt://host:port or mqtts://host:port, separated by commas in the environment. "
+        "The client connects to the first that answers and fails over to the others.",
+    )
     username: str | None = None
     password: SecretStr | None = None
     password_file: FilePath | None = Field(
@@ -105,6 +113,17 @@ class BrokerSettings(_Section):
     cert_file: FilePath | None = Field(default=None, description="Client certificate (PEM).")
     key_file: FilePath | None = Field(default=None, description="Client key (PEM), with cert_file.")
 
+    @field_validator("servers", mode="before")
+    @classmethod
+    def _servers_are_addresses(cls, value: object) -> object:
+        if isinstance(value, str | list):
+            return [str(server) for server in parse_servers(value)]
+        return value
+
+    def server_list(self) -> list[Server]:
+        """The broker nodes to try, in order: ``servers``, else ``host:port``."""
+        return parse_servers(self.servers) or [Server(self.host, self.port)]
+
     @model_validator(mode="after")
     def _key_needs_cert(self) -> Self:
         if self.key_file is not None and self.cert_file is None:
@@ -158,6 +177,9 @@ class RpcSettings(_Section):
     )
 
 
+_STORE_SCHEMES = frozenset({"postgresql", "postgres", "sqlite"})
+
+
 class AgentSettings(_Section):
     """Defaults for agents."""
 
@@ -168,6 +190,21 @@ class AgentSettings(_Section):
         default=None,
         description="SQLite file for task state (tasks, endpoints, deliveries); "
         "in memory when unset.",
+    )
+    store_url: SecretStr | None = Field(
+        default=None,
+        description="Task store URL, instead of store_path: postgresql://USER@HOST:PORT/DB "
+        "(one database shared by every copy of an agent; run 'mqttpush store migrate' first) "
+        "or sqlite:///PATH. Keep passwords out of it: libpq reads PGPASSWORD and ~/.pgpass.",
+    )
+    store_pool_size: int = Field(
+        default=10, ge=1, le=1000, description="PostgreSQL connections one process opens at most."
+    )
+    store_timeout: float = Field(
+        default=5.0,
+        gt=0,
+        description="Seconds a store operation waits for a PostgreSQL connection before it "
+        "fails with StoreUnavailableError.",
     )
     session_expiry: int = Field(
         default=3600,
@@ -209,6 +246,38 @@ class AgentSettings(_Section):
         description="Publish each served agent's retained presence card, on a connection of "
         "its own whose Will marks it offline.",
     )
+    pool: str | None = Field(
+        default=None,
+        description="Serve each agent as one copy of this pool: copies share its requests and "
+        "notifications ($share/{pool}/...) and must share a store (store_url); "
+        "docs/scaling.md.",
+    )
+    lease_ttl: float = Field(
+        default=30.0,
+        gt=0,
+        description="Seconds a pool copy owns a running task unless it renews (every third of "
+        "it); another copy takes over a dead copy's tasks within about 1.33x this.",
+    )
+
+    @field_validator("pool")
+    @classmethod
+    def _pool_is_a_level(cls, value: str | None) -> str | None:
+        return None if value is None else check_level(value, "pool name")
+
+    @field_validator("store_url")
+    @classmethod
+    def _store_url_scheme(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            scheme = value.get_secret_value().partition(":")[0].lower()
+            if scheme not in _STORE_SCHEMES:
+                raise ValueError(f"store_url must start with one of {sorted(_STORE_SCHEMES)}")
+        return value
+
+    @model_validator(mode="after")
+    def _one_store(self) -> Self:
+        if self.store_url is not None and self.store_path is not None:
+            raise ValueError("store_url and store_path are both set: choose one")
+        return self
 
 
 class DemoSettings(_Section):

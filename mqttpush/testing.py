@@ -61,6 +61,7 @@ class FakeHost:
         self.topics = Topics(self.settings.topic_prefix)
         self.published: list[Message] = []
         self.matched = matched
+        self.client_id = "fake-host"
         self.caller = RpcCaller(self.publish, self.topics.reply_base("fake-host", None))
         self._tasks: set[asyncio.Task[Any]] = set()
         self._agents: list[Agent] = []

@@ -35,6 +35,8 @@ if TYPE_CHECKING:
 
     from mqttpush.transport import Transport
 
+pytest_plugins = ["tests.postgres"]  # a private PostgreSQL: postgres, postgres_url
+
 REPO = Path(__file__).resolve().parent.parent
 CONFIG = REPO / "mosquitto.conf"
 #: What ``mqttpush run`` prints for the seed scenario.
@@ -61,8 +63,8 @@ def pytest_configure(config: pytest.Config) -> None:
 # Integration modules whose tests start a broker, agents or containers themselves (the
 # others are told apart by the ``broker`` fixture they use).
 _INTEGRATION_MODULES = frozenset(
-    {"test_broker_loss", "test_compose", "test_local_mode", "test_native_transport",
-     "test_security_material"}
+    {"test_broker_loss", "test_cluster", "test_compose", "test_local_mode",
+     "test_native_transport", "test_security_material"}
 )  # fmt: skip
 
 

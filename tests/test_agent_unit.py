@@ -19,11 +19,13 @@ from mqttpush import (
 )
 from mqttpush.address import Address
 from mqttpush.codec import Envelope, decode_receipts, encode_notification, encode_request
-from mqttpush.errors import UsageError
+from mqttpush.errors import StoreUnavailableError, TaskNotFoundError, UsageError
+from mqttpush.store import MemoryTaskStore
 from mqttpush.testing import Collector, FakeHost, eventually
 
 if TYPE_CHECKING:
     from mqttpush.models import Receipt
+    from mqttpush.store import StoredTask
     from mqttpush.transport.base import Message
 
 ADDRESS = "unit@test.fabric"
@@ -147,3 +149,35 @@ async def test_a_call_to_another_agent_carries_this_agents_address():
 async def test_an_agent_not_served_says_so():
     with pytest.raises(UsageError, match="not served"):
         _ = Greeter().host
+
+
+class FlakyStore(MemoryTaskStore):
+    """Refuses the next ``failures`` task saves, like a database that is briefly down."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+
+    async def save_task(self, task: StoredTask) -> None:
+        if self.failures > 0:
+            self.failures -= 1
+            raise StoreUnavailableError("database down")
+        await super().save_task(task)
+
+
+async def test_a_task_whose_first_save_fails_is_dropped_and_a_retry_runs_it():
+    async with FakeHost() as host:
+        store = FlakyStore(failures=1)
+        agent = await host.serve(Counter(store=store), SENDER)
+        with pytest.raises(StoreUnavailableError):
+            await agent.run_task(task_id="t")
+        assert agent.tasks.find("t") is None  # not left submitted with nothing running it
+        with pytest.raises(TaskNotFoundError):
+            await agent.get_task_status(task_id="t")
+        await agent.run_task(task_id="t")  # the same id, once the store is back
+        status = await agent.get_task_status(task_id="t", wait=5)
+        assert status.state is TaskState.COMPLETED
+        assert status.result == {"steps": 3}
+        stored = await store.get_task("t")
+        assert stored is not None
+        assert stored.state is TaskState.COMPLETED

@@ -17,6 +17,7 @@ import pytest
 from mqttpush import Fabric
 from mqttpush.connection import STABLE_AFTER, Connection
 from mqttpush.errors import ConnectionLostError, SessionTakenOverError
+from mqttpush.servers import Server
 from mqttpush.settings import BrokerSettings
 from mqttpush.tools import cli
 from mqttpush.tools.demo import client as demo_client
@@ -97,14 +98,25 @@ def test_the_backoff_starts_over_only_after_a_connection_stayed_up():
         ConnectionLostError("busy", reason_code=0x89),
         ConnectionLostError("quota", reason_code=0x97),
         ConnectionLostError("rate", reason_code=0x9F),
-        ConnectionLostError("moved", reason_code=0x9D, server_reference="other:1883"),
-        ConnectionLostError("elsewhere", server_reference="other:1883"),
+        ConnectionLostError("moved", reason_code=0x9D),
+        ConnectionLostError("moved", reason_code=0x9D, server_reference="http://elsewhere"),
     ],
 )
 def test_a_broker_asking_for_time_gets_the_longest_wait(hint):
     connection = _connection()
     connection._note_drop(hint)
     assert connection._delay == 5.0
+
+
+@pytest.mark.parametrize("code", [None, 0x9C, 0x9D])
+def test_a_broker_naming_another_server_sends_the_next_attempt_there_at_once(code):
+    connection = _connection()
+    for _ in range(3):
+        connection._wait()
+    connection._note_drop(ConnectionLostError("moved", reason_code=code, server_reference="b:1"))
+    assert connection._delay == 0.1
+    assert connection._next_server() == Server("b", 1)
+    assert connection._next_server() == Server("127.0.0.1", 1883)  # then the list again
 
 
 def test_only_drops_without_a_reason_code_or_with_0x8e_count_toward_a_takeover():

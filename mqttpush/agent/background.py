@@ -22,6 +22,7 @@ from mqttpush.agent.context import TaskContext
 from mqttpush.agent.delivery import DeliveryTracker
 from mqttpush.agent.endpoint_ops import EndpointOperations
 from mqttpush.agent.endpoints import Endpoints
+from mqttpush.agent.leases import LeaseKeeper
 from mqttpush.agent.running import TaskWork
 from mqttpush.agent.task import TaskRunner
 from mqttpush.agent.tasks import TaskRegistry
@@ -34,7 +35,7 @@ from mqttpush.errors import (
 )
 from mqttpush.models import TaskId, TaskStatus, new_id
 from mqttpush.rpc.operation import operation
-from mqttpush.store import open_store
+from mqttpush.store import store_from_settings
 
 if TYPE_CHECKING:
     from mqttpush.address import Address
@@ -49,6 +50,8 @@ log = logging.getLogger(__name__)
 _MAX_WAIT = 300.0  # longest get_task_status long-poll
 #: Bytes of JSON ``run_task`` params may take: a task keeps them as long as it is kept.
 MAX_PARAMS_BYTES = 64 << 10
+
+_STORE_POLL = 0.5  # seconds between two reads of a task another copy runs
 
 
 class BackgroundTaskAgent(EndpointOperations, Agent):
@@ -71,6 +74,9 @@ class BackgroundTaskAgent(EndpointOperations, Agent):
     #: The model of the ``data`` of this agent's notifications: pushes are checked
     #: against it, and its JSON schema is published in the agent's presence card.
     notification_schema: ClassVar[type[BaseModel] | None] = None
+    #: Whether a task whose pool copy died runs again on another copy (carrying on its
+    #: ``seq``; endpoints may then get some notifications twice), rather than failing.
+    resumable: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -94,7 +100,7 @@ class BackgroundTaskAgent(EndpointOperations, Agent):
         if self._max_finished is None:
             self.tasks = TaskRegistry(agent.max_finished_tasks)
         if self._store is None:
-            self._store = open_store(agent.store_path)
+            self._store = store_from_settings(agent)
         self.deliveries = DeliveryTracker(
             host,
             receipt_timeout=agent.receipt_timeout,
@@ -112,7 +118,16 @@ class BackgroundTaskAgent(EndpointOperations, Agent):
             endpoints=self.endpoints,
             deliveries=self.deliveries,
             schema=self.notification_schema,
+            resumable=self.resumable,
         )
+        if agent.pool is not None:  # one copy of a pool: tasks owned by lease
+            self._work.leases = LeaseKeeper(
+                self._store,
+                host.client_id,
+                agent.lease_ttl,
+                self._work.take_over,
+                self._work.keep_only,
+            )
 
     @property
     def store(self) -> TaskStore:
@@ -179,12 +194,9 @@ class BackgroundTaskAgent(EndpointOperations, Agent):
         other requests.
         """
         runner = self.tasks.find(task_id)
-        if runner is None:  # finished before a restart, or long ago: the store knows
-            stored = await self.store.get_task(task_id)
-            if stored is None:
-                raise TaskNotFoundError(data={"task_id": task_id})
-            summary = await self.store.delivery_summary(task_id)
-            return TaskRunner.from_stored(stored).status(summary)
+        if runner is None:  # another copy's, finished before a restart, or long ago
+            async with self.slot_released():
+                return await self._stored_status(task_id, wait)
         if wait > 0 and not runner.state.is_terminal:
             async with self.slot_released():
                 try:
@@ -194,9 +206,52 @@ class BackgroundTaskAgent(EndpointOperations, Agent):
                     pass  # still running: the status says so
         return self._running.status(runner)
 
+    async def _stored_status(self, task_id: str, wait: float) -> TaskStatus:
+        """The status the store keeps; waiting for its end means reading it again."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        while True:
+            stored = await self.store.get_task(task_id)
+            if stored is None:
+                raise TaskNotFoundError(data={"task_id": task_id})
+            left = deadline - loop.time()
+            if stored.state.is_terminal or left <= 0:
+                summary = await self.store.delivery_summary(task_id)
+                return TaskRunner.from_stored(stored).status(summary)
+            await asyncio.sleep(min(_STORE_POLL, left))
+
+    async def _cancel_elsewhere(self, task_id: str, leases: LeaseKeeper) -> TaskStatus:
+        """Cancel a task this copy does not run: through its owner, or by taking it over."""
+        stored = await self.store.get_task(task_id)
+        if stored is None:
+            raise TaskNotFoundError(data={"task_id": task_id})
+        if stored.state.is_terminal:
+            raise TaskNotCancelableError(data={"task_id": task_id, "state": stored.state.value})
+        owner = await leases.owner_of(task_id)
+        if owner is not None:  # its copy's own request topic (docs/protocol.md)
+            raw = await self.host.caller.call(
+                f"{self.host.topics.rpc(self.address)}/{owner}",
+                "cancel_task",
+                {"task_id": task_id},
+                timeout=self.host.settings.rpc.timeout,
+                envelope=codec.Envelope(sender=str(self.address)),
+                address=str(self.address),
+            )
+            return TaskStatus.model_validate(raw)
+        # Its copy died and nobody took it over yet: this copy does, to end it now.
+        if await self.store.acquire_lease(task_id, leases.owner, leases.ttl) is None:
+            raise TaskNotFoundError(data={"task_id": task_id, "detail": "owner changed; retry"})
+        runner = self.tasks.restore(stored)
+        await self.endpoints.load(task_id)
+        await self._running.cancel(runner)
+        return self._running.status(runner)
+
     @operation
     async def cancel_task(self, task_id: TaskId) -> TaskStatus:
         """Stop a task's work and its notifications; the endpoints get a last ``canceled`` one."""
+        leases = self._running.leases
+        if leases is not None and self.tasks.find(task_id) is None:
+            return await self._cancel_elsewhere(task_id, leases)
         runner = self.tasks.get(task_id)
         if runner.state.is_terminal:
             raise TaskNotCancelableError(data={"task_id": task_id, "state": runner.state.value})

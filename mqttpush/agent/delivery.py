@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from mqttpush.store import TaskStore
     from mqttpush.transport.base import Message
 
-__all__ = ["DeliveryTracker"]
+__all__ = ["DeliveryTracker", "info_of"]
 
 log = logging.getLogger(__name__)
 _NOBODY = "no matching subscribers: the endpoint is not connected and has no session"
@@ -87,16 +87,20 @@ class _Delivery:
             self.message = None
 
     def to_info(self) -> DeliveryInfo:
-        row = self.row
-        return DeliveryInfo(
-            notification_id=row.notification_id,
-            seq=row.seq,
-            endpoint=row.endpoint,
-            state=row.state,
-            attempts=row.attempts,
-            detail=row.detail,
-            updated_at=row.updated_at,
-        )
+        return info_of(self.row)
+
+
+def info_of(row: Delivery) -> DeliveryInfo:
+    """The wire's view of a stored delivery row."""
+    return DeliveryInfo(
+        notification_id=row.notification_id,
+        seq=row.seq,
+        endpoint=row.endpoint,
+        state=row.state,
+        attempts=row.attempts,
+        detail=row.detail,
+        updated_at=row.updated_at,
+    )
 
 
 class DeliveryTracker:
@@ -284,6 +288,14 @@ class DeliveryTracker:
         for delivery in self._tasks.get(task_id, {}).values():
             counts[delivery.state] = counts.get(delivery.state, 0) + 1
         return counts
+
+    async def settled(self, task_id: str) -> None:
+        """Wait until every notification of a task is in a final state (bounded by retries)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._receipt_timeout * (self._attempts + 1) + 1.0
+        # Polling: final states are reached in several places, with no event per task.
+        while self.pending(task_id) and loop.time() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
 
     def pending(self, task_id: str) -> int:
         """Deliveries of a task not yet in a final state."""

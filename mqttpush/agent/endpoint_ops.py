@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from mqttpush.agent.delivery import info_of
 from mqttpush.errors import InvalidParamsError, TaskFinishedError, TaskNotFoundError
 from mqttpush.models import DeliveryInfo, TaskId, TaskPushNotificationConfig
 from mqttpush.rpc.operation import operation
@@ -65,13 +66,20 @@ class EndpointOperations:
         every attempt).
         """
         if self.tasks.find(task_id) is None and task_id not in self.deliveries.tracked():
-            raise TaskNotFoundError(data={"task_id": task_id})
+            # Another copy's task, or one from before a restart: as far as the store knows.
+            rows = await self.endpoints.store.deliveries(task_id)
+            if not rows and await self.endpoints.store.get_task(task_id) is None:
+                raise TaskNotFoundError(data={"task_id": task_id})
+            return [info_of(row) for row in rows]
         return self.deliveries.status(task_id)
 
     @operation
     async def list_push_endpoints(self, task_id: TaskId) -> list[TaskPushNotificationConfig]:
         """Return the endpoints registered for a task (tokens masked)."""
-        return [_redacted(config) for config in self.endpoints.of(task_id)]
+        configs = self.endpoints.of(task_id)
+        if not configs and self.tasks.find(task_id) is None:  # another copy's task, maybe
+            configs = await self.endpoints.store.endpoints(task_id)
+        return [_redacted(config) for config in configs]
 
 
 def _redacted(config: TaskPushNotificationConfig) -> TaskPushNotificationConfig:

@@ -30,6 +30,11 @@ class Endpoints:
     def __len__(self) -> int:
         return len(self._by_task)
 
+    @property
+    def store(self) -> TaskStore:
+        """Where registrations are kept."""
+        return self._store()
+
     def of(self, task_id: str) -> list[TaskPushNotificationConfig]:
         """The endpoints of a task, in registration order."""
         return list(self._by_task.get(task_id, {}).values())

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from collections.abc import Coroutine
 
     from mqttpush.address import Address, Topics
+    from mqttpush.rpc.caller import RpcCaller
     from mqttpush.rpc.remote import RemoteAgent
     from mqttpush.settings import Settings
     from mqttpush.transport.base import Message
@@ -33,6 +34,16 @@ class Host(Protocol):
     @property
     def settings(self) -> Settings:
         """All settings of the process."""
+        ...
+
+    @property
+    def client_id(self) -> str:
+        """The MQTT client id: unique per copy of a pool, its owner id for task leases."""
+        ...
+
+    @property
+    def caller(self) -> RpcCaller:
+        """The pending calls of this host (to call a topic no address names)."""
         ...
 
     @property

@@ -4,11 +4,16 @@
 or canceled) the task is saved and each endpoint gets a last notification carrying
 the terminal state. When the agent starts, every task its store still lists as
 unfinished (the process died while it ran) is failed with a reason.
+
+A copy of a pool (with a :class:`~mqttpush.agent.leases.LeaseKeeper`) instead owns each
+task it starts by a lease in the shared store, and fails or resumes the tasks of copies
+that died, as their leases expire.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +23,8 @@ from pydantic import BaseModel, ValidationError
 from mqttpush import _context, codec
 from mqttpush.agent.context import TaskContext
 from mqttpush.agent.fanout import fan_out
-from mqttpush.errors import InvalidNotificationError
+from mqttpush.agent.task import TaskRunner
+from mqttpush.errors import InvalidNotificationError, StoreError
 from mqttpush.models import ErrorInfo, Priority, PushNotification, TaskState
 
 if TYPE_CHECKING:
@@ -28,10 +34,10 @@ if TYPE_CHECKING:
     from mqttpush.agent.delivery import DeliveryTracker
     from mqttpush.agent.endpoints import Endpoints
     from mqttpush.agent.host import Host
-    from mqttpush.agent.task import TaskRunner
+    from mqttpush.agent.leases import LeaseKeeper
     from mqttpush.agent.tasks import TaskRegistry
     from mqttpush.models import TaskStatus
-    from mqttpush.store import TaskStore
+    from mqttpush.store import TakenOver, TaskStore
 
 __all__ = ["TaskWork"]
 
@@ -53,6 +59,7 @@ class TaskWork:
         endpoints: The endpoints registered per task.
         deliveries: Publishes notifications and tracks their delivery.
         schema: The model every notification's ``data`` must match, if any.
+        resumable: Whether a task taken over from a dead copy runs again (else it fails).
     """
 
     def __init__(
@@ -66,6 +73,7 @@ class TaskWork:
         endpoints: Endpoints,
         deliveries: DeliveryTracker,
         schema: type[BaseModel] | None = None,
+        resumable: bool = False,
     ) -> None:
         self._schema = schema
         self._host = host
@@ -75,9 +83,20 @@ class TaskWork:
         self._store = store
         self._endpoints = endpoints
         self._deliveries = deliveries
+        self.leases: LeaseKeeper | None = None  #: a pool copy's leases, set by its agent
+        self._settling: set[str] = set()  # ended, notifications not all settled yet
+        self._resumable = resumable
 
     async def recover(self) -> None:
-        """Fail the tasks a previous run left unfinished; start re-sending notifications."""
+        """Fail the tasks a previous run left unfinished; start re-sending notifications.
+
+        A pool copy fails nothing at start: other copies may be running those tasks.
+        It starts keeping its leases instead, which takes over the dead copies' tasks.
+        """
+        if self.leases is not None:
+            self._host.spawn(self._deliveries.run(), name=f"mqttpush-deliveries-{self._address}")
+            self._host.spawn(self.leases.run(), name=f"mqttpush-leases-{self._address}")
+            return
         for stored in await self._store.unfinished_tasks():
             runner = self._tasks.restore(stored)
             await self._endpoints.load(stored.task_id)
@@ -95,11 +114,61 @@ class TaskWork:
         return runner.status(self._deliveries.summary(runner.task_id))
 
     async def start(self, task_id: str, params: dict[str, Any] | None) -> TaskRunner:
-        """Start the task with this id, unless it exists (then it is returned as it is)."""
+        """Start the task with this id, unless it exists (then it is returned as it is).
+
+        Raises:
+            StoreError: The new task could not be saved; it is forgotten, not left
+                ``submitted`` with nothing running it, so a retry with its id starts it.
+        """
         runner, created = self._tasks.create(task_id, params)
         if created:
-            await self._save(runner)
+            try:
+                if self.leases is None:
+                    await self._save(runner)
+                elif not await self.leases.create(runner.to_stored()):
+                    self._tasks.discard(runner)  # another copy has it: report that one
+                    return await self._stored(task_id)
+                else:  # registered with any copy, kept in the shared store
+                    await self._endpoints.load(task_id)
+            except BaseException:
+                self._tasks.discard(runner)
+                raise
             runner.attach(self._host.spawn(self._run(runner), name=f"mqttpush-task-{task_id}"))
+        return runner
+
+    def keep_only(self, held: set[str]) -> None:
+        """Stop, silently, the tasks whose lease another copy took (this copy was too slow).
+
+        The new owner runs them and sends their notifications; this copy forgets them,
+        so their status comes from the store.
+        """
+        for runner in self._tasks.unfinished():
+            if runner.task_id not in held:
+                log.warning("%s: task %s taken over by another copy; stopped here",
+                            self._address, runner.task_id)  # fmt: skip
+                self._tasks.discard(runner)
+                runner.abandon()
+
+    async def _stored(self, task_id: str) -> TaskRunner:
+        stored = await self._store.get_task(task_id)
+        if stored is None:
+            raise StoreError(f"task {task_id} vanished from the store while it was started")
+        return TaskRunner.from_stored(stored)
+
+    async def take_over(self, taken: TakenOver) -> TaskRunner:
+        """Run again (resumable agents) or fail a task claimed from a dead copy."""
+        runner = self._tasks.restore(taken.task)
+        await self._endpoints.load(runner.task_id)
+        if self._resumable:
+            name = f"mqttpush-task-{runner.task_id}"
+            runner.attach(self._host.spawn(self._run(runner), name=name))
+            return runner
+        reason = ErrorInfo(
+            type="AgentCopyLost",
+            message=f"the copy of {self._address} running the task ({taken.previous_owner}) "
+            f"stopped while it was {taken.task.state.value}; its work was not resumed",
+        )
+        await self.finish(runner, TaskState.FAILED, error=reason)
         return runner
 
     async def cancel(self, runner: TaskRunner) -> None:
@@ -122,7 +191,8 @@ class TaskWork:
 
     async def _run(self, runner: TaskRunner) -> None:
         try:
-            runner.transition(TaskState.WORKING)
+            if runner.state is TaskState.SUBMITTED:  # a resumed task is working already
+                runner.transition(TaskState.WORKING)
             await self._save(runner)
             result = pydantic_core.to_jsonable_python(
                 await self._work(TaskContext(runner, self.push))
@@ -149,14 +219,20 @@ class TaskWork:
         result: Any = None,  # noqa: ANN401 - the task's JSON result
         error: ErrorInfo | None = None,
     ) -> None:
-        """End the task in ``state``: save it, send the final notification, drop its endpoints."""
+        """End the task in ``state``: save it, send the final notification, drop its endpoints.
+
+        A pool copy saves the end only once every notification of the task is settled
+        (receipt, or out of attempts): until then the task stays unfinished in the
+        shared store, so if this copy dies another one takes it over and sends again.
+        """
         if runner.state.is_terminal:
             return  # already ended (e.g. cancel_task gave up waiting and ended it)
+        if self.leases is not None:
+            self._settling.add(runner.task_id)
         forgotten = runner.transition(state, result=result, error=error)
         self._deliveries.forget(set(forgotten))
-        await self._save(runner)
-        if forgotten:
-            await self._store.prune(self._tasks.max_finished)
+        if self.leases is None:
+            await self._save(runner)
         message = f"Task {state.value}" + (f": {error.message}" if error else "")
         try:
             await self.push(runner, message, None, state=state, priority=_FINAL_PRIORITY)
@@ -164,6 +240,17 @@ class TaskWork:
             log.exception(
                 "%s: final notification of task %s not sent", self._address, runner.task_id
             )
+        if self.leases is not None:
+            await self._deliveries.settled(runner.task_id)
+            self._settling.discard(runner.task_id)
+            await self._save(runner)
+            try:
+                await self.leases.release(runner.task_id)
+            except StoreError as exc:  # a finished task's lease is never taken over
+                log.warning("%s: lease of task %s kept: %s", self._address, runner.task_id, exc)
+        try:
+            if forgotten:
+                await self._store.prune(self._tasks.max_finished)
         finally:
             await self._endpoints.forget(runner.task_id)
 
@@ -236,4 +323,7 @@ class TaskWork:
         return typed.model_dump(mode="json")
 
     async def _save(self, runner: TaskRunner) -> None:
-        await self._store.save_task(runner.to_stored())
+        stored = runner.to_stored()
+        if runner.task_id in self._settling:  # ended here, not yet in the shared store
+            stored = dataclasses.replace(stored, state=TaskState.WORKING, result=None, error=None)
+        await self._store.save_task(stored)

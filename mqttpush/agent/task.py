@@ -161,6 +161,11 @@ class TaskRunner:
         """Record the asyncio task running this task's work."""
         self._handle = handle
 
+    def abandon(self) -> None:
+        """Stop the work without ending the task here: another process owns it now."""
+        if self._handle is not None:
+            self._handle.cancel()
+
     def request_cancel(self) -> asyncio.Task[Any] | None:
         """Mark the task as asked to stop; return the running work to cancel, if any."""
         self._cancel_requested = True

@@ -53,6 +53,15 @@ class TaskRegistry:
         runner = self._tasks[task_id] = TaskRunner(task_id, params, on_end=self._ended)
         return runner, True
 
+    def unfinished(self) -> list[TaskRunner]:
+        """The tasks not ended yet."""
+        return [runner for runner in self._tasks.values() if not runner.state.is_terminal]
+
+    def discard(self, runner: TaskRunner) -> None:
+        """Forget a task that never started (its first save failed), so its id can be run again."""
+        if self._tasks.get(runner.task_id) is runner:
+            del self._tasks[runner.task_id]
+
     def find(self, task_id: str) -> TaskRunner | None:
         """Return the task with this id, or None."""
         return self._tasks.get(task_id)

@@ -1,30 +1,31 @@
 """Task stores: where a sender keeps tasks, push endpoints and deliveries across restarts.
 
-:class:`MemoryTaskStore` is the default; :class:`SqliteTaskStore` survives the process.
+:class:`MemoryTaskStore` is the default; :class:`SqliteTaskStore` survives the process;
+``mqttpush.store.postgres.PostgresTaskStore`` (the ``postgres`` extra) is shared by several
+processes. :func:`store_from_settings` makes the one the settings name.
 """
 
-from __future__ import annotations
-
-from typing import TYPE_CHECKING
-
-from mqttpush.store.base import Delivery, DeliveryState, StoredTask, TaskStore
+from mqttpush.store.base import (
+    Delivery,
+    DeliveryState,
+    Lease,
+    StoredTask,
+    TakenOver,
+    TaskStore,
+)
+from mqttpush.store.factory import store_from_settings, store_from_url
 from mqttpush.store.memory import MemoryTaskStore
 from mqttpush.store.sqlite import SqliteTaskStore
-
-if TYPE_CHECKING:
-    from pathlib import Path
 
 __all__ = [
     "Delivery",
     "DeliveryState",
+    "Lease",
     "MemoryTaskStore",
     "SqliteTaskStore",
     "StoredTask",
+    "TakenOver",
     "TaskStore",
-    "open_store",
+    "store_from_settings",
+    "store_from_url",
 ]
-
-
-def open_store(path: Path | None) -> TaskStore:
-    """A SQLite store at ``path``, or an in-memory one when there is no path."""
-    return MemoryTaskStore() if path is None else SqliteTaskStore(path)

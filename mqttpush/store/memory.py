@@ -1,20 +1,32 @@
 """The in-memory task store: the default, and the double the contract tests run against.
 
 Nothing survives the process. It grows until :meth:`MemoryTaskStore.prune` is called.
+Leases and sequence numbers follow the port's rules within the one process that has it.
 """
 
 from __future__ import annotations
 
 import collections
 import dataclasses
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import pydantic_core
 
 from mqttpush.errors import StoreError
-from mqttpush.store.base import Delivery, DeliveryState, StoredTask, TaskStore
+from mqttpush.store.base import (
+    Delivery,
+    DeliveryState,
+    Lease,
+    StoredTask,
+    TakenOver,
+    TaskStore,
+    check_lease_args,
+)
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from mqttpush.models import TaskPushNotificationConfig
 
 __all__ = ["MemoryTaskStore"]
@@ -30,6 +42,7 @@ class MemoryTaskStore(TaskStore):
         self._endpoints: dict[str, dict[str, TaskPushNotificationConfig]] = {}
         self._deliveries: dict[str, dict[tuple[str, str], Delivery]] = {}
         self._delivery_task: dict[tuple[str, str], str] = {}
+        self._leases: dict[str, Lease] = {}
         self._closed = False
 
     def _check_open(self) -> None:
@@ -39,11 +52,13 @@ class MemoryTaskStore(TaskStore):
     async def save_task(self, task: StoredTask) -> None:
         """Insert ``task``, or replace the task with the same id."""
         self._check_open()
+        previous = self._tasks.get(task.task_id)
         # Keep the JSON form, as a durable store would: no aliasing, same values back.
         self._tasks[task.task_id] = dataclasses.replace(
             task,
             params=pydantic_core.to_jsonable_python(task.params),
             result=pydantic_core.to_jsonable_python(task.result),
+            pushed=task.pushed if previous is None else max(task.pushed, previous.pushed),
         )
 
     async def get_task(self, task_id: str) -> StoredTask | None:
@@ -106,14 +121,105 @@ class MemoryTaskStore(TaskStore):
         doomed = finished[: max(len(finished) - keep_finished, 0)]
         for task in doomed:
             del self._tasks[task.task_id]
+            self._leases.pop(task.task_id, None)
             self._endpoints.pop(task.task_id, None)
             for key in self._deliveries.pop(task.task_id, {}):
                 del self._delivery_task[key]
         return len(doomed)
 
+    def _leasable(self, task_id: str, owner: str, now: datetime) -> bool:
+        task = self._tasks.get(task_id)
+        if task is None or task.state.is_terminal:
+            return False
+        held = self._leases.get(task_id)
+        return held is None or held.owner == owner or held.expires_at <= now
+
+    async def create_task(self, task: StoredTask, owner: str, ttl: float) -> Lease | None:
+        """Insert a new task leased to ``owner``; None if the id exists already."""
+        self._check_open()
+        check_lease_args(ttl)
+        if task.task_id in self._tasks:
+            return None
+        await self.save_task(task)
+        lease = Lease(task.task_id, owner, datetime.now(UTC) + timedelta(seconds=ttl))
+        self._leases[task.task_id] = lease
+        return lease
+
+    async def acquire_lease(self, task_id: str, owner: str, ttl: float) -> Lease | None:
+        """Lease an unfinished task to ``owner`` unless another owner's lease is live."""
+        self._check_open()
+        check_lease_args(ttl)
+        now = datetime.now(UTC)
+        if not self._leasable(task_id, owner, now):
+            return None
+        lease = Lease(task_id, owner, now + timedelta(seconds=ttl))
+        self._leases[task_id] = lease
+        return lease
+
+    async def renew_leases(self, owner: str, ttl: float) -> set[str]:
+        """Extend ``owner``'s leases on unfinished tasks; return the ids it still holds."""
+        self._check_open()
+        check_lease_args(ttl)
+        expires = datetime.now(UTC) + timedelta(seconds=ttl)
+        held = {
+            task_id
+            for task_id, lease in self._leases.items()
+            if lease.owner == owner and not self._tasks[task_id].state.is_terminal
+        }
+        for task_id in held:
+            self._leases[task_id] = Lease(task_id, owner, expires)
+        return held
+
+    async def release_leases(self, owner: str, task_ids: Sequence[str] | None = None) -> int:
+        """Give up ``owner``'s leases (all, or those on ``task_ids``); return how many."""
+        self._check_open()
+        wanted = None if task_ids is None else set(task_ids)
+        doomed = [
+            task_id
+            for task_id, lease in self._leases.items()
+            if lease.owner == owner and (wanted is None or task_id in wanted)
+        ]
+        for task_id in doomed:
+            del self._leases[task_id]
+        return len(doomed)
+
+    async def lease(self, task_id: str) -> Lease | None:
+        """Return the task's lease, or None."""
+        self._check_open()
+        return self._leases.get(task_id)
+
+    async def take_over_expired(self, owner: str, ttl: float, limit: int = 100) -> list[TakenOver]:
+        """Claim unfinished tasks with an expired lease or none, oldest first."""
+        self._check_open()
+        check_lease_args(ttl, limit)
+        now = datetime.now(UTC)
+        claimed: list[TakenOver] = []
+        for task in await self.unfinished_tasks():
+            if len(claimed) == limit:
+                break
+            held = self._leases.get(task.task_id)
+            if held is not None and (held.owner == owner or held.expires_at > now):
+                continue
+            lease = Lease(task.task_id, owner, now + timedelta(seconds=ttl))
+            self._leases[task.task_id] = lease
+            claimed.append(TakenOver(task, lease, None if held is None else held.owner))
+        return claimed
+
+    async def reserve_seq(self, task_id: str, count: int = 1) -> range | None:
+        """Reserve the next ``count`` sequence numbers of a task; None if it is unknown."""
+        self._check_open()
+        if count < 1:
+            raise ValueError(f"count must be >= 1, got {count}")
+        task = self._tasks.get(task_id)
+        if task is None:
+            return None
+        self._tasks[task_id] = dataclasses.replace(task, pushed=task.pushed + count)
+        return range(task.pushed + 1, task.pushed + count + 1)
+
     async def close(self) -> None:
         """Drop everything; later calls raise :class:`~mqttpush.errors.StoreError`."""
         self._closed = True
+        self._leases.clear()
         self._tasks.clear()
         self._endpoints.clear()
         self._deliveries.clear()

@@ -6,43 +6,39 @@ saved; the operating system still holds the write. A power loss or OS crash, how
 lose the last few transactions (never corrupt the file), because commits are not flushed
 to disk one by one. That trade-off buys saves that cost microseconds instead of an fsync.
 
-The schema version is kept in ``PRAGMA user_version``; a file written by a newer
-mqttpush is refused rather than misread. Push tokens are stored as given, so the file is
-created readable by its owner only.
+The schema version is kept in ``PRAGMA user_version``; an older file is upgraded when
+opened, and a file written by a newer mqttpush is refused rather than misread. Push tokens
+are stored as given, so the file is created readable by its owner only.
 
 Columns: JSON values as JSON text, datetimes as ISO 8601 text in UTC (which sorts in time
 order). Every ``sqlite3`` error is raised again as :class:`~mqttpush.errors.StoreError`.
+
+Several processes on one machine may share the file: leases, take-overs and sequence
+reservations are single statements or ``BEGIN IMMEDIATE`` transactions, hence atomic.
 """
 
 from __future__ import annotations
 
 import contextlib
 import sqlite3
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import pydantic_core
-
-from mqttpush.errors import StoreError
-from mqttpush.store.base import Delivery, DeliveryState, StoredTask, TaskStore
-from mqttpush.store.sqlite_rows import (
-    DELIVERY_COLUMNS,
-    IN_TERMINAL,
-    MIGRATIONS,
-    SAVE_DELIVERY,
-    SAVE_ENDPOINT,
-    SAVE_TASK,
-    SCHEMA,
-    SCHEMA_VERSION,
-    TASK_COLUMNS,
-    TERMINAL,
-    delivery_from_row,
-    endpoint_from_row,
+from mqttpush.errors import StoreError, StoreSchemaError
+from mqttpush.store import sqlite_sql as sql
+from mqttpush.store.base import (
+    Delivery,
+    DeliveryState,
+    Lease,
+    StoredTask,
+    TakenOver,
+    TaskStore,
+    check_lease_args,
+    endpoint_from_columns,
     endpoint_options,
-    task_from_row,
-    to_text,
-    transaction,
 )
+from mqttpush.store.sqlite_sql import SCHEMA_VERSION
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -64,8 +60,9 @@ class SqliteTaskStore(TaskStore):
         path: The database file; missing parent folders are created.
 
     Raises:
-        StoreError: The file is not a task store, is damaged, or was written by a
-            newer mqttpush (its schema version is unknown).
+        StoreError: The file is not a task store or is damaged.
+        StoreSchemaError: The file was written by a newer mqttpush (its schema version
+            is unknown).
     """
 
     def __init__(self, path: str | Path) -> None:
@@ -88,22 +85,18 @@ class SqliteTaskStore(TaskStore):
     def _open(self, db: sqlite3.Connection) -> None:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
-        with transaction(db):
+        with sql.transaction(db):
             version = db.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
-                raise StoreError(
+                raise StoreSchemaError(
                     f"task store {self.path}: schema version {version} is newer than "
                     f"{SCHEMA_VERSION}, the newest this mqttpush knows; upgrade mqttpush"
                 )
-            if 0 < version < SCHEMA_VERSION:
-                for step in range(version, SCHEMA_VERSION):
-                    db.execute(MIGRATIONS[step])
-            elif version < SCHEMA_VERSION:
-                for statement in SCHEMA.split(";"):
+            for step in sql.MIGRATIONS[version:]:
+                for statement in step.split(";"):
                     if statement.strip():
                         db.execute(statement)
-            if version < SCHEMA_VERSION:
-                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     @contextlib.contextmanager
     def _errors(self) -> Iterator[None]:
@@ -122,52 +115,37 @@ class SqliteTaskStore(TaskStore):
 
     async def save_task(self, task: StoredTask) -> None:
         """Insert ``task``, or replace the task with the same id; committed on return."""
-        params = pydantic_core.to_json(task.params).decode()
-        result = pydantic_core.to_json(task.result).decode()
-        error = None if task.error is None else task.error.model_dump_json()
         db = self._conn()
         with self._errors():
-            db.execute(
-                SAVE_TASK,
-                (
-                    task.task_id,
-                    task.state.value,
-                    params,
-                    result,
-                    error,
-                    to_text(task.created_at),
-                    to_text(task.updated_at),
-                    task.pushed,
-                ),
-            )
+            db.execute(sql.SAVE_TASK, sql.task_row(task))
 
     async def get_task(self, task_id: str) -> StoredTask | None:
         """Return the task with this id, or None."""
         db = self._conn()
         with self._errors():
             row = db.execute(
-                f"SELECT {TASK_COLUMNS} FROM tasks WHERE task_id = ?",  # noqa: S608 - constant
+                f"SELECT {sql.TASK_COLUMNS} FROM tasks WHERE task_id = ?",  # noqa: S608 - constant
                 (task_id,),
             ).fetchone()
-            return None if row is None else task_from_row(row)
+            return None if row is None else sql.task_from_row(row)
 
     async def unfinished_tasks(self) -> list[StoredTask]:
         """Return the tasks whose state is not terminal, oldest first."""
         db = self._conn()
         with self._errors():
             rows = db.execute(
-                f"SELECT {TASK_COLUMNS} FROM tasks WHERE state NOT IN {IN_TERMINAL} "  # noqa: S608 - constants
+                f"SELECT {sql.TASK_COLUMNS} FROM tasks WHERE state NOT IN {sql.IN_TERMINAL} "  # noqa: S608 - constants
                 "ORDER BY created_at, rowid",
-                TERMINAL,
+                sql.TERMINAL,
             ).fetchall()
-            return [task_from_row(row) for row in rows]
+            return [sql.task_from_row(row) for row in rows]
 
     async def save_endpoint(self, config: TaskPushNotificationConfig) -> None:
         """Insert an endpoint, or replace the one with the same task id and address."""
         db = self._conn()
         with self._errors():
             db.execute(
-                SAVE_ENDPOINT,
+                sql.SAVE_ENDPOINT,
                 (config.task_id, config.address, config.token, endpoint_options(config)),
             )
 
@@ -180,7 +158,7 @@ class SqliteTaskStore(TaskStore):
                 "ORDER BY rowid",
                 (task_id,),
             ).fetchall()
-            return [endpoint_from_row(row) for row in rows]
+            return [endpoint_from_columns(*row) for row in rows]
 
     async def forget_endpoints(self, task_id: str) -> None:
         """Delete every endpoint registered for a task."""
@@ -204,23 +182,23 @@ class SqliteTaskStore(TaskStore):
                 d.state.value,
                 d.attempts,
                 d.detail,
-                to_text(d.updated_at),
+                sql.to_text(d.updated_at),
             )
             for d in deliveries
         ]
-        with self._errors(), transaction(db):
-            db.executemany(SAVE_DELIVERY, rows)
+        with self._errors(), sql.transaction(db):
+            db.executemany(sql.SAVE_DELIVERY, rows)
 
     async def deliveries(self, task_id: str) -> list[Delivery]:
         """Return a task's deliveries, ordered by ``seq``, then ``endpoint``."""
         db = self._conn()
         with self._errors():
             rows = db.execute(
-                f"SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE task_id = ? "  # noqa: S608 - constant
+                f"SELECT {sql.DELIVERY_COLUMNS} FROM deliveries WHERE task_id = ? "  # noqa: S608 - constant
                 "ORDER BY seq, endpoint",
                 (task_id,),
             ).fetchall()
-            return [delivery_from_row(row) for row in rows]
+            return [sql.delivery_from_row(row) for row in rows]
 
     async def delivery_summary(self, task_id: str) -> dict[DeliveryState, int]:
         """Return how many of a task's deliveries are in each state."""
@@ -238,16 +216,99 @@ class SqliteTaskStore(TaskStore):
         if keep_finished < 0:
             raise ValueError(f"keep_finished must be >= 0, got {keep_finished}")
         db = self._conn()
-        with self._errors(), transaction(db):
+        with self._errors(), sql.transaction(db):
             doomed = db.execute(
-                f"SELECT task_id FROM tasks WHERE state IN {IN_TERMINAL} "  # noqa: S608 - constants
+                f"SELECT task_id FROM tasks WHERE state IN {sql.IN_TERMINAL} "  # noqa: S608 - constants
                 "ORDER BY updated_at DESC, rowid DESC LIMIT -1 OFFSET ?",
-                (*TERMINAL, keep_finished),
+                (*sql.TERMINAL, keep_finished),
             ).fetchall()
             ids = [(row[0],) for row in doomed]
             for table in ("deliveries", "endpoints", "tasks"):
                 db.executemany(f"DELETE FROM {table} WHERE task_id = ?", ids)  # noqa: S608
         return len(ids)
+
+    async def create_task(self, task: StoredTask, owner: str, ttl: float) -> Lease | None:
+        """Insert a new task leased to ``owner``; None if the id exists already."""
+        check_lease_args(ttl)
+        db = self._conn()
+        expires = datetime.now(UTC) + timedelta(seconds=ttl)
+        with self._errors():
+            row = db.execute(
+                sql.CREATE_TASK, (*sql.task_row(task), owner, sql.to_text(expires))
+            ).fetchone()
+        return None if row is None else Lease(task.task_id, owner, expires)
+
+    async def acquire_lease(self, task_id: str, owner: str, ttl: float) -> Lease | None:
+        """Lease an unfinished task to ``owner`` unless another owner's lease is live."""
+        check_lease_args(ttl)
+        db = self._conn()
+        now = datetime.now(UTC)
+        expires = now + timedelta(seconds=ttl)
+        params = (owner, sql.to_text(expires), task_id, *sql.TERMINAL, owner, sql.to_text(now))
+        with self._errors():
+            row = db.execute(sql.ACQUIRE_LEASE, params).fetchone()
+        return None if row is None else Lease(task_id, owner, expires)
+
+    async def renew_leases(self, owner: str, ttl: float) -> set[str]:
+        """Extend ``owner``'s leases on unfinished tasks; return the ids it still holds."""
+        check_lease_args(ttl)
+        db = self._conn()
+        expires = sql.to_text(datetime.now(UTC) + timedelta(seconds=ttl))
+        with self._errors():
+            rows = db.execute(sql.RENEW_LEASES, (expires, owner, *sql.TERMINAL)).fetchall()
+        return {row[0] for row in rows}
+
+    async def release_leases(self, owner: str, task_ids: Sequence[str] | None = None) -> int:
+        """Give up ``owner``'s leases (all, or those on ``task_ids``); return how many."""
+        db = self._conn()
+        release = "UPDATE tasks SET owner = NULL, lease_expires = NULL WHERE owner = ?"
+        with self._errors(), sql.transaction(db):
+            if task_ids is None:
+                return db.execute(release, (owner,)).rowcount
+            rows = [(owner, task_id) for task_id in task_ids]
+            return db.executemany(f"{release} AND task_id = ?", rows).rowcount
+
+    async def lease(self, task_id: str) -> Lease | None:
+        """Return the task's lease, or None."""
+        db = self._conn()
+        with self._errors():
+            row = db.execute(
+                "SELECT owner, lease_expires FROM tasks WHERE task_id = ? AND owner IS NOT NULL",
+                (task_id,),
+            ).fetchone()
+            return None if row is None else Lease(task_id, row[0], sql.from_text(row[1]))
+
+    async def take_over_expired(self, owner: str, ttl: float, limit: int = 100) -> list[TakenOver]:
+        """Claim unfinished tasks with an expired lease or none, oldest first, atomically."""
+        check_lease_args(ttl, limit)
+        db = self._conn()
+        now = datetime.now(UTC)
+        expires = now + timedelta(seconds=ttl)
+        with self._errors(), sql.transaction(db):  # BEGIN IMMEDIATE: one writer at a time
+            rows = db.execute(
+                sql.EXPIRED, (*sql.TERMINAL, sql.to_text(now), owner, limit)
+            ).fetchall()
+            db.executemany(
+                "UPDATE tasks SET owner = ?, lease_expires = ? WHERE task_id = ?",
+                [(owner, sql.to_text(expires), row["task_id"]) for row in rows],
+            )
+            claimed = []
+            for row in rows:
+                lease = Lease(row["task_id"], owner, expires)
+                claimed.append(TakenOver(sql.task_from_row(row), lease, row["owner"]))
+            return claimed
+
+    async def reserve_seq(self, task_id: str, count: int = 1) -> range | None:
+        """Reserve the next ``count`` sequence numbers of a task; None if it is unknown."""
+        if count < 1:
+            raise ValueError(f"count must be >= 1, got {count}")
+        db = self._conn()
+        with self._errors():
+            row = db.execute(
+                "UPDATE tasks SET pushed = pushed + ? WHERE task_id = ? RETURNING pushed",
+                (count, task_id),
+            ).fetchone()
+        return None if row is None else range(row[0] - count + 1, row[0] + 1)
 
     async def close(self) -> None:
         """Close the file; later calls raise :class:`~mqttpush.errors.StoreError`."""

@@ -16,6 +16,7 @@ import math
 import os
 import signal
 import sys
+import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +35,7 @@ from mqttpush.errors import (
 )
 from mqttpush.fabric import Fabric
 from mqttpush.settings import Settings
+from mqttpush.tools.store import add_store_parser, store_command
 
 if TYPE_CHECKING:
     from mqttpush.agent.base import Agent
@@ -49,6 +51,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     parser.add_argument(
         "--profile", default=None, help="settings profile in config/ (default: $MQTTPUSH_PROFILE)"
+    )
+    parser.add_argument(
+        "--brokers",
+        default=None,
+        help="broker cluster nodes, comma-separated host:port or mqtt[s]://host:port "
+        "(default: broker.servers, else broker.host and broker.port)",
     )
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="serve an agent until SIGTERM or SIGINT")
@@ -99,9 +107,20 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--only",
         action="append",
-        choices=["push", "rpc", "scale", "memory", "seed", "priority", "filter"],
+        choices=[
+            "push",
+            "rpc",
+            "scale",
+            "memory",
+            "seed",
+            "priority",
+            "filter",
+            "pool",
+            "pool-failover",
+        ],
         help="run only this part (repeatable)",
     )
+    add_store_parser(sub)
     return parser
 
 
@@ -170,11 +189,15 @@ def agent_settings(settings: Settings, address: str) -> Settings:
     """Settings for serving the agent at ``address``: a fixed client id and a session.
 
     The broker then keeps the agent's subscriptions and queues its QoS 1 messages while
-    it is away (restart, crash), for ``agent.session_expiry`` seconds.
+    it is away (restart, crash), for ``agent.session_expiry`` seconds. A copy of a pool
+    (``agent.pool``) gets a client id of its own and no session: a dead copy's session
+    would keep taking its share of the requests, queued for nobody.
     """
     broker = settings.broker
     client_id = broker.client_id or f"mqttpush-agent-{address.replace('@', '.')}"
     expiry = broker.session_expiry or settings.agent.session_expiry
+    if settings.agent.pool is not None:
+        client_id, expiry = f"{client_id}-{uuid.uuid4().hex[:12]}", 0
     update = {"client_id": client_id, "session_expiry": expiry}
     return settings.model_copy(update={"broker": broker.model_copy(update=update)})
 
@@ -233,7 +256,16 @@ def _run_broker(args: argparse.Namespace) -> int:
     os.execv(command[0], command)  # noqa: S606 - replace this process: its pid is the broker's
 
 
-def _dispatch(args: argparse.Namespace) -> int:
+def _settings(args: argparse.Namespace) -> Settings:
+    """The settings, with ``--brokers`` over ``broker.servers`` when given."""
+    if args.brokers is None:
+        return Settings.load(args.profile)
+    # Only this field: the rest of the broker section still comes from the profile.
+    return Settings.load(args.profile, broker={"servers": args.brokers})
+
+
+def _dispatch_without_settings(args: argparse.Namespace) -> int | None:
+    """Run the commands that need no loaded settings; None for the others."""
     if args.command == "dev-broker":
         return _run_broker(args)
     if args.command == "bench":
@@ -245,8 +277,16 @@ def _dispatch(args: argparse.Namespace) -> int:
         unset = {"ca_file": None, "cert_file": None, "key_file": None, "password_file": None}
         settings = Settings.load(args.profile, broker=unset)
         return secure_command(settings, args.action, args.identity, args.dir, force=args.force)
-    settings = Settings.load(args.profile)
-    if args.command == "serve":
+    return None
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if (code := _dispatch_without_settings(args)) is not None:
+        return code
+    settings = _settings(args)
+    if args.command == "store":
+        store_command(settings, args.action, args.url)
+    elif args.command == "serve":
         asyncio.run(_serve(settings, args.agent))
     elif args.command == "run" and args.receivers is not None:
         from mqttpush.tools.demo.broadcast import broadcast_command  # noqa: PLC0415

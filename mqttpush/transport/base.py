@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
+    from mqttpush.servers import Server
+
 __all__ = ["Message", "Transport"]
 
 
@@ -101,6 +103,12 @@ class Transport(ABC):
     def session_present(self) -> bool:
         """Whether the broker resumed a stored session on the last connect."""
         return False
+
+    def use(self, server: Server) -> None:  # noqa: B027 - only brokers with addresses need it
+        """Connect to ``server`` from the next :meth:`connect` on (failover between nodes).
+
+        Transports with no broker address (in memory) ignore it.
+        """
 
     @abstractmethod
     async def connect(self) -> None:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from mqttpush.fabric import Fabric
 from mqttpush.settings import Settings
-from mqttpush.tools.bench import footprint, variations
+from mqttpush.tools.bench import footprint, pool, variations
 from mqttpush.tools.bench.figures import Figure
 from mqttpush.tools.bench.run import REFERENCE_PUSH_RATE, SENDER, Options, Run, median
 
@@ -172,7 +172,13 @@ STEPS: dict[str, tuple[str, Callable[[Run], Awaitable[Figure | list[Figure]]]]] 
     "seed": ("seed scenario", footprint.seed),
     "priority": ("latency per priority under load", variations.priority_latency),
     "filter": ("what a filter costs the sender", variations.filter_cost),
+    "pool": ("agent pool throughput (needs MQTTPUSH_BENCH_STORE_URL)", pool.throughput),
+    "pool-failover": ("agent pool copy failover (needs MQTTPUSH_BENCH_STORE_URL)", pool.failover),
 }
+
+
+#: Parts that need more than a broker (a PostgreSQL database): run only when named.
+OPT_IN = frozenset({"pool", "pool-failover"})
 
 
 async def run_suite(
@@ -182,11 +188,14 @@ async def run_suite(
     echo: Callable[[str], None] = print,
     only: Sequence[str] = (),
 ) -> list[Figure]:
-    """Measure every figure (or those of the parts in ``only``) on ``127.0.0.1:port``."""
+    """Measure every figure (or those of the parts in ``only``) on ``127.0.0.1:port``.
+
+    The :data:`OPT_IN` parts run only when ``only`` names them.
+    """
     run = Run(port, options, log_dir, echo)
     figures: list[Figure] = []
     for name, (title, step) in STEPS.items():
-        if only and name not in only:
+        if (only and name not in only) or (not only and name in OPT_IN):
             continue
         started = time.monotonic()
         echo(f"{title}...")

@@ -22,6 +22,8 @@ class PushSender(BackgroundTaskAgent):
         interval: Seconds between two notifications (the seed waits 0.2 s).
     """
 
+    resumable = True  # in a pool, a dead copy's task runs again on another copy
+
     def __init__(
         self, *, count: int = 9, interval: float = 0.2, max_concurrency: int | None = None
     ) -> None:
@@ -30,9 +32,14 @@ class PushSender(BackgroundTaskAgent):
         self.interval = interval
 
     async def run_background_task(self, task: TaskContext) -> dict[str, int]:
-        """Push the notifications; the result says how many were sent."""
+        """Push the notifications; the result says how many were sent.
+
+        A task's params may ask for another number: ``{"count": 50}``.
+        """
         log.info("PushSender running task %s", task.task_id)
-        for i in range(1, self.count + 1):
+        wanted = task.params.get("count", self.count)
+        count = wanted if isinstance(wanted, int) and wanted >= 0 else self.count
+        for i in range(1, count + 1):
             if i > 1 and self.interval > 0:
                 await asyncio.sleep(self.interval)
             parity = "even" if i % 2 == 0 else "odd"  # something for endpoints to filter on
@@ -43,4 +50,4 @@ class PushSender(BackgroundTaskAgent):
                 sent.message,
             )
         log.info("PushSender completed task %s", task.task_id)
-        return {"sent": self.count}
+        return {"sent": count}

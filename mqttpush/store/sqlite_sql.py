@@ -1,7 +1,7 @@
-"""The SQLite task store's schema and statements, and its rows to and from stored shapes.
+"""The SQL of the SQLite task store: its schema steps, statements and row mapping.
 
-Columns: JSON values as JSON text, datetimes as ISO 8601 text in UTC (which sorts in time
-order).
+Every step in :data:`MIGRATIONS` takes the file from the version before it to its own;
+``PRAGMA user_version`` holds the version reached.
 """
 
 from __future__ import annotations
@@ -11,7 +11,9 @@ import json
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from mqttpush.models import ErrorInfo, TaskPushNotificationConfig, TaskState
+import pydantic_core
+
+from mqttpush.models import ErrorInfo, TaskState
 from mqttpush.store.base import Delivery, DeliveryState, StoredTask
 
 if TYPE_CHECKING:
@@ -19,31 +21,17 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
 __all__ = [
-    "DELIVERY_COLUMNS",
-    "IN_TERMINAL",
     "MIGRATIONS",
-    "SAVE_DELIVERY",
-    "SAVE_ENDPOINT",
-    "SAVE_TASK",
-    "SCHEMA",
     "SCHEMA_VERSION",
-    "TASK_COLUMNS",
-    "TERMINAL",
     "delivery_from_row",
-    "endpoint_from_row",
-    "endpoint_options",
     "from_text",
     "task_from_row",
+    "task_row",
     "to_text",
     "transaction",
 ]
 
-#: The schema this module writes; kept in ``PRAGMA user_version``.
-SCHEMA_VERSION = 2
-#: From each older schema version to the next (version 1 had no endpoint options).
-MIGRATIONS = {1: "ALTER TABLE endpoints ADD COLUMN options TEXT"}
-
-SCHEMA = """
+_V1 = """
 CREATE TABLE IF NOT EXISTS tasks (
     task_id    TEXT PRIMARY KEY,
     state      TEXT NOT NULL,
@@ -58,7 +46,6 @@ CREATE TABLE IF NOT EXISTS endpoints (
     task_id TEXT NOT NULL,
     address TEXT NOT NULL,
     token   TEXT,
-    options TEXT,  -- JSON: filter, format and rate of the registration, or NULL
     PRIMARY KEY (task_id, address)
 );
 CREATE TABLE IF NOT EXISTS deliveries (
@@ -75,15 +62,33 @@ CREATE TABLE IF NOT EXISTS deliveries (
 CREATE INDEX IF NOT EXISTS deliveries_by_task ON deliveries (task_id, seq, endpoint);
 """
 
+# Task ownership by lease: the owner's id and when its lease ends (ISO text in UTC).
+_V2 = """
+ALTER TABLE tasks ADD COLUMN owner TEXT;
+ALTER TABLE tasks ADD COLUMN lease_expires TEXT;
+CREATE INDEX IF NOT EXISTS tasks_by_owner ON tasks (owner);
+"""
+
+# A registration's options (filter, format, rate) as JSON text, or NULL for the defaults.
+_V3 = """
+ALTER TABLE endpoints ADD COLUMN options TEXT;
+"""
+
+#: The schema steps, in order: step ``i`` takes a file from version ``i`` to ``i + 1``.
+MIGRATIONS = (_V1, _V2, _V3)
+#: The schema this module writes; kept in ``PRAGMA user_version``.
+SCHEMA_VERSION = len(MIGRATIONS)
+
 # Upserts, not INSERT OR REPLACE: a replaced row keeps its rowid, hence its place in
-# registration order (endpoints) and in the tie-break order (tasks).
+# registration order (endpoints) and in the tie-break order (tasks). ``pushed`` never
+# goes down (another process may have reserved numbers), and the lease is left alone.
 SAVE_TASK = """
 INSERT INTO tasks (task_id, state, params, result, error, created_at, updated_at, pushed)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (task_id) DO UPDATE SET
     state = excluded.state, params = excluded.params, result = excluded.result,
     error = excluded.error, created_at = excluded.created_at,
-    updated_at = excluded.updated_at, pushed = excluded.pushed
+    updated_at = excluded.updated_at, pushed = MAX(pushed, excluded.pushed)
 """
 SAVE_ENDPOINT = """
 INSERT INTO endpoints (task_id, address, token, options) VALUES (?, ?, ?, ?)
@@ -102,14 +107,42 @@ DELIVERY_COLUMNS = "notification_id, task_id, seq, endpoint, state, attempts, de
 TERMINAL = tuple(state.value for state in TaskState if state.is_terminal)
 IN_TERMINAL = f"({', '.join('?' * len(TERMINAL))})"
 
+CREATE_TASK = f"""
+INSERT INTO tasks ({TASK_COLUMNS}, owner, lease_expires)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (task_id) DO NOTHING
+RETURNING task_id
+"""  # noqa: S608 - constants only
+# Parameters: owner, expires, task_id, *TERMINAL, owner, now.
+ACQUIRE_LEASE = f"""
+UPDATE tasks SET owner = ?, lease_expires = ?
+WHERE task_id = ? AND state NOT IN {IN_TERMINAL}
+    AND (owner IS NULL OR owner = ? OR lease_expires <= ?)
+RETURNING task_id
+"""  # noqa: S608 - constants only
+# Parameters: expires, owner, *TERMINAL.
+RENEW_LEASES = f"""
+UPDATE tasks SET lease_expires = ?
+WHERE owner = ? AND state NOT IN {IN_TERMINAL}
+RETURNING task_id
+"""  # noqa: S608 - constants only
+# Parameters: *TERMINAL, now, owner, limit.
+EXPIRED = f"""
+SELECT {TASK_COLUMNS}, owner FROM tasks
+WHERE state NOT IN {IN_TERMINAL}
+    AND (owner IS NULL OR (lease_expires <= ? AND owner != ?))
+ORDER BY created_at, rowid
+LIMIT ?
+"""  # noqa: S608 - constants only
+
 
 def to_text(value: datetime) -> str:
-    """A datetime as fixed-width ISO 8601 text in UTC, so text order is time order."""
+    """A datetime as stored: fixed-width ISO 8601 in UTC, so text order is time order."""
     return value.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def from_text(text: str) -> datetime:
-    """The datetime written by :func:`to_text`."""
+    """A stored datetime back (timezone-aware)."""
     return datetime.fromisoformat(text)
 
 
@@ -125,8 +158,22 @@ def transaction(db: sqlite3.Connection) -> Iterator[None]:
     db.execute("COMMIT")
 
 
+def task_row(task: StoredTask) -> tuple[str | int | None, ...]:
+    """The column values of a task, in ``TASK_COLUMNS`` order."""
+    return (
+        task.task_id,
+        task.state.value,
+        pydantic_core.to_json(task.params).decode(),
+        pydantic_core.to_json(task.result).decode(),
+        None if task.error is None else task.error.model_dump_json(),
+        to_text(task.created_at),
+        to_text(task.updated_at),
+        task.pushed,
+    )
+
+
 def task_from_row(row: sqlite3.Row) -> StoredTask:
-    """A task row as the store's shape."""
+    """A task from its row (``ValueError`` when the row does not decode)."""
     return StoredTask(
         task_id=row["task_id"],
         state=TaskState(row["state"]),
@@ -140,7 +187,7 @@ def task_from_row(row: sqlite3.Row) -> StoredTask:
 
 
 def delivery_from_row(row: sqlite3.Row) -> Delivery:
-    """A delivery row as the store's shape."""
+    """A delivery from its row (``ValueError`` when the row does not decode)."""
     return Delivery(
         notification_id=row["notification_id"],
         task_id=row["task_id"],
@@ -150,23 +197,4 @@ def delivery_from_row(row: sqlite3.Row) -> Delivery:
         attempts=row["attempts"],
         detail=row["detail"],
         updated_at=from_text(row["updated_at"]),
-    )
-
-
-_OPTIONS = {"filter", "format", "rate"}
-
-
-def endpoint_options(config: TaskPushNotificationConfig) -> str | None:
-    """A registration's options as JSON text; None when all are the defaults."""
-    options = config.model_dump(
-        mode="json", include=_OPTIONS, exclude_none=True, exclude_defaults=True
-    )
-    return json.dumps(options, separators=(",", ":")) if options else None
-
-
-def endpoint_from_row(row: sqlite3.Row) -> TaskPushNotificationConfig:
-    """An endpoint row as the registration it stores."""
-    options = json.loads(row["options"]) if row["options"] else {}
-    return TaskPushNotificationConfig.model_validate(
-        {"task_id": row["task_id"], "address": row["address"], "token": row["token"], **options}
     )
