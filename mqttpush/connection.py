@@ -14,6 +14,7 @@ import time
 from typing import TYPE_CHECKING
 
 from mqttpush.errors import BrokerUnavailableError, ConnectionLostError, SessionTakenOverError
+from mqttpush.observe import Metrics
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -39,8 +40,11 @@ class Connection:
         sessions_lost: Reconnects where the broker had not kept a persistent session.
     """
 
-    def __init__(self, transport: Transport, settings: BrokerSettings) -> None:
+    def __init__(
+        self, transport: Transport, settings: BrokerSettings, metrics: Metrics | None = None
+    ) -> None:
         self.transport = transport
+        self._metrics = metrics or Metrics()
         self._settings = settings
         self._filters: list[str] = []
         self.connected = asyncio.Event()
@@ -143,8 +147,10 @@ class Connection:
                 delay = min(delay * 2, self._settings.reconnect_max_delay)
                 continue
             self.reconnects += 1
+            lost = self.transport.persistent and not self.transport.session_present
+            self._metrics.reconnected(session_lost=lost)
             log.warning("reconnected to the broker; %d subscriptions restored", len(self._filters))
-            if self.transport.persistent and not self.transport.session_present:
+            if lost:
                 self.sessions_lost += 1
                 log.warning(
                     "the broker did not resume this client's session (expired, or the broker "

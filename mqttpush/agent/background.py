@@ -95,7 +95,12 @@ class BackgroundTaskAgent(EndpointOperations, Agent):
             publish_window=agent.publish_window,
             store=self._store,
             window=agent.delivery_window,
+            metrics=self._metrics,
         )
+        metrics, name = host.instruments.metrics, str(address)
+        metrics.watch("unreceipted", name, self.deliveries.unsettled)
+        metrics.watch("running_tasks", name, lambda: (self.tasks.running, None))
+        metrics.watch_window(name, self.deliveries.window_used)
         self._work = TaskWork(
             host,
             address,
@@ -104,6 +109,7 @@ class BackgroundTaskAgent(EndpointOperations, Agent):
             store=self._store,
             endpoints=self.endpoints,
             deliveries=self.deliveries,
+            instruments=host.instruments,
         )
 
     @property

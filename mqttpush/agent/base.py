@@ -21,6 +21,7 @@ from mqttpush.agent.host import current_host
 from mqttpush.agent.receipts import ReceiptBatcher
 from mqttpush.agent.recent import PushTokens, RecentIds
 from mqttpush.errors import ProtocolError, UsageError
+from mqttpush.observe import AgentMetrics, Tracing
 from mqttpush.rpc.operation import Operation, operations_of
 from mqttpush.rpc.responder import Responder
 
@@ -87,6 +88,8 @@ class Agent:
         self._receipts: ReceiptBatcher | None = None
         self._host: Host | None = None
         self._address: Address | None = None
+        self._metrics = AgentMetrics()
+        self._tracing = Tracing()
         self.stats = AgentStats()
 
     def _not_served(self) -> UsageError:
@@ -133,11 +136,15 @@ class Agent:
         self._seen = RecentIds(settings.agent.dedup_window)
         self._tokens = self._tokens.resized(settings.agent.dedup_window)
         self._require_tokens = settings.agent.require_push_token
+        self._metrics = host.instruments.metrics.agent(str(address))
+        self._tracing = host.instruments.tracing
         self._responder = Responder(
             self,
             host.publish,
             cache_size=settings.agent.response_cache,
             confine_to=host.topics.reply_root if settings.rpc.confine_replies else None,
+            metrics=self._metrics,
+            tracing=self._tracing,
         )
         self._receipts = ReceiptBatcher(host, str(address))
 
@@ -222,6 +229,7 @@ class Agent:
                 notification = _decode_push(message, task_id)
             except ProtocolError as exc:
                 self.stats.notifications_malformed += 1
+                self._metrics.notification_received("malformed")
                 log.warning(
                     "%s: malformed notification on %s: %s", self._address, message.topic, exc
                 )
@@ -232,6 +240,7 @@ class Agent:
             )
             if problem is not None:  # forged, or meant for someone else: no receipt either
                 self.stats.notifications_rejected += 1
+                self._metrics.notification_received("rejected")
                 log.warning("%s: notification %s for task %s from %s rejected: %s",
                             self._address, notification.id, notification.task_id,
                             envelope.sender, problem)  # fmt: skip
@@ -239,15 +248,19 @@ class Agent:
             handled = True
             if notification.id in self._seen:
                 self.stats.notifications_duplicate += 1  # handled once already: receipt only
+                self._metrics.notification_received("duplicate")
             else:
                 self.stats.notifications += 1
                 _context.trace_id.set(envelope.trace_id)
                 try:
-                    await self.on_message(notification)
+                    with self._tracing.process(message, notification.id, str(self._address)):
+                        await self.on_message(notification)
                     self._seen.add(notification.id)  # a failed one may be tried again
+                    self._metrics.notification_received("handled", notification.timestamp)
                 except Exception:
                     handled = False
                     self.stats.handler_failures += 1
+                    self._metrics.notification_received("failed")
                     log.exception(
                         "%s: on_message failed for notification %s", self._address, notification.id
                     )

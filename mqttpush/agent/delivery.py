@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from mqttpush.errors import ConnectionLostError, FabricClosedError, ProtocolError
 from mqttpush.models import DeliveryInfo, DeliveryState, Receipt, utc_now
+from mqttpush.observe import AgentMetrics
 from mqttpush.store import Delivery
 
 if TYPE_CHECKING:
@@ -44,12 +45,13 @@ class _Delivery:
     change: the store saves that row as it is, and the wire status is made from it.
     """
 
-    __slots__ = ("message", "row", "sent_at")
+    __slots__ = ("message", "queued_at", "row", "sent_at")
 
     def __init__(self, row: Delivery, message: Message) -> None:
         self.row = row
         self.message: Message | None = message  # kept until a final state, to publish again
         self.sent_at = 0.0
+        self.queued_at = time.monotonic()
 
     @property
     def state(self) -> DeliveryState:
@@ -107,8 +109,10 @@ class DeliveryTracker:
         publish_window: float,
         store: TaskStore | None = None,
         window: int = 100,
+        metrics: AgentMetrics | None = None,
     ) -> None:
         self._host = host
+        self._metrics = metrics or AgentMetrics()
         self._store = store
         self._window = window
         self._outstanding: dict[str, int] = {}
@@ -130,6 +134,7 @@ class DeliveryTracker:
         per_task = self._tasks.setdefault(notification.task_id, {})
         for endpoint in messages:
             await self._wait_for_room(endpoint)
+        self._metrics.notification_sent(len(messages))
         for endpoint, message in messages.items():
             self._outstanding[endpoint] = self._outstanding.get(endpoint, 0) + 1
             row = Delivery(
@@ -169,6 +174,20 @@ class DeliveryTracker:
         """Notifications to ``endpoint`` still waiting for a receipt."""
         return self._outstanding.get(endpoint, 0)
 
+    def window_used(self) -> dict[str, int]:
+        """Notifications awaiting a receipt, per endpoint (endpoints with none left out)."""
+        return dict(self._outstanding)
+
+    def unsettled(self) -> tuple[int, int]:
+        """Deliveries not in a final state yet, and the payload bytes kept to re-send them."""
+        count = size = 0
+        for per_task in self._tasks.values():
+            for delivery in per_task.values():
+                if not delivery.state.is_final:
+                    count += 1
+                    size += len(delivery.message.payload) if delivery.message else 0
+        return count, size
+
     async def _publish(self, delivery: _Delivery) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._publish_window
@@ -191,7 +210,10 @@ class DeliveryTracker:
                 raise
             if delivery.state.is_final:
                 return  # a receipt (or expiry) arrived while this copy was being published
+            first = delivery.state is DeliveryState.QUEUED
             delivery.published(None if matched else _NOBODY)
+            if first:
+                self._metrics.delivery_moved(DeliveryState.PUBLISHED)
             return
 
     def _fail(self, delivery: _Delivery, why: str) -> None:
@@ -202,7 +224,10 @@ class DeliveryTracker:
     def _final(self, delivery: _Delivery, state: DeliveryState, detail: str | None) -> None:
         if not delivery.state.is_final:
             self._release(delivery.endpoint)
+            if state is DeliveryState.DELIVERED:
+                self._metrics.delivery_latency(time.monotonic() - delivery.queued_at)
         delivery.move(state, detail)
+        self._metrics.delivery_moved(state)
         if self._store is None:
             return
         if not self._unsaved:
@@ -249,6 +274,7 @@ class DeliveryTracker:
                     why += f" ({_NOBODY})"
                 self._final(delivery, DeliveryState.EXPIRED, why)
             else:
+                self._metrics.resent()
                 await self._publish(delivery)
         return len(due)
 

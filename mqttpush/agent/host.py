@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from collections.abc import Coroutine
 
     from mqttpush.address import Address, Topics
+    from mqttpush.observe import Instruments
     from mqttpush.rpc.remote import RemoteAgent
     from mqttpush.settings import Settings
     from mqttpush.transport.base import Message
@@ -38,6 +39,11 @@ class Host(Protocol):
     @property
     def topics(self) -> Topics:
         """Topic names under the configured prefix."""
+        ...
+
+    @property
+    def instruments(self) -> Instruments:
+        """Where metrics and spans go."""
         ...
 
     async def publish(self, message: Message) -> bool:

@@ -18,6 +18,7 @@ from mqttpush import _context, codec
 from mqttpush.address import Address
 from mqttpush.agent.context import TaskContext
 from mqttpush.models import ErrorInfo, PushNotification, TaskState
+from mqttpush.observe import Instruments
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -48,6 +49,7 @@ class TaskWork:
         store: Where tasks are saved.
         endpoints: The endpoints registered per task.
         deliveries: Publishes notifications and tracks their delivery.
+        instruments: Where ended tasks are counted and notification spans opened.
     """
 
     def __init__(
@@ -60,7 +62,11 @@ class TaskWork:
         store: TaskStore,
         endpoints: Endpoints,
         deliveries: DeliveryTracker,
+        instruments: Instruments | None = None,
     ) -> None:
+        instruments = instruments or Instruments()
+        self._metrics = instruments.metrics.agent(str(address))
+        self._tracing = instruments.tracing
         self._host = host
         self._address = address
         self._work = work
@@ -146,6 +152,7 @@ class TaskWork:
         if runner.state.is_terminal:
             return  # already ended (e.g. cancel_task gave up waiting and ended it)
         forgotten = runner.transition(state, result=result, error=error)
+        self._metrics.task_ended(state)
         self._deliveries.forget(set(forgotten))
         await self._save(runner)
         if forgotten:
@@ -179,15 +186,17 @@ class TaskWork:
         if endpoints:
             sender, trace = str(self._address), _context.trace_id.get()
             topics = self._host.topics
-            messages = {
-                c.address: codec.encode_notification(
-                    topics.push(Address.parse(c.address), runner.task_id),
-                    notification,
-                    codec.Envelope(sender, "push", None, trace, c.token),
-                )
-                for c in endpoints
-            }
-            await self._deliveries.send(notification, messages)
+            destination = f"{topics.prefix}/{{domain}}/{{name}}/push/{{task_id}}"
+            with self._tracing.publish(destination, notification.id, len(endpoints)) as headers:
+                messages = {
+                    c.address: codec.encode_notification(
+                        topics.push(Address.parse(c.address), runner.task_id),
+                        notification,
+                        codec.Envelope(sender, "push", None, trace, c.token, headers),
+                    )
+                    for c in endpoints
+                }
+                await self._deliveries.send(notification, messages)
         return notification
 
     async def _save(self, runner: TaskRunner) -> None:

@@ -88,6 +88,10 @@ class Router:
         self._held.append(message)
         return True
 
+    def held(self) -> tuple[int, int]:
+        """Messages held now, and their payload bytes."""
+        return len(self._held), sum(len(m.payload) for m in self._held)
+
     def release(self) -> list[Message]:
         """Hand back every held message (after routes were added), oldest first."""
         held, self._held = list(self._held), collections.deque()

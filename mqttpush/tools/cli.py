@@ -52,6 +52,9 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="serve an agent until SIGTERM or SIGINT")
     serve.add_argument("agent", choices=["sender", "receiver"])
+    serve.add_argument(
+        "--metrics-port", type=int, default=None, help="serve Prometheus metrics on this port"
+    )
     run = sub.add_parser("run", help="run the seed's client and print the notifications as JSON")
     run.add_argument(
         "--envelopes", action="store_true", help="also print every message's metadata to stderr"
@@ -89,7 +92,7 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--only",
         action="append",
-        choices=["push", "rpc", "scale", "memory", "seed"],
+        choices=["push", "rpc", "scale", "memory", "seed", "instruments"],
         help="run only this part (repeatable)",
     )
     return parser
@@ -119,7 +122,12 @@ async def _serve(settings: Settings, which: str) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    async with Fabric(settings) as fabric:
+    from mqttpush.tools.telemetry import telemetry  # noqa: PLC0415
+
+    async with (
+        telemetry(settings) as instruments,
+        Fabric(settings, instruments=instruments) as fabric,
+    ):
         if which == "sender":
             agent: Agent = PushSender(
                 count=demo.notification_count, interval=demo.notification_interval
@@ -217,6 +225,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         settings = Settings.load(args.profile, broker=unset)
         return secure_command(settings, args.action, args.identity, args.dir, force=args.force)
     settings = Settings.load(args.profile)
+    if getattr(args, "metrics_port", None) is not None:
+        settings = settings.model_copy(
+            update={"metrics": settings.metrics.model_copy(update={"port": args.metrics_port})}
+        )
     if args.command == "serve":
         asyncio.run(_serve(settings, args.agent))
     elif args.command == "run":

@@ -15,6 +15,7 @@ from mqttpush.fabric import Fabric
 from mqttpush.settings import Settings
 from mqttpush.tools.bench import footprint
 from mqttpush.tools.bench.figures import Figure
+from mqttpush.tools.bench.instrumented import instrument_cost
 from mqttpush.tools.bench.run import REFERENCE_PUSH_RATE, SENDER, Options, Run, median
 
 if TYPE_CHECKING:
@@ -170,6 +171,7 @@ STEPS: dict[str, tuple[str, Callable[[Run], Awaitable[Figure | list[Figure]]]]] 
     "scale": ("scale", _scale),
     "memory": ("memory and import time", footprint.memory),
     "seed": ("seed scenario", footprint.seed),
+    "instruments": ("metrics and tracing on the hot path", instrument_cost),
 }
 
 
