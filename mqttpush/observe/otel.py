@@ -63,10 +63,13 @@ class OtelTracing(Tracing):
 
     Args:
         client_id: The MQTT client id, recorded as ``messaging.client.id``.
+        tracer_provider: Where spans go; the global provider when omitted.
     """
 
-    def __init__(self, client_id: str | None = None) -> None:
-        self._tracer = trace.get_tracer("mqttpush")
+    def __init__(
+        self, client_id: str | None = None, tracer_provider: trace.TracerProvider | None = None
+    ) -> None:
+        self._tracer = trace.get_tracer("mqttpush", tracer_provider=tracer_provider)
         self._client_id = client_id
 
     def _common(self, attributes: dict[str, str | int]) -> dict[str, str | int]:

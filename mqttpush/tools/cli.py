@@ -159,6 +159,13 @@ def agent_settings(settings: Settings, address: str) -> Settings:
 
 
 async def _run(settings: Settings, *, envelopes: bool) -> Any:  # noqa: ANN401 - JSON result
+    from mqttpush.tools.telemetry import telemetry  # noqa: PLC0415
+
+    async with telemetry(settings, serve_metrics=False):  # spans to a file, when asked
+        return await _run_client(settings, envelopes=envelopes)
+
+
+async def _run_client(settings: Settings, *, envelopes: bool) -> Any:  # noqa: ANN401 - JSON result
     from mqttpush.tools.demo import run_client  # noqa: PLC0415
 
     if not envelopes:

@@ -54,8 +54,12 @@ def _span_file(path: Path) -> Iterator[None]:
 
 
 @contextlib.asynccontextmanager
-async def telemetry(settings: Settings) -> AsyncIterator[Instruments | None]:
+async def telemetry(
+    settings: Settings, *, serve_metrics: bool = True
+) -> AsyncIterator[Instruments | None]:
     """Set up what the settings ask for; yields the instruments for the fabric (None: defaults).
+
+    Commands that serve no agent pass ``serve_metrics=False``: they export spans only.
 
     Raises:
         ConfigurationError: A needed extra is not installed.
@@ -63,7 +67,7 @@ async def telemetry(settings: Settings) -> AsyncIterator[Instruments | None]:
     async with contextlib.AsyncExitStack() as stack:
         if settings.tracing.export_file is not None:
             stack.enter_context(_span_file(settings.tracing.export_file))
-        if settings.metrics.port is None:
+        if settings.metrics.port is None or not serve_metrics:
             yield None
             return
         try:
