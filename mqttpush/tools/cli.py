@@ -169,7 +169,9 @@ async def _run_client(settings: Settings, *, envelopes: bool) -> Any:  # noqa: A
     from mqttpush.tools.demo import run_client  # noqa: PLC0415
 
     if not envelopes:
-        return await run_client(settings)
+        from mqttpush.tools.progress import with_progress  # noqa: PLC0415
+
+        return await with_progress(settings, lambda: run_client(settings), sys.stderr)
     from mqttpush.tools.watch import tap  # noqa: PLC0415
 
     subscribed = asyncio.Event()
