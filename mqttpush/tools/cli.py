@@ -95,6 +95,9 @@ def _parser() -> argparse.ArgumentParser:
         choices=["push", "rpc", "scale", "memory", "seed", "instruments"],
         help="run only this part (repeatable)",
     )
+    spec = sub.add_parser("asyncapi", help="write docs/asyncapi.yaml from the code (or --check)")
+    spec.add_argument("--out", type=Path, default=Path("docs/asyncapi.yaml"))
+    spec.add_argument("--check", action="store_true", help="exit 1 if the file is out of date")
     return parser
 
 
@@ -221,11 +224,15 @@ def _run_broker(args: argparse.Namespace) -> int:
     os.execv(command[0], command)  # noqa: S606 - replace this process: its pid is the broker's
 
 
-def _dispatch(args: argparse.Namespace) -> int:
+def _dispatch(args: argparse.Namespace) -> int:  # noqa: PLR0911 - one branch per command
     if args.command == "dev-broker":
         return _run_broker(args)
     if args.command == "bench":
         return _bench(args)
+    if args.command == "asyncapi":
+        from mqttpush.tools.asyncapi import asyncapi_command  # noqa: PLC0415
+
+        return asyncapi_command(args.out, check=args.check)
     if args.command == "secure":
         from mqttpush.tools.security.commands import secure_command  # noqa: PLC0415
 
