@@ -75,6 +75,7 @@ def _parser() -> argparse.ArgumentParser:
     broker.add_argument("--config", type=Path, default=Path("mosquitto.conf"))
     broker.add_argument("--port", type=int, default=1883)
     broker.add_argument("--bind", default="127.0.0.1")
+    broker.add_argument("--ws-port", type=int, default=None, help="also serve MQTT over WebSockets")
     broker.add_argument("--run-dir", type=Path, default=Path(".run"))
     broker.add_argument(
         "--secure-dir", type=Path, default=None, help="TLS, password and ACL files (secure)"
@@ -95,6 +96,9 @@ def _parser() -> argparse.ArgumentParser:
         choices=["push", "rpc", "scale", "memory", "seed", "instruments"],
         help="run only this part (repeatable)",
     )
+    console = sub.add_parser("console", help="serve the live web console on 127.0.0.1")
+    console.add_argument("--port", type=int, default=8080, help="HTTP port (0: any free one)")
+    console.add_argument("--ws-url", default=None, help="broker WebSocket URL (ws://HOST:9001)")
     spec = sub.add_parser("asyncapi", help="write docs/asyncapi.yaml from the code (or --check)")
     spec.add_argument("--out", type=Path, default=Path("docs/asyncapi.yaml"))
     spec.add_argument("--check", action="store_true", help="exit 1 if the file is out of date")
@@ -218,13 +222,16 @@ def _run_broker(args: argparse.Namespace) -> int:
             data_dir=data,
         )
     else:
-        text = render_config(args.config.read_text(), port=args.port, bind=args.bind, data_dir=data)
+        text = render_config(
+            args.config.read_text(), port=args.port, bind=args.bind, data_dir=data,
+            ws_port=args.ws_port,
+        )  # fmt: skip
     conf.write_text(text)
     command = mosquitto_command(conf)
     os.execv(command[0], command)  # noqa: S606 - replace this process: its pid is the broker's
 
 
-def _dispatch(args: argparse.Namespace) -> int:  # noqa: PLR0911 - one branch per command
+def _dispatch(args: argparse.Namespace) -> int:  # noqa: PLR0911, PLR0912 - one branch per command
     if args.command == "dev-broker":
         return _run_broker(args)
     if args.command == "bench":
@@ -254,6 +261,11 @@ def _dispatch(args: argparse.Namespace) -> int:  # noqa: PLR0911 - one branch pe
 
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(watch(settings, args.address, sys.stdout, count=args.count))
+    elif args.command == "console":
+        from mqttpush.tools.console import serve_console  # noqa: PLC0415
+
+        ws_url = args.ws_url or f"ws://{settings.broker.host}:9001"
+        asyncio.run(serve_console(settings, host="127.0.0.1", port=args.port, ws_url=ws_url))
     elif args.command == "config":
         shown = {
             "profile": args.profile or os.environ.get("MQTTPUSH_PROFILE"),
