@@ -20,6 +20,7 @@ from mqttpush.tools.bench.harness import (
     until_stopped,
     wait_for_go,
 )
+from mqttpush.tools.bench.hotpath import push_cpu
 from mqttpush.tools.bench.instrumented import instruments_for
 
 if TYPE_CHECKING:
@@ -235,4 +236,5 @@ ROLES = {
     "scale-receivers": scale_receivers,
     "demo-agent": demo_agent,
     "seed-client": seed_client,
+    "push-cpu": push_cpu,
 }

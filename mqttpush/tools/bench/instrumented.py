@@ -68,15 +68,42 @@ async def _push(run: Run, mode: str) -> float:
     return float(result["rate"])
 
 
+async def _cpu(run: Run, mode: str) -> float:
+    count = max(1000, run.options.push_count // 4)
+    async with run.worker("push-cpu", instruments=mode, count=count) as worker:
+        result = await worker.result(run.options.timeout)
+    return float(result["cpu_per_notification"]) * 1e6
+
+
 async def instrument_cost(run: Run) -> list[Figure]:
-    """Push throughput with metrics on, and with tracing on, each against off."""
+    """CPU per notification and push throughput, with metrics on and tracing on, each vs off."""
+    cpu: dict[str, list[float]] = {mode: [] for mode in MODES}
+    for _ in range(max(run.options.repeat, 5)):  # cheap: more rounds, a steadier median
+        for mode in MODES:
+            cpu[mode].append(await _cpu(run, mode))
+        run.echo("  cpu: " + ", ".join(f"{m} {cpu[m][-1]:.1f} µs" for m in MODES))
     rates: dict[str, list[float]] = {mode: [] for mode in MODES}
     for _ in range(run.options.repeat):
         for mode in MODES:
             rates[mode].append(await _push(run, mode))
         run.echo("  push: " + ", ".join(f"{m} {rates[m][-1]:,.0f}/s" for m in MODES))
-    off = median(rates["off"])
+    off, cpu_off = median(rates["off"]), median(cpu["off"])
     return [
+        Figure(
+            name=f"hot-path CPU per notification with {what} on (in-process, memory broker)",
+            unit="µs",
+            value=median(cpu[mode]),
+            baseline=cpu_off,
+            baseline_label="the same, instruments off",
+            better="lower",
+            target=target,
+            runs={mode: cpu[mode], "off": cpu["off"]},
+        )
+        for mode, what, target in (
+            ("metrics", "Prometheus metrics", 1.05),
+            ("tracing", "OpenTelemetry tracing", None),
+        )
+    ] + [
         Figure(
             name=f"push throughput with {what} on",
             unit="notifications/s",
