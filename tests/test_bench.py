@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from tests.conftest import Broker
 
 
-@pytest.mark.timeout_s(120)
+@pytest.mark.timeout_s(240)
 async def test_quick_suite_measures_every_figure_against_its_baseline(
     broker: Broker, tmp_path: Path
 ):
@@ -27,8 +27,11 @@ async def test_quick_suite_measures_every_figure_against_its_baseline(
     assert set(by_name) >= {
         "push throughput", "RPC round trip", "RPC throughput", "scale",
         "resident memory of an agent process (mqttpush serve sender", "import time of mqttpush",
-        "seed scenario",
+        "seed scenario", "instruments",
     }  # fmt: skip
+    costs = [f for f in figures if f.name.startswith("instruments:")]
+    assert len(costs) == 4  # CPU and throughput, with metrics and with tracing on
+    assert all(f.baseline and f.ratio for f in costs)
     for figure in figures:
         assert figure.value >= 0, figure
     with_targets = [f for f in figures if f.name.startswith(("push", "RPC throughput"))]

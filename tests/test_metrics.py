@@ -13,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from mqttpush import BackgroundTaskAgent, Fabric, TaskContext
 from mqttpush.errors import TaskNotFoundError
+from mqttpush.models import Receipt
 from mqttpush.observe import Instruments
 from mqttpush.observe.prometheus import PrometheusMetrics
 from mqttpush.testing import Collector, MemoryBroker, eventually
@@ -55,6 +56,10 @@ async def test_a_task_is_counted_on_both_sides():
         await eventually(lambda: len(collector.got) == 4 and sender.deliveries.pending("t1") == 0)
         with contextlib.suppress(TaskNotFoundError):
             await remote.get_task_status(task_id="nope")
+        first = collector.got[0]  # a receipt repeated (as for a duplicate) moves nothing
+        sender.deliveries.on_receipt(
+            Receipt(id=first.id, task_id="t1", seq=first.seq, endpoint="c@test.fabric")
+        )
         got = samples(metrics.exposition().decode())
     s, c = {"agent": "s@test.fabric"}, {"agent": "c@test.fabric"}
     assert value(got, "mqttpush_notifications_sent_total", **s) == 4

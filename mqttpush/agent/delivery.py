@@ -226,8 +226,9 @@ class DeliveryTracker:
             self._release(delivery.endpoint)
             if state is DeliveryState.DELIVERED:
                 self._metrics.delivery_latency(time.monotonic() - delivery.queued_at)
+        if delivery.state is not state:  # a repeated receipt moves nothing
+            self._metrics.delivery_moved(state)
         delivery.move(state, detail)
-        self._metrics.delivery_moved(state)
         if self._store is None:
             return
         if not self._unsaved:

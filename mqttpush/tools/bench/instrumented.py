@@ -90,7 +90,7 @@ async def instrument_cost(run: Run) -> list[Figure]:
     off, cpu_off = median(rates["off"]), median(cpu["off"])
     return [
         Figure(
-            name=f"hot-path CPU per notification with {what} on (in-process, memory broker)",
+            name=f"instruments: CPU per notification, {what} on (one process, memory broker)",
             unit="µs",
             value=median(cpu[mode]),
             baseline=cpu_off,
@@ -105,7 +105,7 @@ async def instrument_cost(run: Run) -> list[Figure]:
         )
     ] + [
         Figure(
-            name=f"push throughput with {what} on",
+            name=f"instruments: push throughput, {what} on",
             unit="notifications/s",
             value=median(rates[mode]),
             baseline=off,
