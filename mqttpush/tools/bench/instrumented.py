@@ -78,7 +78,7 @@ async def _cpu(run: Run, mode: str) -> float:
 async def instrument_cost(run: Run) -> list[Figure]:
     """CPU per notification and push throughput, with metrics on and tracing on, each vs off."""
     cpu: dict[str, list[float]] = {mode: [] for mode in MODES}
-    for _ in range(max(run.options.repeat, 5)):  # cheap: more rounds, a steadier median
+    for _ in range(run.options.cpu_rounds):
         for mode in MODES:
             cpu[mode].append(await _cpu(run, mode))
         run.echo("  cpu: " + ", ".join(f"{m} {cpu[m][-1]:.1f} µs" for m in MODES))
