@@ -9,7 +9,7 @@ import pytest
 
 from mqttpush.tools.bench import Options
 from mqttpush.tools.bench.report import table, write_json
-from mqttpush.tools.bench.suite import run_suite
+from mqttpush.tools.bench.suite import STEPS, run_suite
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -17,21 +17,21 @@ if TYPE_CHECKING:
     from tests.conftest import Broker
 
 
-@pytest.mark.timeout_s(240)
+@pytest.mark.timeout_s(120)
 async def test_quick_suite_measures_every_figure_against_its_baseline(
     broker: Broker, tmp_path: Path
 ):
     lines: list[str] = []
-    figures = await run_suite(broker.port, Options.quick(), tmp_path / "logs", lines.append)
+    parts = [name for name in STEPS if name != "instruments"]  # tests/test_metrics.py runs it
+    figures = await run_suite(
+        broker.port, Options.quick(), tmp_path / "logs", lines.append, only=parts
+    )
     by_name = {f.name.split(",")[0].split(":")[0]: f for f in figures}
     assert set(by_name) >= {
         "push throughput", "RPC round trip", "RPC throughput", "scale",
         "resident memory of an agent process (mqttpush serve sender", "import time of mqttpush",
-        "seed scenario", "instruments",
+        "seed scenario",
     }  # fmt: skip
-    costs = [f for f in figures if f.name.startswith("instruments:")]
-    assert len(costs) == 4  # CPU and throughput, with metrics and with tracing on
-    assert all(f.baseline and f.ratio for f in costs)
     for figure in figures:
         assert figure.value >= 0, figure
     with_targets = [f for f in figures if f.name.startswith(("push", "RPC throughput"))]

@@ -9,6 +9,7 @@ import sys
 import time
 import urllib.request
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from mqttpush import BackgroundTaskAgent, Fabric, TaskContext
@@ -17,6 +18,8 @@ from mqttpush.models import Receipt
 from mqttpush.observe import Instruments
 from mqttpush.observe.prometheus import PrometheusMetrics
 from mqttpush.testing import Collector, MemoryBroker, eventually
+from mqttpush.tools.bench import Options
+from mqttpush.tools.bench.suite import run_suite
 from mqttpush.tools.devbroker import free_port
 from tests.conftest import EXPECTED, make_settings
 from tests.seed_procs import RECEIVER, SENDER, seed_env, serve_agents
@@ -171,3 +174,22 @@ def test_a_busy_metrics_port_is_one_clear_line_and_exit_code_2(broker):
         )  # fmt: skip
     assert result.returncode == 2
     assert result.stderr.startswith(f"mqttpush: metrics.port: cannot serve on 127.0.0.1:{busy}")
+
+
+@pytest.mark.timeout_s(240)
+async def test_the_bench_measures_what_instruments_cost_against_off(broker, tmp_path):
+    figures = await run_suite(
+        broker.port, Options.quick(), tmp_path / "logs", lambda _: None, only=["instruments"]
+    )
+    names = [f.name for f in figures]
+    assert names == [
+        "instruments: CPU per notification, Prometheus metrics on (one process, memory broker)",
+        "instruments: CPU per notification, OpenTelemetry tracing on (one process, memory broker)",
+        "instruments: push throughput, Prometheus metrics on",
+        "instruments: push throughput, OpenTelemetry tracing (SDK, every span recorded) on",
+    ]
+    for figure in figures:
+        assert figure.value > 0
+        assert figure.baseline is not None
+        assert figure.baseline > 0
+        assert set(figure.runs) == {"off", "metrics"} or set(figure.runs) == {"off", "tracing"}
