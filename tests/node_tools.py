@@ -21,9 +21,7 @@ def node_tools() -> Path:
     """The folder with an installed node_modules (running `npm ci` when it is missing or stale)."""
     node, npm = shutil.which("node"), shutil.which("npm")
     if node is None or npm is None:
-        pytest.fail(
-            "these tests need Node.js 18+ and npm (Debian/Ubuntu: apt-get install nodejs npm)"
-        )
+        pytest.fail("these tests need Node.js 20+ and npm (apt-get install nodejs npm)")
     stamp = NODE_DIR / "node_modules" / ".package-lock.json"
     lock = NODE_DIR / "package-lock.json"
     if not stamp.exists() or stamp.stat().st_mtime < lock.stat().st_mtime:
