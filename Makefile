@@ -17,6 +17,7 @@ endif
 PORT ?= 1883
 SECURE_DIR ?= $(RUN_DIR)/secure
 export MQTTPUSH_LISTENER_PORT := $(if $(filter secure,$(PROFILE)),8883,1883)
+export MQTTPUSH_WS_LISTENER_PORT := $(if $(filter secure,$(PROFILE)),8884,9001)
 COMPOSE_FILES := -f docker-compose.yml $(if $(filter secure,$(PROFILE)),-f docker-compose.secure.yml)
 COMPOSE ?= docker compose $(COMPOSE_FILES)
 RUN_DIR ?= .run

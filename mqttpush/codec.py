@@ -94,6 +94,7 @@ class Envelope:
     trace_id: str | None = None
     token: str | None = None
     priority: str | None = None
+    headers: tuple[tuple[str, str], ...] = ()  # trace context (traceparent, tracestate)
 
     def to_user_properties(self) -> tuple[tuple[str, str], ...]:
         """Return the envelope as user properties, leaving out unset fields.
@@ -110,7 +111,8 @@ class Envelope:
             (TOKEN, self.token),
             (PRIORITY, self.priority),
         )
-        return tuple((k, v) for k, v in pairs if v is not None and _fits(v))
+        kept = tuple((k, v) for k, v in pairs if v is not None and _fits(v))
+        return kept + self.headers if self.headers else kept
 
     @classmethod
     def of(cls, message: Message) -> Envelope:

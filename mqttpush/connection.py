@@ -31,6 +31,7 @@ from mqttpush.errors import (
     SessionTakenOverError,
     TransportError,
 )
+from mqttpush.observe import Metrics
 from mqttpush.servers import parse_server
 from mqttpush.transport.reasons import BACK_OFF, SESSION_TAKEN_OVER
 
@@ -60,8 +61,11 @@ class Connection:
         sessions_lost: Reconnects where the broker had not kept a persistent session.
     """
 
-    def __init__(self, transport: Transport, settings: BrokerSettings) -> None:
+    def __init__(
+        self, transport: Transport, settings: BrokerSettings, metrics: Metrics | None = None
+    ) -> None:
         self.transport = transport
+        self._metrics = metrics or Metrics()
         self._settings = settings
         self._filters: list[str] = []
         self.connected = asyncio.Event()
@@ -232,6 +236,8 @@ class Connection:
                 await self.transport.disconnect()
                 continue
             self.reconnects += 1
+            lost = self.transport.persistent and not self.transport.session_present
+            self._metrics.reconnected(session_lost=lost)
             log.warning(
                 "reconnected to the broker at %s after %d failed attempts; "
                 "%d subscriptions restored",
@@ -239,7 +245,7 @@ class Connection:
                 failures,
                 len(self._filters),
             )
-            if self.transport.persistent and not self.transport.session_present:
+            if lost:
                 self.sessions_lost += 1
                 log.warning(
                     "the broker did not resume this client's session (expired, or the broker "

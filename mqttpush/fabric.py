@@ -24,8 +24,9 @@ from typing import TYPE_CHECKING, Any, Self, TypeVar
 from mqttpush.address import Address, Topics
 from mqttpush.agent.host import current_host, enter_host, leave_host
 from mqttpush.connection import Connection
-from mqttpush.errors import FabricClosedError, MqttPushError, UsageError
+from mqttpush.errors import ConfigurationError, FabricClosedError, MqttPushError, UsageError
 from mqttpush.models import utc_now
+from mqttpush.observe import Instruments
 from mqttpush.presence import Presence, agent_card, read_cards
 from mqttpush.routing import MessageLoop, Route
 from mqttpush.rpc.caller import RpcCaller
@@ -56,6 +57,19 @@ def _close_if_unstarted(coro: Coroutine[Any, Any, Any], _task: asyncio.Task[Any]
         coro.close()
 
 
+def _default_instruments(settings: Settings, client_id: str) -> Instruments:
+    tracing = settings.tracing
+    if not (tracing.enabled or tracing.export_file):
+        return Instruments()
+    try:
+        from mqttpush.observe.otel import OtelTracing  # noqa: PLC0415 - an optional extra
+    except ImportError as exc:
+        raise ConfigurationError(
+            f"tracing.enabled needs the tracing extra (pip install 'mqttpush[tracing]'): {exc}"
+        ) from exc
+    return Instruments(tracing=OtelTracing(client_id))
+
+
 class Fabric:
     """A Fabric is one broker connection on which a process serves its agents and makes calls.
 
@@ -65,24 +79,36 @@ class Fabric:
         settings: All settings; read from the environment when omitted.
         transport: The transport to use instead of MQTT over TCP (tests pass an
             in-memory one).
+        instruments: Where metrics and spans go; by default no metrics, and
+            OpenTelemetry spans when the ``tracing.enabled`` setting is on.
     """
 
     def __init__(
-        self, settings: Settings | None = None, *, transport: Transport | None = None
+        self,
+        settings: Settings | None = None,
+        *,
+        transport: Transport | None = None,
+        instruments: Instruments | None = None,
     ) -> None:
         self.settings = settings or Settings()
         self.topics = Topics(self.settings.topic_prefix)
         self._own_transport = transport is None  # presence needs connections of its own
         self._transport = transport or create_transport(self.settings.broker)
         self._presences: list[Presence] = []
-        self._link = Connection(self._transport, self.settings.broker)
+        self.instruments = instruments or _default_instruments(
+            self.settings, self._transport.client_id
+        )
+        metrics = self.instruments.metrics
+        self._link = Connection(self._transport, self.settings.broker, metrics)
         self.connected = self._link.connected
         self.stopped = self._link.stopped
         reply_base = self.topics.reply_base(
             self._transport.client_id, self.settings.broker.username
         )
-        self._caller = RpcCaller(self.publish, reply_base, self.connected)
-        self._loop = MessageLoop(self._transport, self.spawn)
+        self._caller = RpcCaller(self.publish, reply_base, self.connected, self.instruments)
+        self._loop = MessageLoop(self._transport, self.spawn, metrics=metrics)
+        metrics.watch("held", "", self._loop.router.held)
+        metrics.watch("pending_calls", "", lambda: (self._caller.pending, None))
         self._loop.router.add_children(reply_base, Route(self._resolve_reply))
         self._agents: list[Agent] = []
         self._stack = contextlib.AsyncExitStack()

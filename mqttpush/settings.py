@@ -39,7 +39,15 @@ from mqttpush.servers import Server, parse_servers
 
 _profile_file: ContextVar[Path | None] = ContextVar("mqttpush_profile_file", default=None)
 
-__all__ = ["AgentSettings", "BrokerSettings", "DemoSettings", "RpcSettings", "Settings"]
+__all__ = [
+    "AgentSettings",
+    "BrokerSettings",
+    "DemoSettings",
+    "MetricsSettings",
+    "RpcSettings",
+    "Settings",
+    "TracingSettings",
+]
 
 
 class _Section(BaseModel):
@@ -280,6 +288,32 @@ class AgentSettings(_Section):
         return self
 
 
+class MetricsSettings(_Section):
+    """Prometheus metrics of ``mqttpush serve`` (the ``metrics`` extra)."""
+
+    port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description="Serve the metrics over HTTP on this port (0: any free one); off when unset.",
+    )
+    host: str = Field(default="127.0.0.1", description="Address the metrics server binds.")
+
+
+class TracingSettings(_Section):
+    """OpenTelemetry tracing (the ``tracing`` extra)."""
+
+    enabled: bool = Field(
+        default=False,
+        description="Open spans and carry the W3C trace context in user properties.",
+    )
+    export_file: Path | None = Field(
+        default=None,
+        description="The mqttpush command writes finished spans here, one JSON object per "
+        "line (needs opentelemetry-sdk); implies enabled.",
+    )
+
+
 class DemoSettings(_Section):
     """The seed scenario: addresses and the sender's notification loop."""
 
@@ -309,6 +343,8 @@ class Settings(BaseSettings):
     rpc: RpcSettings = RpcSettings()
     agent: AgentSettings = AgentSettings()
     demo: DemoSettings = DemoSettings()
+    metrics: MetricsSettings = MetricsSettings()
+    tracing: TracingSettings = TracingSettings()
 
     @field_validator("topic_prefix")
     @classmethod

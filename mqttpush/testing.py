@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Self, TypeVar
 from mqttpush.address import Address, Topics
 from mqttpush.agent.base import Agent
 from mqttpush.errors import FabricClosedError
+from mqttpush.observe import Instruments
 from mqttpush.rpc.caller import RpcCaller
 from mqttpush.rpc.remote import RemoteAgent
 from mqttpush.settings import Settings
@@ -59,6 +60,7 @@ class FakeHost:
     def __init__(self, settings: Settings | None = None, *, matched: bool = True) -> None:
         self.settings = settings or Settings.load(None, topic_prefix="test/fake")
         self.topics = Topics(self.settings.topic_prefix)
+        self.instruments = Instruments()
         self.published: list[Message] = []
         self.matched = matched
         self.client_id = "fake-host"

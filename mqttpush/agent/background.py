@@ -108,7 +108,12 @@ class BackgroundTaskAgent(EndpointOperations, Agent):
             publish_window=agent.publish_window,
             store=self._store,
             window=agent.delivery_window,
+            metrics=self._metrics,
         )
+        metrics, name = host.instruments.metrics, str(address)
+        metrics.watch("unreceipted", name, self.deliveries.unsettled)
+        metrics.watch("running_tasks", name, lambda: (self.tasks.running, None))
+        metrics.watch_window(name, self.deliveries.window_used)
         self._work = TaskWork(
             host,
             address,
@@ -119,6 +124,7 @@ class BackgroundTaskAgent(EndpointOperations, Agent):
             deliveries=self.deliveries,
             schema=self.notification_schema,
             resumable=self.resumable,
+            instruments=host.instruments,
         )
         if agent.pool is not None:  # one copy of a pool: tasks owned by lease
             self._work.leases = LeaseKeeper(

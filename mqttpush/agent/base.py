@@ -21,6 +21,7 @@ from mqttpush.agent.host import current_host
 from mqttpush.agent.receipts import ReceiptBatcher
 from mqttpush.agent.recent import PushTokens, RecentIds
 from mqttpush.errors import ProtocolError, UsageError
+from mqttpush.observe import AgentMetrics, Tracing
 from mqttpush.rpc.operation import Operation, operations_of
 from mqttpush.rpc.responder import Responder
 
@@ -93,6 +94,8 @@ class Agent:
         self._receipts: ReceiptBatcher | None = None
         self._host: Host | None = None
         self._address: Address | None = None
+        self._metrics = AgentMetrics()
+        self._tracing = Tracing()
         self.stats = AgentStats()
 
     def _not_served(self) -> UsageError:
@@ -139,6 +142,8 @@ class Agent:
         self._seen = RecentIds(settings.agent.dedup_window)
         self._tokens = self._tokens.resized(settings.agent.dedup_window)
         self._require_tokens = settings.agent.require_push_token
+        self._metrics = host.instruments.metrics.agent(str(address))
+        self._tracing = host.instruments.tracing
         self._responder = Responder(
             self,
             host.publish,
@@ -146,6 +151,8 @@ class Agent:
             cache_bytes=settings.agent.response_cache_bytes,
             max_request_bytes=settings.rpc.max_request_bytes,
             confine_to=host.topics.reply_root if settings.rpc.confine_replies else None,
+            metrics=self._metrics,
+            tracing=self._tracing,
         )
         self._receipts = ReceiptBatcher(host, str(address))
 
@@ -230,6 +237,7 @@ class Agent:
                 notification = _decode_push(message, task_id)
             except ProtocolError as exc:
                 self.stats.notifications_malformed += 1
+                self._metrics.notification_received("malformed")
                 log.warning(
                     "%s: malformed notification on %s: %s", self._address, message.topic, exc
                 )
@@ -240,6 +248,7 @@ class Agent:
             )
             if problem is not None:  # forged, or meant for someone else: no receipt either
                 self.stats.notifications_rejected += 1
+                self._metrics.notification_received("rejected")
                 log.warning("%s: notification %s for task %s from %s rejected: %s",
                             self._address, notification.id, notification.task_id,
                             envelope.sender, problem)  # fmt: skip
@@ -247,6 +256,7 @@ class Agent:
             handled = True
             if notification.id in self._seen:
                 self.stats.notifications_duplicate += 1  # handled once already: receipt only
+                self._metrics.notification_received("duplicate")
             else:
                 self.stats.notifications += 1
                 _context.trace_id.set(envelope.trace_id)
@@ -254,11 +264,14 @@ class Agent:
                     model = self.notification_model
                     if model is not None and notification.data is not None:
                         notification.data_as(model)  # a mismatch is a handler failure
-                    await self.on_message(notification)
+                    with self._tracing.process(message, notification.id, str(self._address)):
+                        await self.on_message(notification)
                     self._seen.add(notification.id)  # a failed one may be tried again
+                    self._metrics.notification_received("handled", notification.timestamp)
                 except Exception:
                     handled = False
                     self.stats.handler_failures += 1
+                    self._metrics.notification_received("failed")
                     log.exception(
                         "%s: on_message failed for notification %s", self._address, notification.id
                     )

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 from mqttpush.agent.window import Pacer, Windows
 from mqttpush.errors import ConnectionLostError, FabricClosedError, ProtocolError
 from mqttpush.models import DeliveryInfo, DeliveryState, Receipt, utc_now
+from mqttpush.observe import AgentMetrics
 from mqttpush.store import Delivery
 
 if TYPE_CHECKING:
@@ -47,13 +48,14 @@ class _Delivery:
     change: the store saves that row as it is, and the wire status is made from it.
     """
 
-    __slots__ = ("message", "row", "sent_at", "size")
+    __slots__ = ("message", "queued_at", "row", "sent_at", "size")
 
     def __init__(self, row: Delivery, message: Message) -> None:
         self.row = row
         self.message: Message | None = message  # kept until a final state, to publish again
         self.size = len(message.payload)  # counted in the endpoint's byte window until then
         self.sent_at = 0.0
+        self.queued_at = time.monotonic()
 
     @property
     def state(self) -> DeliveryState:
@@ -116,8 +118,10 @@ class DeliveryTracker:
         store: TaskStore | None = None,
         window: int = 100,
         window_bytes: int = 16 << 20,
+        metrics: AgentMetrics | None = None,
     ) -> None:
         self._host = host
+        self._metrics = metrics or AgentMetrics()
         self._store = store
         self._windows = Windows(window, window_bytes)
         self._pacer = Pacer()
@@ -154,6 +158,7 @@ class DeliveryTracker:
             for endpoint, size in taken:
                 self._windows.release(endpoint, size)
             raise
+        self._metrics.notification_sent(len(messages))
         for endpoint, message in messages.items():
             row = Delivery(
                 notification_id=notification.id,
@@ -188,6 +193,20 @@ class DeliveryTracker:
         """Payload bytes of the notifications to ``endpoint`` still waiting for a receipt."""
         return self._windows.outstanding_bytes(endpoint)
 
+    def window_used(self) -> dict[str, int]:
+        """Notifications awaiting a receipt, per endpoint (endpoints with none left out)."""
+        return self._windows.used()
+
+    def unsettled(self) -> tuple[int, int]:
+        """Deliveries not in a final state yet, and the payload bytes kept to re-send them."""
+        count = size = 0
+        for per_task in self._tasks.values():
+            for delivery in per_task.values():
+                if not delivery.state.is_final:
+                    count += 1
+                    size += len(delivery.message.payload) if delivery.message else 0
+        return count, size
+
     async def _publish(self, delivery: _Delivery) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._publish_window
@@ -210,7 +229,10 @@ class DeliveryTracker:
                 raise
             if delivery.state.is_final:
                 return  # a receipt (or expiry) arrived while this copy was being published
+            first = delivery.state is DeliveryState.QUEUED
             delivery.published(None if matched else _NOBODY)
+            if first:
+                self._metrics.delivery_moved(DeliveryState.PUBLISHED)
             return
 
     def _fail(self, delivery: _Delivery, why: str) -> None:
@@ -221,6 +243,10 @@ class DeliveryTracker:
     def _final(self, delivery: _Delivery, state: DeliveryState, detail: str | None) -> None:
         if not delivery.state.is_final:
             self._release(delivery)
+            if state is DeliveryState.DELIVERED:
+                self._metrics.delivery_latency(time.monotonic() - delivery.queued_at)
+        if delivery.state is not state:  # a repeated receipt moves nothing
+            self._metrics.delivery_moved(state)
         delivery.move(state, detail)
         if self._store is None:
             return
@@ -268,6 +294,7 @@ class DeliveryTracker:
                     why += f" ({_NOBODY})"
                 self._final(delivery, DeliveryState.EXPIRED, why)
             else:
+                self._metrics.resent()
                 await self._publish(delivery)
         return len(due)
 

@@ -40,8 +40,12 @@ def fan_out(
     sender: str,
     trace_id: str | None,
     topics: Topics,
+    headers: tuple[tuple[str, str], ...] = (),
 ) -> Fanout:
-    """Build the message each endpoint gets, leaving out those whose filter refuses it."""
+    """Build the message each endpoint gets, leaving out those whose filter refuses it.
+
+    ``headers`` are the trace context (``traceparent``, ``tracestate``) to carry.
+    """
     out = Fanout()
     priority = notification.priority.value
     for config in endpoints:
@@ -51,7 +55,7 @@ def fan_out(
         out.messages[config.address] = codec.encode_notification(
             topics.push(Address.parse(config.address), notification.task_id),
             notification,
-            codec.Envelope(sender, "push", None, trace_id, config.token, priority),
+            codec.Envelope(sender, "push", None, trace_id, config.token, priority, headers),
             cloudevents_source=sender if cloudevents else None,
         )
         if config.rate is not None:

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from collections.abc import Coroutine
 
     from mqttpush.address import Address, Topics
+    from mqttpush.observe import Instruments
     from mqttpush.rpc.caller import RpcCaller
     from mqttpush.rpc.remote import RemoteAgent
     from mqttpush.settings import Settings
@@ -49,6 +50,11 @@ class Host(Protocol):
     @property
     def topics(self) -> Topics:
         """Topic names under the configured prefix."""
+        ...
+
+    @property
+    def instruments(self) -> Instruments:
+        """Where metrics and spans go."""
         ...
 
     async def publish(self, message: Message) -> bool:

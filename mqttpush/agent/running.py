@@ -26,6 +26,7 @@ from mqttpush.agent.fanout import fan_out
 from mqttpush.agent.task import TaskRunner
 from mqttpush.errors import InvalidNotificationError, StoreError
 from mqttpush.models import ErrorInfo, Priority, PushNotification, TaskState
+from mqttpush.observe import Instruments
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -60,6 +61,7 @@ class TaskWork:
         deliveries: Publishes notifications and tracks their delivery.
         schema: The model every notification's ``data`` must match, if any.
         resumable: Whether a task taken over from a dead copy runs again (else it fails).
+        instruments: Where ended tasks are counted and notification spans opened.
     """
 
     def __init__(
@@ -74,8 +76,12 @@ class TaskWork:
         deliveries: DeliveryTracker,
         schema: type[BaseModel] | None = None,
         resumable: bool = False,
+        instruments: Instruments | None = None,
     ) -> None:
         self._schema = schema
+        instruments = instruments or Instruments()
+        self._metrics = instruments.metrics.agent(str(address))
+        self._tracing = instruments.tracing
         self._host = host
         self._address = address
         self._work = work
@@ -230,6 +236,7 @@ class TaskWork:
         if self.leases is not None:
             self._settling.add(runner.task_id)
         forgotten = runner.transition(state, result=result, error=error)
+        self._metrics.task_ended(state)
         self._deliveries.forget(set(forgotten))
         if self.leases is None:
             await self._save(runner)
@@ -287,15 +294,18 @@ class TaskWork:
         )  # fmt: skip
         endpoints = self._endpoints.of(runner.task_id)
         if endpoints:
-            out = fan_out(
-                notification,
-                endpoints,
-                sender=str(self._address),
-                trace_id=_context.trace_id.get(),
-                topics=self._host.topics,
-            )
-            if out.messages:
-                await self._deliveries.send(notification, out.messages, out.rates)
+            destination = f"{self._host.topics.prefix}/{{domain}}/{{name}}/push/{{task_id}}"
+            with self._tracing.publish(destination, notification.id, len(endpoints)) as headers:
+                out = fan_out(
+                    notification,
+                    endpoints,
+                    sender=str(self._address),
+                    trace_id=_context.trace_id.get(),
+                    topics=self._host.topics,
+                    headers=headers,
+                )
+                if out.messages:
+                    await self._deliveries.send(notification, out.messages, out.rates)
         return notification
 
     def _checked_data(self, data: dict[str, Any] | BaseModel | None) -> dict[str, Any] | None:

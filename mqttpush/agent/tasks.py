@@ -36,6 +36,11 @@ class TaskRegistry:
         return len(self._tasks)
 
     @property
+    def running(self) -> int:
+        """How many tasks have not ended."""
+        return len(self._tasks) - len(self._finished)
+
+    @property
     def max_finished(self) -> int:
         """How many finished tasks are kept."""
         return self._max_finished

@@ -39,6 +39,10 @@ class Windows:
         """Notifications to ``endpoint`` holding a slot (awaiting their receipt)."""
         return self._outstanding.get(endpoint, 0)
 
+    def used(self) -> dict[str, int]:
+        """Notifications holding a slot, per endpoint (endpoints with none left out)."""
+        return dict(self._outstanding)
+
     def outstanding_bytes(self, endpoint: str) -> int:
         """Payload bytes of the notifications to ``endpoint`` holding a slot."""
         return self._held_bytes.get(endpoint, 0)

@@ -14,6 +14,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from mqttpush.errors import FabricClosedError, MqttPushError
+from mqttpush.observe import Metrics
 from mqttpush.routing.router import Router
 
 if TYPE_CHECKING:
@@ -60,6 +61,7 @@ class MessageLoop:
         transport: The connection the messages come from (and are acknowledged on).
         spawn: Runs a coroutine as a named task (for concurrent routes).
         hold_seconds: How long a message without a route waits for one.
+        metrics: Where held and dropped messages are counted.
     """
 
     def __init__(
@@ -68,8 +70,10 @@ class MessageLoop:
         spawn: Callable[..., asyncio.Task[Any]],
         *,
         hold_seconds: float = 5.0,
+        metrics: Metrics | None = None,
     ) -> None:
         self._transport = transport
+        self._metrics = metrics or Metrics()
         self._spawn = spawn
         self.router = Router(self._expired, hold_seconds=hold_seconds)
         self.unrouted = 0
@@ -80,6 +84,7 @@ class MessageLoop:
         try:
             route = self.router.find(message.topic)
             if route is None and self.router.hold(message):
+                self._metrics.message_held()
                 return  # acknowledged once handled after all, or dropped
         except Exception:  # a bug in routing one message must not stop the rest
             self.failures += 1
@@ -117,6 +122,7 @@ class MessageLoop:
 
     def _drop(self, message: Message) -> None:
         self.unrouted += 1
+        self._metrics.message_dropped("no_agent")
         log.warning("no agent is served for %s here: message dropped", message.topic)
 
     def _expired(self, message: Message) -> None:

@@ -100,6 +100,10 @@ class Router:
         """Payload bytes of the messages held."""
         return self._held_bytes
 
+    def held(self) -> tuple[int, int]:
+        """Messages held now, and their payload bytes."""
+        return len(self._held), sum(len(m.payload) for m in self._held)
+
     def release(self) -> list[Message]:
         """Hand back every held message (after routes were added), oldest first."""
         held, self._held = list(self._held), collections.deque()

@@ -9,11 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
 from mqttpush import codec
-from mqttpush.errors import ConnectionLostError, ProtocolError, RpcTimeoutError, rpc_error_from_code
+from mqttpush.errors import (
+    ConnectionLostError,
+    ProtocolError,
+    RpcError,
+    RpcTimeoutError,
+    rpc_error_from_code,
+)
+from mqttpush.observe import Instruments
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -34,8 +42,10 @@ class RpcCaller:
         publish: Callable[[Message], Awaitable[object]],
         reply_base: str,
         connected: asyncio.Event | None = None,
+        instruments: Instruments | None = None,
     ) -> None:
         self._publish = publish
+        self._instruments = instruments or Instruments()
         self._connected = connected
         self._reply_base = reply_base
         self._pending: dict[str, asyncio.Future[JsonRpcResponse]] = {}
@@ -74,6 +84,39 @@ class RpcCaller:
             ProtocolError: The reply could not be decoded.
         """
         correlation_id = uuid.uuid4().hex
+        started = time.perf_counter()
+        outcome = "ok"
+        try:
+            with self._instruments.tracing.rpc_client(method, topic, correlation_id) as headers:
+                envelope = codec.Envelope(
+                    envelope.sender, method, correlation_id, envelope.trace_id, headers=headers
+                )
+                return await self._call(topic, params, envelope, timeout=timeout, address=address)
+        except RpcError as exc:
+            outcome = str(exc.code)
+            raise
+        except RpcTimeoutError:
+            outcome = "timeout"
+            raise
+        except ConnectionLostError:
+            outcome = "connection"
+            raise
+        except ProtocolError:
+            outcome = "protocol"
+            raise
+        finally:
+            self._instruments.metrics.call_done(method, outcome, time.perf_counter() - started)
+
+    async def _call(
+        self,
+        topic: str,
+        params: Any,  # noqa: ANN401
+        envelope: codec.Envelope,
+        *,
+        timeout: float,
+        address: str,
+    ) -> Any:  # noqa: ANN401
+        method, correlation_id = envelope.operation or "", envelope.correlation_id or ""
         request = codec.encode_request(
             topic=topic,
             method=method,
@@ -81,7 +124,7 @@ class RpcCaller:
             correlation_id=correlation_id,
             reply_topic=f"{self._reply_base}/{correlation_id}",
             timeout=timeout,
-            envelope=codec.Envelope(envelope.sender, method, correlation_id, envelope.trace_id),
+            envelope=envelope,
         )
         lost: ConnectionLostError | None = None
         attempts = 0

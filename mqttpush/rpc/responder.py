@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from typing import TYPE_CHECKING, Any, Protocol
 
 from mqttpush import _context, codec
@@ -19,6 +20,7 @@ from mqttpush.errors import (
     RpcError,
 )
 from mqttpush.models import new_id
+from mqttpush.observe import AgentMetrics, Tracing
 from mqttpush.rpc.cache import ResponseCache
 
 if TYPE_CHECKING:
@@ -84,6 +86,8 @@ class Responder:
             larger reply is replaced by -32603 (the broker's message size limit).
         confine_to: When given, replies go only to Response Topics under this prefix
             (the ``rpc.confine_replies`` setting); others are refused and counted.
+        metrics: Where each answered request is reported (method, outcome, duration).
+        tracing: Opens a SERVER span around each request.
     """
 
     def __init__(
@@ -95,19 +99,43 @@ class Responder:
         cache_bytes: int | None = None,
         max_request_bytes: int | None = None,
         confine_to: str | None = None,
+        metrics: AgentMetrics | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self._agent = agent
         self._publish = publish
+        self._metrics = metrics or AgentMetrics()
+        self._tracing = tracing or Tracing()
         self._cache = ResponseCache(cache_size, cache_bytes)
         self._max_request_bytes = max_request_bytes
         self._confine_to = confine_to
 
     async def answer(self, message: Message) -> None:
         """Answer one request message (the agent holds a request slot meanwhile)."""
+        started = time.perf_counter()
+        request_id, decoded = codec.decode_request(message.payload, self._max_request_bytes)
+        method = None if isinstance(decoded, RpcError) else decoded.method
+        outcome = "ok"
+        try:
+            with self._tracing.rpc_server(message, method, str(self._agent.address)):
+                outcome = await self._answer(message, request_id, decoded, method)
+        finally:
+            known = method if method is None or self._agent.operation(method) else "_unknown"
+            self._metrics.request_served(
+                known or "_invalid", outcome, time.perf_counter() - started
+            )
+
+    async def _answer(
+        self,
+        message: Message,
+        request_id: JsonRpcId,
+        decoded: JsonRpcRequest | RpcError,
+        method: str | None,
+    ) -> str:
+        """Answer, and return the outcome: ``ok``, ``repeated`` or the error code."""
         self._agent.stats.requests += 1
         envelope = codec.Envelope.of(message)
         _context.trace_id.set(envelope.trace_id or new_id())
-        request_id, decoded = codec.decode_request(message.payload, self._max_request_bytes)
         key = _request_key(message, request_id)
         if key is not None and (earlier := self._cache.lookup(key)) is not None:
             # A repeat (broker redelivery or a caller's retry): answer, do not run again.
@@ -116,18 +144,20 @@ class Responder:
                 earlier_reply = await earlier
             if earlier_reply is not None:
                 await self._publish_reply(earlier_reply)
-            return
+            return "repeated"
         cached = self._cache.begin(key) if key is not None else None
-        method = None if isinstance(decoded, RpcError) else decoded.method
         reply: Message | None = None
+        outcome = "ok"
         try:
             result = await self._execute(message, decoded)
         except RpcError as exc:
             self._agent.stats.request_errors += 1
+            outcome = str(exc.code)
             reply = self._build_reply(message, request_id, method, envelope, error=exc)
         except Exception as exc:
             self._agent.stats.request_errors += 1
             self._agent.stats.handler_failures += 1
+            outcome = str(InternalError.code)
             log.exception("%s: operation %s failed", self._agent.address, method)
             error = InternalError(data={"type": type(exc).__name__, "message": str(exc)})
             reply = self._build_reply(message, request_id, method, envelope, error=error)
@@ -140,6 +170,7 @@ class Responder:
             await self._publish_reply(reply)
         else:
             log.debug("%s: request without a response topic, no reply sent", self._agent.address)
+        return outcome
 
     async def _execute(self, message: Message, decoded: JsonRpcRequest | RpcError) -> Any:  # noqa: ANN401
         if isinstance(decoded, RpcError):

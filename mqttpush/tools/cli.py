@@ -61,6 +61,9 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="serve an agent until SIGTERM or SIGINT")
     serve.add_argument("agent", choices=["sender", "receiver"])
+    serve.add_argument(
+        "--metrics-port", type=int, default=None, help="serve Prometheus metrics on this port"
+    )
     run = sub.add_parser("run", help="run the seed's client and print the notifications as JSON")
     run.add_argument(
         "--envelopes", action="store_true", help="also print every message's metadata to stderr"
@@ -90,6 +93,7 @@ def _parser() -> argparse.ArgumentParser:
     broker.add_argument("--config", type=Path, default=Path("mosquitto.conf"))
     broker.add_argument("--port", type=int, default=1883)
     broker.add_argument("--bind", default="127.0.0.1")
+    broker.add_argument("--ws-port", type=int, default=None, help="also serve MQTT over WebSockets")
     broker.add_argument("--run-dir", type=Path, default=Path(".run"))
     broker.add_argument(
         "--secure-dir", type=Path, default=None, help="TLS, password and ACL files (secure)"
@@ -117,10 +121,17 @@ def _parser() -> argparse.ArgumentParser:
             "filter",
             "pool",
             "pool-failover",
+            "instruments",
         ],
         help="run only this part (repeatable)",
     )
     add_store_parser(sub)
+    console = sub.add_parser("console", help="serve the live web console on 127.0.0.1")
+    console.add_argument("--port", type=int, default=8080, help="HTTP port (0: any free one)")
+    console.add_argument("--ws-url", default=None, help="broker WebSocket URL (ws://HOST:9001)")
+    spec = sub.add_parser("asyncapi", help="write docs/asyncapi.yaml from the code (or --check)")
+    spec.add_argument("--out", type=Path, default=Path("docs/asyncapi.yaml"))
+    spec.add_argument("--check", action="store_true", help="exit 1 if the file is out of date")
     return parser
 
 
@@ -167,7 +178,12 @@ async def _serve(settings: Settings, which: str) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    async with Fabric(settings) as fabric:
+    from mqttpush.tools.telemetry import telemetry  # noqa: PLC0415
+
+    async with (
+        telemetry(settings) as instruments,
+        Fabric(settings, instruments=instruments) as fabric,
+    ):
         if which == "sender":
             agent: Agent = PushSender(
                 count=demo.notification_count, interval=demo.notification_interval
@@ -203,10 +219,19 @@ def agent_settings(settings: Settings, address: str) -> Settings:
 
 
 async def _run(settings: Settings, *, envelopes: bool) -> Any:  # noqa: ANN401 - JSON result
+    from mqttpush.tools.telemetry import telemetry  # noqa: PLC0415
+
+    async with telemetry(settings, serve_metrics=False):  # spans to a file, when asked
+        return await _run_client(settings, envelopes=envelopes)
+
+
+async def _run_client(settings: Settings, *, envelopes: bool) -> Any:  # noqa: ANN401 - JSON result
     from mqttpush.tools.demo import run_client  # noqa: PLC0415
 
     if not envelopes:
-        return await run_client(settings)
+        from mqttpush.tools.progress import with_progress  # noqa: PLC0415
+
+        return await with_progress(settings, lambda: run_client(settings), sys.stderr)
     from mqttpush.tools.watch import tap  # noqa: PLC0415
 
     subscribed = asyncio.Event()
@@ -250,7 +275,10 @@ def _run_broker(args: argparse.Namespace) -> int:
             data_dir=data,
         )
     else:
-        text = render_config(args.config.read_text(), port=args.port, bind=args.bind, data_dir=data)
+        text = render_config(
+            args.config.read_text(), port=args.port, bind=args.bind, data_dir=data,
+            ws_port=args.ws_port,
+        )  # fmt: skip
     conf.write_text(text)
     command = mosquitto_command(conf)
     os.execv(command[0], command)  # noqa: S606 - replace this process: its pid is the broker's
@@ -270,6 +298,10 @@ def _dispatch_without_settings(args: argparse.Namespace) -> int | None:
         return _run_broker(args)
     if args.command == "bench":
         return _bench(args)
+    if args.command == "asyncapi":
+        from mqttpush.tools.asyncapi import asyncapi_command  # noqa: PLC0415
+
+        return asyncapi_command(args.out, check=args.check)
     if args.command == "secure":
         from mqttpush.tools.security.commands import secure_command  # noqa: PLC0415
 
@@ -280,10 +312,37 @@ def _dispatch_without_settings(args: argparse.Namespace) -> int | None:
     return None
 
 
+def _observe(settings: Settings, args: argparse.Namespace) -> bool:
+    """Run the commands that only look at the system (watch, agents, console)."""
+    if args.command == "watch":
+        from mqttpush.tools.watch import watch  # noqa: PLC0415
+
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(watch(settings, args.address, sys.stdout, count=args.count))
+    elif args.command == "agents":
+        from mqttpush.tools.agents import list_agents, render_agents  # noqa: PLC0415
+
+        print(render_agents(asyncio.run(list_agents(settings, args.wait)), as_json=args.json))
+    elif args.command == "console":
+        from mqttpush.tools.console import serve_console  # noqa: PLC0415
+
+        ws_url = args.ws_url or f"ws://{settings.broker.host}:9001"
+        asyncio.run(serve_console(settings, host="127.0.0.1", port=args.port, ws_url=ws_url))
+    else:
+        return False
+    return True
+
+
 def _dispatch(args: argparse.Namespace) -> int:
     if (code := _dispatch_without_settings(args)) is not None:
         return code
     settings = _settings(args)
+    if getattr(args, "metrics_port", None) is not None:
+        settings = settings.model_copy(
+            update={"metrics": settings.metrics.model_copy(update={"port": args.metrics_port})}
+        )
+    if _observe(settings, args):
+        return 0
     if args.command == "store":
         store_command(settings, args.action, args.url)
     elif args.command == "serve":
@@ -294,15 +353,6 @@ def _dispatch(args: argparse.Namespace) -> int:
         broadcast_command(settings, args.receivers)
     elif args.command == "run":
         print(json.dumps(asyncio.run(_run(settings, envelopes=args.envelopes)), indent=2))
-    elif args.command == "watch":
-        from mqttpush.tools.watch import watch  # noqa: PLC0415
-
-        with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(watch(settings, args.address, sys.stdout, count=args.count))
-    elif args.command == "agents":
-        from mqttpush.tools.agents import list_agents, render_agents  # noqa: PLC0415
-
-        print(render_agents(asyncio.run(list_agents(settings, args.wait)), as_json=args.json))
     elif args.command == "config":
         shown = {
             "profile": args.profile or os.environ.get("MQTTPUSH_PROFILE"),

@@ -32,15 +32,30 @@ __all__ = [
 
 _LISTENER = re.compile(r"^\s*listener\s+\d+.*$", re.MULTILINE)
 _PERSISTENCE = re.compile(r"^\s*persistence_location\s+.*$", re.MULTILINE)
+# A websockets listener: its listener line, then "protocol websockets" and the lines up to
+# the next blank or comment line (its own TLS settings, in the secure profile).
+_WEBSOCKETS = re.compile(
+    r"^listener\s+\d+[^\n]*\n(protocol[ \t]+websockets[ \t]*\n(?:[^\n#][^\n]*\n)*)", re.M
+)
 
 
 def render_config(
-    template: str, *, port: int, bind: str = "127.0.0.1", data_dir: Path | None = None
+    template: str,
+    *,
+    port: int,
+    bind: str = "127.0.0.1",
+    data_dir: Path | None = None,
+    ws_port: int | None = None,
 ) -> str:
     """Return ``template`` with its (first) listener moved to ``bind:port``.
 
+    Its websockets listener moves to ``bind:ws_port``, or is left out without
+    ``ws_port`` (so that parallel local brokers never compete for one fixed port).
     With ``data_dir``, the persistence database is kept there instead.
     """
+    template = _WEBSOCKETS.sub(
+        "" if ws_port is None else (lambda m: f"listener {ws_port} {bind}\n{m[1]}"), template
+    )
     line = f"listener {port} {bind}"
     text = (
         _LISTENER.sub(line, template, count=1)
@@ -135,12 +150,16 @@ class LocalMosquitto:
     Args:
         config: Path of the configuration template.
         port: The port to listen on; a free one when omitted.
+        ws_port: The port of the websockets listener; none when omitted.
     """
 
-    def __init__(self, config: Path, *, port: int | None = None) -> None:
+    def __init__(
+        self, config: Path, *, port: int | None = None, ws_port: int | None = None
+    ) -> None:
         self.config = config
         self.host = "127.0.0.1"
         self.port = port or free_port()
+        self.ws_port = ws_port
         self._dir = tempfile.TemporaryDirectory(prefix="mqttpush-broker-")
         self.log_path = Path(self._dir.name) / "mosquitto.log"
         self.data_dir = Path(self._dir.name) / "data"
@@ -151,7 +170,13 @@ class LocalMosquitto:
         conf = Path(self._dir.name) / "mosquitto.conf"
         data = prepare_data_dir(self.data_dir)
         conf.write_text(
-            render_config(self.config.read_text(), port=self.port, bind=self.host, data_dir=data)
+            render_config(
+                self.config.read_text(),
+                port=self.port,
+                bind=self.host,
+                data_dir=data,
+                ws_port=self.ws_port,
+            )
         )
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(  # noqa: S603 - fixed binary, our own config
@@ -159,6 +184,8 @@ class LocalMosquitto:
             )
         try:
             wait_for_port(self.host, self.port, timeout)
+            if self.ws_port is not None:
+                wait_for_port(self.host, self.ws_port, timeout)
         except BrokerUnavailableError:
             self.stop()
             tail = self.log_path.read_text(errors="replace")[-2000:]

@@ -20,6 +20,8 @@ from mqttpush.tools.bench.harness import (
     until_stopped,
     wait_for_go,
 )
+from mqttpush.tools.bench.hotpath import push_cpu
+from mqttpush.tools.bench.instrumented import instruments_for
 
 if TYPE_CHECKING:
     from mqttpush.agent.context import TaskContext
@@ -119,7 +121,8 @@ class Tally(Agent):
 async def push_sender(args: dict[str, Any]) -> dict[str, Any]:
     """Serve a :class:`Blaster` until stopped."""
     settings = settings_for(args, max_finished_tasks=args.get("max_finished", 10_000))
-    async with Fabric(settings) as fabric:
+    instruments = instruments_for(args.get("instruments", "off"))
+    async with Fabric(settings, instruments=instruments) as fabric:
         await fabric.serve(Blaster(), args["address"])
         ready()
         await until_stopped()
@@ -129,7 +132,8 @@ async def push_sender(args: dict[str, Any]) -> dict[str, Any]:
 async def push_receiver(args: dict[str, Any]) -> dict[str, Any]:
     """Run one task of ``count`` notifications on the sender; the rate is first to last."""
     count = args["count"]
-    async with Fabric(settings_for(args)) as fabric:
+    instruments = instruments_for(args.get("instruments", "off"))
+    async with Fabric(settings_for(args), instruments=instruments) as fabric:
         tally = Tally()
         await fabric.serve(tally, args["address"])
         ready()
@@ -232,4 +236,5 @@ ROLES = {
     "scale-receivers": scale_receivers,
     "demo-agent": demo_agent,
     "seed-client": seed_client,
+    "push-cpu": push_cpu,
 }

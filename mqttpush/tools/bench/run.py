@@ -43,6 +43,7 @@ class Options:
         scale_processes: Processes the receivers are spread over.
         scale_rounds: Rounds at the scale point, on the same sender (memory flatness).
         seed_runs: Runs of the seed scenario.
+        cpu_rounds: Rounds of the CPU-per-notification runs (instruments off and on).
         timeout: Longest any single worker may take, in seconds.
     """
 
@@ -58,6 +59,7 @@ class Options:
     scale_processes: int = 4
     scale_rounds: int = 5
     seed_runs: int = 5
+    cpu_rounds: int = 5
     timeout: float = 120.0
 
     @classmethod
@@ -65,7 +67,8 @@ class Options:
         """A few seconds' worth of everything: checks the suite works, measures little."""
         return cls(
             repeat=1, push_count=500, rpc_calls=200, scale_receivers=4, scale_tasks=3,
-            scale_count=5, scale_processes=2, scale_rounds=2, seed_runs=1, timeout=60.0,
+            scale_count=5, scale_processes=2, scale_rounds=2, seed_runs=1, cpu_rounds=1,
+            timeout=60.0,
         )  # fmt: skip
 
 

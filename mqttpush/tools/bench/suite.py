@@ -15,6 +15,7 @@ from mqttpush.fabric import Fabric
 from mqttpush.settings import Settings
 from mqttpush.tools.bench import footprint, pool, variations
 from mqttpush.tools.bench.figures import Figure
+from mqttpush.tools.bench.instrumented import instrument_cost
 from mqttpush.tools.bench.run import REFERENCE_PUSH_RATE, SENDER, Options, Run, median
 
 if TYPE_CHECKING:
@@ -174,6 +175,7 @@ STEPS: dict[str, tuple[str, Callable[[Run], Awaitable[Figure | list[Figure]]]]] 
     "filter": ("what a filter costs the sender", variations.filter_cost),
     "pool": ("agent pool throughput (needs MQTTPUSH_BENCH_STORE_URL)", pool.throughput),
     "pool-failover": ("agent pool copy failover (needs MQTTPUSH_BENCH_STORE_URL)", pool.failover),
+    "instruments": ("metrics and tracing on the hot path", instrument_cost),
 }
 
 

@@ -62,9 +62,11 @@ async def run_client(settings: Settings | None = None) -> Any:  # noqa: ANN401 -
     settings = settings or Settings()
     demo = settings.demo
     async with Fabric(settings) as fabric:
-        receiver = fabric.remote(demo.receiver_address)
-        started = TaskStatus.model_validate(await receiver.run_task())
-        status = await wait_for_task(
-            fabric, demo.receiver_address, started.task_id, timeout=demo.task_timeout + 10
-        )
+        # One span around the whole run: with tracing on, the run is one trace.
+        with fabric.instruments.tracing.span("mqttpush run"):
+            receiver = fabric.remote(demo.receiver_address)
+            started = TaskStatus.model_validate(await receiver.run_task())
+            status = await wait_for_task(
+                fabric, demo.receiver_address, started.task_id, timeout=demo.task_timeout + 10
+            )
         return status.result
