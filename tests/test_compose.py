@@ -1,4 +1,4 @@
-"""The container files, checked for structure (no Docker engine runs in CI)."""
+"""The container files, checked for structure; .ci/run also runs them on a real engine."""
 
 from __future__ import annotations
 
@@ -59,26 +59,50 @@ def test_dockerfile_is_slim_non_root_and_runtime_only():
     assert {".venv", ".git", "tests"} <= set(ignored)
 
 
+def test_both_compose_versions_read_the_files():
+    # Compose v1 (docker-compose 1.29, Debian 12's) refuses a top-level `name:`; the
+    # project name comes from scripts/compose.sh (-p) instead.
+    for name in ("docker-compose.yml", "docker-compose.secure.yml"):
+        assert set(yaml.safe_load((REPO / name).read_text())) == {"services"} | (
+            {"volumes"} if name == "docker-compose.yml" else set()
+        )
+    script = (REPO / "scripts/compose.sh").read_text()
+    assert "docker compose version" in script
+    assert "docker-compose" in script
+    assert "up -d --build\n" in script  # no --wait, which v1 lacks
+
+
 def test_the_secure_override_mounts_the_material_and_gives_each_agent_its_identity():
     secure = yaml.safe_load((REPO / "docker-compose.secure.yml").read_text())["services"]
     broker = secure["mosquitto"]
     assert "./mosquitto-secure.conf:/mosquitto/config/mosquitto.conf:ro" in broker["volumes"]
-    assert "./.run/secure/passwords:/mosquitto/secure/passwords:ro" in broker["volumes"]
+    assert "./.run/secure/passwords:/run/secrets-in/passwords:ro" in broker["volumes"]
     assert "--cafile" in broker["healthcheck"]["test"][1]
     mounted = [v.split(":")[0] for v in broker["volumes"]]
     assert "./.run/secure/ca.key" not in mounted
+    # The broker's copies go to a tmpfs owned by its user (1883), then the image's own
+    # entrypoint and command run.
+    taking = ["/usr/local/bin/take-secrets", "/mosquitto/secure", "1883:1883"]
+    assert broker["entrypoint"][1:4] == taking
+    assert "/mosquitto/secure" in broker["tmpfs"]
     identities = ("sender", "receiver", "client", "watch")
     for service, identity in (("push-sender", "sender"), ("push-receiver", "receiver"),
                               ("push-client", "client")):  # fmt: skip
-        assert secure[service]["env_file"] == f".run/secure/{identity}.env"
-        assert all(v.endswith(":ro") for v in secure[service]["volumes"])
-        sources = {v.split(":")[0] for v in secure[service]["volumes"]}
+        agent = secure[service]
+        assert agent["env_file"] == f".run/secure/{identity}.env"
+        assert all(v.endswith(":ro") for v in agent["volumes"])
+        sources = {v.split(":")[0] for v in agent["volumes"]} - {"./scripts/take-secrets.sh"}
         # Its own identity and the CA certificate: no other identity's files, no CA key.
         assert sources == {"./.run/secure/ca.crt"} | {
             f"./.run/secure/{identity}.{kind}" for kind in ("crt", "key", "password")
         }
         others = [i for i in identities if i != identity]
         assert not any(f"/{other}." in source for other in others for source in sources)
+        # Copied as root to a tmpfs where NAME.env points, then run as the image's user.
+        assert agent["entrypoint"][1:6] == [
+            "/usr/local/bin/take-secrets", "/app/.run/secure", "10001:10001", "--drop", "--",
+        ]  # fmt: skip
+        assert agent["tmpfs"] == ["/app/.run/secure"]
     text = (REPO / "mosquitto-secure.conf").read_text()
     for line in ("allow_anonymous false", "require_certificate true", "listener 8883"):
         assert line in text
