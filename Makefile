@@ -80,7 +80,7 @@ test: lint ## lint, then the whole test suite against a real Mosquitto
 certs: install ## create the secure profile's CA, certificates, passwords and ACL (.run/secure)
 	$(PY) -m mqttpush secure init --dir $(SECURE_DIR)
 
-bench: $(VENV)/.bench ## benchmark suite with same-run raw baselines (a few minutes)
+bench: $(VENV)/.bench ## benchmark suite with same-run raw baselines (about a minute)
 	$(PY) -m mqttpush bench --json $(RUN_DIR)/bench/results.json --chart $(RUN_DIR)/bench/chart.png
 
 $(VENV)/.bench: $(VENV)/.installed

@@ -11,7 +11,8 @@ cd "$(dirname "$0")/.."
 . scripts/stack.sh
 stack_settings compose
 export MQTTPUSH_BROKER__PORT=$PORT MQTTPUSH_PROFILE=$PROFILE
-export MQTTPUSH_LISTENER_PORT=$([ "$PROFILE" = secure ] && echo 8883 || echo 1883)
+# The broker's port inside its container, for docker-compose.yml's port mapping only.
+LISTENER_PORT=$([ "$PROFILE" = secure ] && echo 8883 || echo 1883)
 PROJECT=${COMPOSE_PROJECT_NAME:-$(stack_project)}
 
 compose() {
@@ -27,7 +28,7 @@ compose() {
       exit 1
     fi
   fi
-  $COMPOSE_COMMAND -p "$PROJECT" "${files[@]}" "$@"
+  MQTTPUSH_LISTENER_PORT=$LISTENER_PORT $COMPOSE_COMMAND -p "$PROJECT" "${files[@]}" "$@"
 }
 
 container() { compose ps -q "$1" 2>/dev/null | head -1; }
