@@ -96,7 +96,7 @@ stop() {
 case "${1:-}" in
   start) start ;;
   stop) stop ;;
-  status) stack_describe; compose ps ;;
+  status) [ ! -f "$STACK" ] || stack_describe; compose ps ;;
   check) check ;;
   run) shift; check; compose run --rm --no-deps push-client "$@" ;;
   logs) shift; compose logs --no-color --tail 100 "$@" | stack_log_filter ;;

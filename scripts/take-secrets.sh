@@ -15,7 +15,7 @@ shift 2
 drop=""
 if [ "${1:-}" = --drop ]; then drop=1; shift; fi
 [ "${1:-}" = -- ] && shift
-src=/run/secrets-in
+src=${TAKE_SECRETS_FROM:-/run/secrets-in}
 [ "$(id -u)" = 0 ] || { echo "take-secrets: must start as root to copy $src" >&2; exit 1; }
 mkdir -p "$dest"
 for file in "$src"/*; do

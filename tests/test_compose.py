@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import tempfile
+from pathlib import Path
 
 import yaml
 
@@ -106,3 +110,47 @@ def test_the_secure_override_mounts_the_material_and_gives_each_agent_its_identi
     text = (REPO / "mosquitto-secure.conf").read_text()
     for line in ("allow_anonymous false", "require_certificate true", "listener 8883"):
         assert line in text
+
+
+def test_take_secrets_hands_the_files_to_the_service_user_only():
+    # Outside pytest's private tmp root, which user 10001 could not traverse.
+    with tempfile.TemporaryDirectory(prefix="mqttpush-secrets-") as base:
+        Path(base).chmod(0o711)
+        _take_secrets(Path(base))
+
+
+def _take_secrets(tmp_path: Path) -> None:
+    source = tmp_path / "in"
+    source.mkdir()
+    (source / "sender.key").write_text("key\n")
+    (source / "sender.key").chmod(0o600)  # as on the host: its owner's only
+    dest = tmp_path / "secure"
+    script = ["sh", str(REPO / "scripts/take-secrets.sh"), str(dest), "10001:10001", "--drop"]
+    shown = f"id -u; id -g; cat {dest}/sender.key; stat -c '%u %a' {dest} {dest}/sender.key"
+    result = subprocess.run(
+        [*script, "--", "sh", "-c", shown],
+        env={"PATH": os.environ["PATH"], "TAKE_SECRETS_FROM": str(source)},
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    if os.geteuid() != 0:  # it starts as root in its container, or refuses
+        assert result.returncode == 1
+        assert "must start as root" in result.stderr
+        return
+    assert result.returncode == 0, result.stderr
+    # The command ran as 10001, which reads its own copy: 0400 in a 0700 folder.
+    assert result.stdout.split("\n") == ["10001", "10001", "key", "10001 700", "10001 400", ""]
+
+
+def test_each_checkout_gets_its_own_compose_project(tmp_path):
+    names = {}
+    for folder in ("mqttpush", "wt13", "My Checkout"):
+        (tmp_path / folder).mkdir()
+        names[folder] = subprocess.run(
+            ["bash", "-c", f". {REPO}/scripts/stack.sh && stack_project"],
+            cwd=tmp_path / folder, capture_output=True, text=True, timeout=10, check=True,
+        ).stdout.strip()  # fmt: skip
+    assert names == {
+        "mqttpush": "mqttpush",
+        "wt13": "mqttpush-wt13",
+        "My Checkout": "mqttpush-my-checkout",
+    }
