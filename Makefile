@@ -38,6 +38,7 @@ export PY RUN_DIR SECURE_DIR
 
 help: ## list the targets
 	@echo "mode: $(MODE) (override with MODE=local or MODE=compose)"
+	@test ! -f $(STACK) || echo "running: the $(PROFILE) profile on port $(PORT), $(MODE) mode ($(STACK))"
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 install: $(VENV)/.installed ## create .venv and install mqttpush with its test tools
