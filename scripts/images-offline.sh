@@ -8,7 +8,8 @@
 # With a registry, do not run this: `docker compose` pulls the official images.
 #
 #   scripts/images-offline.sh            build what is missing (make images-offline)
-#   FORCE=1 scripts/images-offline.sh    rebuild all three
+#   scripts/images-offline.sh IMAGE...   only these (and the base), e.g. eclipse-mosquitto:2
+#   FORCE=1 scripts/images-offline.sh    rebuild them and the base
 #
 # Extra CA roots: every *.crt in EXTRA_CA_DIR (default /usr/local/share/ca-certificates,
 # where Debian keeps a site's own roots) goes into the base image's trust store, and pip
@@ -83,8 +84,15 @@ EOF
   say "built $BASE_IMAGE"
 }
 
+WANTED=("$@")
+[ ${#WANTED[@]} -gt 0 ] || WANTED=(eclipse-mosquitto:2 python:3.11-slim)
+for image in "${WANTED[@]}"; do
+  case "$image" in eclipse-mosquitto:2|python:3.11-slim) ;; *) say "no stand-in for $image"; exit 2 ;; esac
+done
+
 build_from() {  # build_from TAG DOCKERFILE-TEXT: an image from the base, no build context
   local tag=$1 text=$2
+  [[ " ${WANTED[*]} " == *" $tag "* ]] || return 0
   if have_image "$tag"; then say "$tag is there"; return; fi
   say "building $tag"
   printf '%s\n' "$text" | $DOCKER build -q --build-arg "BASE=$BASE_IMAGE" -t "$tag" - >/dev/null
