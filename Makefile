@@ -8,21 +8,23 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-# Security profile: open (anonymous, 127.0.0.1 only) or secure (TLS, per-identity
-# credentials, ACL); docs/security.md. `make start PROFILE=secure`, `make run PROFILE=secure`.
-PROFILE ?= open
-ifeq ($(PROFILE),secure)
-PORT ?= 8883
-endif
-PORT ?= 1883
-SECURE_DIR ?= $(RUN_DIR)/secure
-export MQTTPUSH_LISTENER_PORT := $(if $(filter secure,$(PROFILE)),8883,1883)
-export MQTTPUSH_WS_LISTENER_PORT := $(if $(filter secure,$(PROFILE)),8884,9001)
-COMPOSE_FILES := -f docker-compose.yml $(if $(filter secure,$(PROFILE)),-f docker-compose.secure.yml)
-COMPOSE ?= docker compose $(COMPOSE_FILES)
+# Security profile: open (anonymous, 127.0.0.1 only, port 1883) or secure (TLS,
+# per-identity credentials, ACL, port 8883); docs/security.md. `make start PROFILE=secure`.
 RUN_DIR ?= .run
+SECURE_DIR ?= $(RUN_DIR)/secure
+# The running stack's record (scripts/stack.sh: mode, profile, port, pids): unless given,
+# MODE, PROFILE and PORT are the running stack's, so `make run`, `status`, `watch` and
+# `stop` act on what runs; `make start` refuses to start a second stack over it.
+STACK := $(RUN_DIR)/stack
+stack_field = $(shell sed -n 's/^$(1)=//p' $(STACK) 2>/dev/null)
+ifeq ($(origin PROFILE), undefined)
+PROFILE := $(or $(call stack_field,profile),open)
+endif
+ifeq ($(origin PORT), undefined)
+PORT := $(or $(if $(filter $(PROFILE),$(call stack_field,profile)),$(call stack_field,port)),$(if $(filter secure,$(PROFILE)),8883,1883))
+endif
 ifeq ($(origin MODE), undefined)
-MODE := $(shell docker info >/dev/null 2>&1 && echo compose || echo local)
+MODE := $(or $(call stack_field,mode),$(shell docker info >/dev/null 2>&1 && echo compose || echo local))
 endif
 WATCH_TOPIC := mqttpush/v1/+/+/push/\#
 # `make run RECEIVERS=3`: one sender task broadcast to 3 endpoints (and two filtered ones).
@@ -35,14 +37,15 @@ ifdef BROKERS
 export MQTTPUSH_BROKER__SERVERS := $(BROKERS)
 endif
 export MQTTPUSH_PROFILE := $(PROFILE)
-export PY RUN_DIR
+export PY RUN_DIR SECURE_DIR
 
 .DEFAULT_GOAL := help
 .PHONY: help install build start run run-verbose stop status logs logs-sender logs-receiver \
-	logs-broker watch test test-fast test-cluster lint bench certs clean
+	logs-broker watch test test-fast test-cluster lint bench certs clean images-offline
 
 help: ## list the targets
 	@echo "mode: $(MODE) (override with MODE=local or MODE=compose)"
+	@test ! -f $(STACK) || echo "running: the $(PROFILE) profile on port $(PORT), $(MODE) mode ($(STACK))"
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 install: $(VENV)/.installed ## create .venv and install mqttpush with its test tools
@@ -64,7 +67,10 @@ logs-sender: logs-sender-$(MODE) ## the sender's log
 logs-receiver: logs-receiver-$(MODE) ## the receiver's log
 logs-broker: logs-broker-$(MODE) ## the broker's log
 watch: watch-$(MODE) ## follow every notification with mosquitto_sub -v (Ctrl-C to stop)
-clean: clean-$(MODE) ## stop, then remove .venv and .run (and the compose volume and image)
+clean: clean-$(MODE) ## stop, then remove .venv, .run and caches (and the compose volumes and image)
+	rm -rf $(VENV) $(RUN_DIR) .mypy_cache .ruff_cache .pytest_cache .hypothesis *.egg-info
+images-offline: ## no registry? build eclipse-mosquitto:2 and python:3.11-slim from Debian packages
+	scripts/images-offline.sh
 
 lint: install ## ruff, mypy (strict, tests too) and the import contracts (layers, no cycles)
 	$(PY) -m ruff check mqttpush tests
@@ -89,7 +95,7 @@ test-cluster: install ## broker-cluster tests on a two-node ejabberd they start 
 certs: install ## create the secure profile's CA, certificates, passwords and ACL (.run/secure)
 	$(PY) -m mqttpush secure init --dir $(SECURE_DIR)
 
-bench: $(VENV)/.bench ## benchmark suite with same-run raw baselines (a few minutes)
+bench: $(VENV)/.bench ## benchmark suite with same-run raw baselines (about two minutes)
 	$(PY) -m mqttpush bench --json $(RUN_DIR)/bench/results.json --chart $(RUN_DIR)/bench/chart.png
 
 $(VENV)/.bench: $(VENV)/.installed
@@ -124,45 +130,33 @@ watch-local:
 	@scripts/local.sh check
 	@scripts/local.sh watch '$(WATCH_TOPIC)'
 clean-local: stop-local
-	rm -rf $(VENV) $(RUN_DIR) .mypy_cache .ruff_cache .pytest_cache *.egg-info
 
 # ---- compose mode -----------------------------------------------------------------------
+# scripts/compose.sh runs `docker compose` (v2) or `docker-compose` (v1), whichever exists.
 .PHONY: build-compose start-compose run-compose run-verbose-compose stop-compose status-compose \
 	logs-compose logs-sender-compose logs-receiver-compose logs-broker-compose watch-compose \
-	clean-compose compose-check
-compose-check:
-	@test -n "$$($(COMPOSE) ps --status running -q push-receiver 2>/dev/null)" || \
-		{ echo "mqttpush: the services are not running: run 'make start' first" >&2; exit 1; }
+	clean-compose
 build-compose:
-	$(COMPOSE) build
-start-compose: $(if $(filter secure,$(PROFILE)),certs)
-	$(COMPOSE) up -d --build --wait
-run-compose: compose-check
-	@$(COMPOSE) run --rm --no-deps push-client run $(RUN_ARGS)
-run-verbose-compose: compose-check
-	@$(COMPOSE) run --rm --no-deps push-client run --envelopes
+	@scripts/compose.sh build
+start-compose: $(if $(filter secure,$(PROFILE)),install)
+	@scripts/compose.sh start
+run-compose:
+	@scripts/compose.sh run run $(RUN_ARGS)
+run-verbose-compose:
+	@scripts/compose.sh run run --envelopes
 stop-compose:
-	$(COMPOSE) down
+	@scripts/compose.sh stop
 status-compose:
-	$(COMPOSE) ps
+	@scripts/compose.sh status
 logs-compose:
-	$(COMPOSE) logs --tail 100
+	@scripts/compose.sh logs
 logs-sender-compose:
-	$(COMPOSE) logs --tail 100 push-sender
+	@scripts/compose.sh logs push-sender
 logs-receiver-compose:
-	$(COMPOSE) logs --tail 100 push-receiver
+	@scripts/compose.sh logs push-receiver
 logs-broker-compose:
-	$(COMPOSE) logs --tail 100 mosquitto
-watch-compose: compose-check
-ifeq ($(PROFILE),secure)
-	$(COMPOSE) exec mosquitto sh -c 'mosquitto_sub -V mqttv5 -h localhost -p 8883 -q 1 \
-		--cafile /mosquitto/secure/ca.crt --cert /mosquitto/secure/watch/watch.crt \
-		--key /mosquitto/secure/watch/watch.key -u watch \
-		-P "$$(cat /mosquitto/secure/watch/watch.password)" \
-		-t "$(WATCH_TOPIC)" -v'
-else
-	$(COMPOSE) exec mosquitto mosquitto_sub -V mqttv5 -q 1 -t '$(WATCH_TOPIC)' -v
-endif
+	@scripts/compose.sh logs mosquitto
+watch-compose:
+	@scripts/compose.sh watch '$(WATCH_TOPIC)'
 clean-compose:
-	$(COMPOSE) down -v --rmi local
-	rm -rf $(VENV) $(RUN_DIR) .mypy_cache .ruff_cache .pytest_cache *.egg-info
+	@scripts/compose.sh clean

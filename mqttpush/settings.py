@@ -10,10 +10,12 @@ names each setting.
 
 from __future__ import annotations
 
+import difflib
+import logging
 import os
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Annotated, Any, Literal, Self
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
 
 from pydantic import (
     BaseModel,
@@ -37,7 +39,17 @@ from mqttpush.address import DEFAULT_PREFIX, Address, check_level, check_prefix
 from mqttpush.errors import ConfigurationError, InvalidAddressError
 from mqttpush.servers import Server, parse_servers
 
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
 _profile_file: ContextVar[Path | None] = ContextVar("mqttpush_profile_file", default=None)
+log = logging.getLogger(__name__)
+
+_PREFIX = "MQTTPUSH_"
+# MQTTPUSH_* names that are not settings but are read elsewhere: the profile choice
+# (Settings.load), and the test suite's own switches (tests/conftest.py).
+_OTHER_VARIABLES = ("PROFILE", "CONFIG_DIR")
+_OTHER_PREFIXES = ("TEST_",)
 
 __all__ = [
     "AgentSettings",
@@ -386,6 +398,7 @@ class Settings(BaseSettings):
             ConfigurationError: The profile file is missing or a value is invalid;
                 the message names every offending setting.
         """
+        _warn_unknown_variables(os.environ, cls)
         profile = profile or os.environ.get("MQTTPUSH_PROFILE") or None
         path: Path | None = None
         if profile is not None:
@@ -411,3 +424,31 @@ class Settings(BaseSettings):
             ) from exc
         finally:
             _profile_file.reset(token)
+
+
+def _unknown_variables(environ: Mapping[str, str], settings_cls: type[BaseSettings]) -> list[str]:
+    """Return a sentence for each ``MQTTPUSH_*`` variable that names no setting.
+
+    A misspelled nested name (``MQTTPUSH_BROKER__PORTT``) is refused when the settings
+    load; a misspelled section or top-level name (``MQTTPUSH_BORKER__PORT``) would be
+    ignored silently, so it is named here, with the closest known spelling.
+    """
+    fields = [name.upper() for name in settings_cls.model_fields]
+    known = [*fields, *_OTHER_VARIABLES]
+    found = []
+    for name in sorted(environ):
+        if not name.startswith(_PREFIX):
+            continue
+        rest = name.removeprefix(_PREFIX)
+        head = rest.split("__", 1)[0]
+        if head in fields or rest in _OTHER_VARIABLES or rest.startswith(_OTHER_PREFIXES):
+            continue
+        close = difflib.get_close_matches(head, known, n=1)
+        hint = f"; did you mean {_PREFIX}{close[0]}{rest[len(head) :]}?" if close else ""
+        found.append(f"ignoring {name}: mqttpush has no setting {head.lower()!r}{hint}")
+    return found
+
+
+def _warn_unknown_variables(environ: Mapping[str, str], settings_cls: type[BaseSettings]) -> None:
+    for sentence in _unknown_variables(environ, settings_cls):
+        log.warning("%s", sentence)

@@ -1,27 +1,19 @@
 #!/usr/bin/env bash
 # Local mode: the broker and both agents as background processes, no Docker needed.
-# Pid files and logs live in $RUN_DIR (.run/). `stop` stops exactly what `start` started.
-#   scripts/local.sh start|stop|status|check|logs NAME...
+# The stack's record ($RUN_DIR/stack: profile, port, pids; scripts/stack.sh) and the logs
+# live in $RUN_DIR (.run/). `stop` stops exactly the pids `start` recorded.
+#   scripts/local.sh start|stop|status|check|logs NAME...|as IDENTITY CMD...|watch TOPIC
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
-PY=${PY:-.venv/bin/python}
-RUN_DIR=${RUN_DIR:-.run}
-PROFILE=${MQTTPUSH_PROFILE:-open}
-SECURE_DIR=${SECURE_DIR:-$RUN_DIR/secure}
-if [ "$PROFILE" = secure ]; then PORT=${MQTTPUSH_BROKER__PORT:-8883}; else PORT=${MQTTPUSH_BROKER__PORT:-1883}; fi
+. scripts/stack.sh
+stack_settings local
 export MQTTPUSH_BROKER__PORT=$PORT MQTTPUSH_PROFILE=$PROFILE
-mkdir -p "$RUN_DIR"
 
-say() { echo "mqttpush: $*" >&2; }
+pid_of() { stack_get "$1"; }
 
-running() {  # running NAME: its pid file names a live process that is ours
-  local pidfile="$RUN_DIR/$1.pid" pid
-  [ -f "$pidfile" ] || return 1
-  pid=$(cat "$pidfile")
-  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 1
-  # Guard against a recycled pid: the process must be the one we started.
-  tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -Eq 'mosquitto|mqttpush' || return 1
+running() {  # running NAME: the record names a live process of ours
+  [ "$(stack_get mode)" = local ] && pid_alive "$(pid_of "$1")"
 }
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; }
@@ -71,20 +63,24 @@ watch() {  # watch TOPIC: mosquitto_sub -v, as the read-only "watch" identity wh
 
 spawn() {  # spawn NAME CMD...: start in the background, record the pid
   local name=$1; shift
-  nohup "$@" >"$RUN_DIR/$name.log" 2>&1 &
-  echo $! >"$RUN_DIR/$name.pid"
+  # Appended, never truncated: the previous runs' lines stay, after a dated marker.
+  echo "==== mqttpush: $name started $(date -u +%Y-%m-%dT%H:%M:%SZ) ($PROFILE profile, port $PORT)" >>"$RUN_DIR/$name.log"
+  nohup "$@" >>"$RUN_DIR/$name.log" 2>&1 &
+  stack_set "$name" $!
 }
 
 start() {
   ensure_mosquitto
+  stack_claim
   if running broker; then
-    say "broker already running (pid $(cat "$RUN_DIR/broker.pid"))"
+    say "broker already running (pid $(pid_of broker))"
   else
     if port_open; then
       say "port $PORT is in use by another program; stop it or choose another port: make start PORT=1884"
       exit 1
     fi
     ensure_material
+    [ -f "$STACK" ] || stack_write
     if [ "$PROFILE" = secure ]; then
       spawn broker "$PY" -m mqttpush dev-broker --config mosquitto-secure.conf --secure-dir "$SECURE_DIR" --port "$PORT" --run-dir "$RUN_DIR"
     else
@@ -92,14 +88,14 @@ start() {
     fi
     for _ in $(seq 100); do port_open && break; sleep 0.1; done
     port_open || { say "the broker did not start; see $RUN_DIR/broker.log"; tail -5 "$RUN_DIR/broker.log" >&2; exit 1; }
-    say "broker ($PROFILE profile) listening on 127.0.0.1:$PORT (pid $(cat "$RUN_DIR/broker.pid"))"
+    say "broker ($PROFILE profile) listening on 127.0.0.1:$PORT (pid $(pid_of broker))"
   fi
   for agent in sender receiver; do
     if running "$agent"; then
-      say "$agent already running (pid $(cat "$RUN_DIR/$agent.pid"))"
+      say "$agent already running (pid $(pid_of "$agent"))"
     else
       MQTTPUSH_AGENT__STORE_PATH="$RUN_DIR/$agent.db" spawn "$agent" "$0" as "$agent" "$PY" -m mqttpush serve "$agent"
-      say "$agent started (pid $(cat "$RUN_DIR/$agent.pid"))"
+      say "$agent started (pid $(pid_of "$agent"))"
     fi
   done
   for agent in sender receiver; do  # ready when it answers a call (a "task not found" error)
@@ -113,19 +109,25 @@ start() {
   done
 }
 
-stop_one() {
-  local name=$1 pid
-  if running "$name"; then
-    pid=$(cat "$RUN_DIR/$name.pid")
-    kill -TERM "$pid"
-    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid"; fi
-    say "$name stopped (pid $pid)"
-  fi
-  rm -f "$RUN_DIR/$name.pid"
+stop_all() {  # SIGTERM to the agents, then the broker; SIGKILL what outlives 10 s
+  local name pid
+  for group in "receiver sender" broker; do
+    local pids=()
+    for name in $group; do
+      if running "$name"; then pid=$(pid_of "$name"); kill -TERM "$pid"; pids+=("$pid:$name"); fi
+    done
+    for entry in "${pids[@]}"; do
+      pid=${entry%%:*}
+      for _ in $(seq 200); do pid_running "$pid" || break; sleep 0.05; done
+      if pid_running "$pid"; then kill -KILL "$pid"; fi
+      say "${entry#*:} stopped (pid $pid)"
+    done
+  done
+  stack_clear
 }
 
 check() {  # all three up, or say what to do
+  stack_check
   for name in broker sender receiver; do
     if ! running "$name"; then
       say "the $name is not running: run 'make start' first (then 'make run')"
@@ -138,7 +140,7 @@ logs() {  # logs NAME...: the last lines of each log
   for name in "$@"; do
     if [ -f "$RUN_DIR/$name.log" ]; then
       [ $# -gt 1 ] && echo "==> $name <=="
-      tail -n 50 "$RUN_DIR/$name.log"
+      tail -n 200 "$RUN_DIR/$name.log" | stack_log_filter | tail -n 50
     else
       say "no $name log yet: run 'make start'"
     fi
@@ -146,14 +148,15 @@ logs() {  # logs NAME...: the last lines of each log
 }
 
 status() {
+  [ -f "$STACK" ] && stack_describe
   for name in broker sender receiver; do
-    if running "$name"; then echo "$name: running (pid $(cat "$RUN_DIR/$name.pid"))"; else echo "$name: stopped"; fi
+    if running "$name"; then echo "$name: running (pid $(pid_of "$name"))"; else echo "$name: stopped"; fi
   done
 }
 
 case "${1:-}" in
   start) start ;;
-  stop) stop_one receiver; stop_one sender; stop_one broker ;;
+  stop) stop_all ;;
   status) status ;;
   check) check ;;
   logs) shift; logs "$@" ;;

@@ -127,7 +127,7 @@ def broker() -> Iterator[Broker]:
     if choice == "docker" or (choice == "auto" and _docker_answers()):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            from testcontainers.mqtt import MosquittoContainer  # noqa: PLC0415
+            from testcontainers.community.mqtt import MosquittoContainer  # noqa: PLC0415
 
             container = MosquittoContainer(image="eclipse-mosquitto:2").start(
                 configfile=str(CONFIG)

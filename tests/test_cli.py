@@ -112,6 +112,17 @@ def test_call_prints_results_and_maps_errors_to_exit_codes(agents, broker):
     timeout = _cli("call", "nobody@fame.fabric", "ping", "--timeout", "0.5", env=env)
     assert timeout.returncode == 4
     assert "timeout" in timeout.stderr
+    invalid = _cli(
+        "call", "sender@fame.fabric", "get_task_status", "--params",
+        '{"task_id": 3, "wait": "soon", "extra": 1}', env=env,
+    )  # fmt: skip
+    assert invalid.returncode == 5
+    # The validation details, field by field, not only "[-32602] Invalid params".
+    assert invalid.stderr.strip() == (
+        "mqttpush: remote error -32602: Invalid params: task_id: Input should be a valid "
+        "string; wait: Input should be a valid number, unable to parse string as a number; "
+        "extra: Extra inputs are not permitted"
+    )
     bad_json = _cli("call", "sender@fame.fabric", "run_task", "--params", "{", env=env)
     assert bad_json.returncode == 2
     bad_address = _cli("call", "no-at-sign", "run_task", env=env)
@@ -263,6 +274,37 @@ def test_config_show_prints_effective_settings_with_secrets_masked(broker):
     assert shown["broker"]["password"] == "**********"
     assert "hunter2" not in result.stdout
     assert shown["demo"]["notification_count"] == 9
+
+
+def test_help_is_plain_text(broker):
+    env = _env(broker, "cli/help")
+    commands = ["serve", "run", "watch", "config", "call", "dev-broker", "secure", "bench"]
+    for args in [[], *([command] for command in commands)]:
+        shown = _cli(*args, "--help", env=env)
+        assert shown.returncode == 0, shown.stderr
+        assert "``" not in shown.stdout  # no reStructuredText literals
+    assert "The mqttpush command: serve" in _cli("--help", env=env).stdout
+
+
+def test_a_misspelled_variable_is_named_on_stderr(broker):
+    env = _env(broker, "cli/typo", MQTTPUSH_BORKER__PORT="1884")
+    result = _cli("--profile", "open", "config", "show", env=env)
+    assert result.returncode == 0, result.stderr
+    assert (
+        "ignoring MQTTPUSH_BORKER__PORT: mqttpush has no setting 'borker'; "
+        "did you mean MQTTPUSH_BROKER__PORT?"
+    ) in result.stderr
+    assert json.loads(result.stdout)["broker"]["port"] == broker.port
+
+
+def test_the_readme_watch_line_is_what_watch_prints():
+    readme = (REPO / "README.md").read_text()
+    (sample,) = re.findall(r"`(\d\d:\d\d:\d\d\.\d{3}  sender@fame\.fabric -> [^`]+)`", readme)
+    shape = (
+        r"\d\d:\d\d:\d\d\.\d{3}  sender@fame\.fabric -> receiver@fame\.fabric  "
+        r"task [0-9a-f]{32}  #1 working  Notification #1"
+    )
+    assert re.fullmatch(shape, sample), sample
 
 
 def test_bad_arguments_exit_2(broker):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from mqttpush import ConfigurationError, Settings
@@ -35,7 +37,10 @@ def test_profiles_load_from_config_files(monkeypatch):
     assert secure.demo.notification_count == 9
 
 
-def test_the_secure_profile_without_its_material_names_the_missing_file():
+def test_the_secure_profile_without_its_material_names_the_missing_file(monkeypatch, tmp_path):
+    # The profile names .run/secure/ca.crt relative to the working directory: run where
+    # it cannot exist, whatever the checkout holds (make certs creates it there).
+    monkeypatch.chdir(tmp_path)
     with pytest.raises(ConfigurationError, match=r"broker\.ca_file"):
         Settings.load("secure", CONFIG_DIR)
 
@@ -107,3 +112,28 @@ async def test_tls_settings_and_unloadable_tls_files(tmp_path):
     assert not Settings.load().broker.uses_tls
     with pytest.raises(ConfigurationError, match="cannot be loaded"):
         await MqttTransport(settings.broker).connect()
+
+
+def test_unknown_mqttpush_variables_are_named_with_a_suggestion(monkeypatch, caplog):
+    monkeypatch.setenv("MQTTPUSH_BORKER__PORT", "1884")  # a misspelled section
+    monkeypatch.setenv("MQTTPUSH_TOPIC_PREFX", "acme/v2")  # a misspelled top-level name
+    monkeypatch.setenv("MQTTPUSH_WHATEVER", "1")
+    monkeypatch.setenv("MQTTPUSH_TEST_BROKER", "local")  # the test suite's own switch
+    monkeypatch.setenv("MQTTPUSH_RPC__TIMEOUT", "3")
+    with caplog.at_level(logging.WARNING, logger="mqttpush.settings"):
+        settings = Settings.load("open", CONFIG_DIR)
+    assert settings.broker.port == 1883  # ignored, as before, but no longer silently
+    assert settings.rpc.timeout == 3
+    assert [r.getMessage() for r in caplog.records] == [
+        "ignoring MQTTPUSH_BORKER__PORT: mqttpush has no setting 'borker'; "
+        "did you mean MQTTPUSH_BROKER__PORT?",
+        "ignoring MQTTPUSH_TOPIC_PREFX: mqttpush has no setting 'topic_prefx'; "
+        "did you mean MQTTPUSH_TOPIC_PREFIX?",
+        "ignoring MQTTPUSH_WHATEVER: mqttpush has no setting 'whatever'",
+    ]
+
+
+def test_a_misspelled_nested_variable_is_still_refused(monkeypatch):
+    monkeypatch.setenv("MQTTPUSH_BROKER__PORTT", "1884")
+    with pytest.raises(ConfigurationError, match=r"broker\.portt"):
+        Settings.load("open", CONFIG_DIR)

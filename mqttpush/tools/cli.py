@@ -47,7 +47,9 @@ EXIT_SECURITY = 7
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mqttpush", description=__doc__.split("\n\n")[0])
+    # The docstring's reStructuredText literals (``x``) read as plain text in --help.
+    summary = __doc__.split("\n\n")[0].replace("``", "")
+    parser = argparse.ArgumentParser(prog="mqttpush", description=summary)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     parser.add_argument(
         "--profile", default=None, help="settings profile in config/ (default: $MQTTPUSH_PROFILE)"
@@ -284,6 +286,27 @@ def _run_broker(args: argparse.Namespace) -> int:
     os.execv(command[0], command)  # noqa: S606 - replace this process: its pid is the broker's
 
 
+def _describe_remote_error(exc: RpcError) -> str:
+    """One line for a JSON-RPC error: its code, message and details.
+
+    Validation details (a list of ``{"loc": [...], "msg": ...}``, as an agent sends for
+    ``-32602 Invalid params``) read as ``field: problem; ...``; other data as JSON.
+    """
+    line = f"remote error {exc.code}: {exc.message}"
+    data = exc.data
+    if (
+        isinstance(data, list)
+        and data
+        and all(isinstance(item, dict) and "msg" in item for item in data)
+    ):
+        problems = [
+            f"{'.'.join(str(part) for part in item.get('loc') or ()) or 'params'}: {item['msg']}"
+            for item in data
+        ]
+        return f"{line}: {'; '.join(problems)}"
+    return f"{line} {json.dumps(data)}" if data is not None else line
+
+
 def _settings(args: argparse.Namespace) -> Settings:
     """The settings, with ``--brokers`` over ``broker.servers`` when given."""
     if args.brokers is None:
@@ -396,8 +419,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0911 - one return pe
         print(f"mqttpush: timeout: {exc}", file=sys.stderr)
         return EXIT_TIMEOUT
     except RpcError as exc:
-        data = f" {json.dumps(exc.data)}" if exc.data is not None else ""
-        print(f"mqttpush: remote error {exc.code}: {exc.message}{data}", file=sys.stderr)
+        print(f"mqttpush: {_describe_remote_error(exc)}", file=sys.stderr)
         return EXIT_REMOTE
     except TaskFailedError as exc:
         print(f"mqttpush: {exc}", file=sys.stderr)
