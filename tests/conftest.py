@@ -69,12 +69,19 @@ _INTEGRATION_MODULES = frozenset(
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark every integration test ``broker``; ``make test-fast`` runs the others."""
+    """Mark every integration test ``broker``; ``make test-fast`` runs the others.
+
+    Tests that get their broker from the session fixture are also ``session_broker``:
+    the tests whose broker testcontainers gives when ``MQTTPUSH_TEST_BROKER=docker``.
+    """
     for item in items:
         module = (
             item.module.__name__.rpartition(".")[2] if isinstance(item, pytest.Function) else ""
         )
-        if "broker" in getattr(item, "fixturenames", ()) or module in _INTEGRATION_MODULES:
+        uses_session_broker = "broker" in getattr(item, "fixturenames", ())
+        if uses_session_broker:
+            item.add_marker(pytest.mark.session_broker)
+        if uses_session_broker or module in _INTEGRATION_MODULES:
             item.add_marker(pytest.mark.broker)
 
 
@@ -184,7 +191,12 @@ class Kit:
         return iter((self.fabric, self.transport))
 
 
-@pytest.fixture(params=["memory", pytest.param("mosquitto", marks=pytest.mark.broker)])
+@pytest.fixture(
+    params=[
+        "memory",
+        pytest.param("mosquitto", marks=[pytest.mark.broker, pytest.mark.session_broker]),
+    ]
+)
 def kit(request: pytest.FixtureRequest) -> Kit:
     """The same contract on the in-memory broker (no broker needed) and on Mosquitto."""
     if request.param == "memory":
