@@ -49,6 +49,7 @@ class Flow(asyncio.Protocol):
         "_flushing",
         "_inbox_waiter",
         "_out",
+        "_room_granted",
         "_room_waiters",
         "_transport",
         "inbox",
@@ -88,6 +89,7 @@ class Flow(asyncio.Protocol):
         self._flushing = False
         self._inbox_waiter: asyncio.Future[None] | None = None
         self._room_waiters: deque[asyncio.Future[None]] = deque()
+        self._room_granted = 0  # waiters woken for room that have not taken it yet
         self._drain_waiters: list[asyncio.Future[None]] = []
 
     # -- asyncio.Protocol: the socket and its buffer -------------------------------------
@@ -152,8 +154,15 @@ class Flow(asyncio.Protocol):
         raise ConnectionLostError(f"no free packet id on the connection to {self.where}")
 
     async def wait_room(self) -> None:
-        """Wait until fewer publishes than the broker's Receive Maximum are in flight."""
-        while len(self.pending) >= self.receive_maximum:
+        """Wait until fewer publishes than the broker's Receive Maximum are in flight.
+
+        First come, first served: a publish never takes room a woken waiter was given,
+        nor passes waiters already queued, so publishes leave in the order they came
+        (a task's final notification does not overtake its earlier ones).
+        """
+        wait = bool(self._room_waiters) or self._room_granted > 0
+        while wait or len(self.pending) + self._room_granted >= self.receive_maximum:
+            wait = False
             if self.lost is not None:
                 raise ConnectionLostError(self.lost)
             waiter = self.loop.create_future()
@@ -162,10 +171,21 @@ class Flow(asyncio.Protocol):
                 await waiter
             except asyncio.CancelledError:
                 if waiter.done() and not waiter.cancelled():
+                    self._room_granted = max(0, self._room_granted - 1)
                     self._wake_room(1)  # hand on the room this waiter was given
                 raise
+            self._room_granted = max(0, self._room_granted - 1)
         if self.lost is not None:
             raise ConnectionLostError(self.lost)
+        spare = self.receive_maximum - len(self.pending) - self._room_granted - 1  # -1: ours
+        if spare > 0 and self._room_waiters:
+            self._wake_room(spare)  # room for more than this one: the next in line go too
+
+    def room_taken(self) -> bool:
+        """Whether a QoS 1 publish must queue for room: none left, or others wait first."""
+        return len(self.pending) + self._room_granted >= self.receive_maximum or bool(
+            self._room_waiters
+        )
 
     def _wake_room(self, count: int) -> None:
         waiters = self._room_waiters
@@ -173,6 +193,7 @@ class Flow(asyncio.Protocol):
             waiter = waiters.popleft()
             if not waiter.done():
                 waiter.set_result(None)
+                self._room_granted += 1
                 count -= 1
 
     def take(self) -> Message:

@@ -186,7 +186,7 @@ class NativeTransport(BrokerTransport):
             raise ConnectionLostError(f"not connected to the MQTT broker at {self.where}")
         loop = link.loop
         deadline = loop.time() + self._ack_timeout
-        if link.paused or (message.qos and len(link.pending) >= link.receive_maximum):
+        if link.paused or (message.qos and link.room_taken()):
             try:
                 async with asyncio.timeout_at(deadline):
                     await link.drain()
