@@ -84,6 +84,22 @@ async def test_more_unacknowledged_qos1_than_receive_maximum_is_disconnect_0x93(
         assert disconnect_codes(broker) == [0x93]
 
 
+async def test_a_resumed_sessions_backlog_over_receive_maximum_is_read_not_refused():
+    # Mosquitto 2.0.11 sends a resumed session's whole backlog at once; a DISCONNECT
+    # would repeat at every reconnect and the agent would never come back.
+    broker = ScriptedBroker(connacks=[connack(session_present=True)])
+    durable = {"client_id": "backlog", "session_expiry": 60, "receive_maximum": 5}
+    async with broker, client(broker, **durable) as transport:
+        async with Reader(transport, ack=False) as reader:
+            for packet_id in range(1, 21):
+                broker.send(publish("t/backlog", qos=1, packet_id=packet_id))
+            async with asyncio.timeout(5):
+                while len(reader.messages) < 20:
+                    await asyncio.sleep(0.02)
+            assert reader.error is None
+        assert DISCONNECT not in broker.kinds
+
+
 async def test_acknowledged_messages_free_room_under_receive_maximum():
     broker = ScriptedBroker()
     async with broker, client(broker, receive_maximum=5) as transport, Reader(transport) as reader:

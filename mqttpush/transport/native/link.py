@@ -11,6 +11,10 @@ Choices that are not obvious:
   before it is buffered), more unacknowledged QoS 1 messages than its Receive Maximum
   (0x93), a Topic Alias (0x94: none is ever allowed), a packet before the CONNACK or a
   PINGRESP nobody asked for (0x82), reserved flags set (0x81).
+- On a connection that resumed a stored session, more unacknowledged QoS 1 messages
+  than the Receive Maximum are read (the inbox bound still holds), not answered with
+  0x93: Mosquitto 2.0.11 sends a resumed session's whole backlog at once, and a
+  DISCONNECT would only repeat at every reconnect.
 - A connection has its own protocol object, so a stale acknowledgement or message
   iterator can never touch the next connection.
 """
@@ -75,6 +79,7 @@ class Link(Timer):
         "maximum_packet_size",
         "maximum_qos",
         "own_receive_maximum",
+        "resumed",
         "server_reference",
         "session",
         "shared",
@@ -97,6 +102,7 @@ class Link(Timer):
         self.generation = generation
         self.own_receive_maximum = receive_maximum
         self.unacked_in = 0  # QoS 1 messages received and not yet acknowledged
+        self.resumed = False  # the broker resumed a stored session on this connection
         self.connack: asyncio.Future[ConnAck] = loop.create_future()
         self.maximum_qos = 2
         self.maximum_packet_size = 268_435_460  # the broker's; MQTT's largest until it says
@@ -168,7 +174,9 @@ class Link(Timer):
                     waiter.set_result(suback)
             elif kind == CONNACK and not ready:
                 ready = True
-                self.connack.set_result(decode_connack(body))
+                connack = decode_connack(body)
+                self.resumed = connack.session_present  # before the PUBLISHes read with it
+                self.connack.set_result(connack)
             elif kind == DISCONNECT:
                 self._broker_disconnected(body)
                 return
@@ -176,7 +184,7 @@ class Link(Timer):
                 what = "a PINGRESP without a PINGREQ" if kind == PINGRESP else f"packet type {kind}"
                 raise PacketError(f"unexpected {what} from the broker", PROTOCOL_ERROR)
         self.unacked_in = unacked
-        if unacked > self.own_receive_maximum:
+        if unacked > self.own_receive_maximum and not self.resumed:
             raise PacketError(
                 f"{unacked} unacknowledged QoS 1 messages, over this client's Receive "
                 f"Maximum of {self.own_receive_maximum}",
