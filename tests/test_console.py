@@ -119,15 +119,16 @@ def test_the_console_shows_the_seed_scenario_and_receives_as_an_endpoint(tmp_pat
                        MQTTPUSH_DEMO__NOTIFICATION_INTERVAL="0.05")  # fmt: skip
         settings = settings_of(env)
         asyncio.run(_publish_card(settings, "ghost@fame.fabric", "offline"))
-        with serve_agents(env):
+        # The receiver publishes no presence card, so the page must know it from traffic.
+        with serve_agents(env, receiver_env={"MQTTPUSH_AGENT__PRESENCE": "false"}):
             task_id, shown = _drive(tools, broker, env, screenshot)
             delivered = asyncio.run(_deliveries(settings, task_id))
     assert shown["problems"] == []
     me = shown["me"]
     agents = {row[0]: row[1:3] for row in shown["agents"]}
     assert agents["ghost@fame.fabric"] == ["offline", "card"]  # from its presence card
-    assert agents[SENDER] == ["seen", "traffic"]  # no card: seen from its traffic
-    assert agents[RECEIVER] == ["seen", "traffic"]
+    assert agents[SENDER] == ["online", "card"]  # from its presence card
+    assert agents[RECEIVER] == ["seen", "traffic"]  # no card: seen from its traffic
     tasks = {row[0]: row[1:4] for row in shown["tasks"]}
     assert tasks[task_id] == [SENDER, "completed", "10 notifications"]
     receiver_tasks = [t for t in tasks.values() if t[0] == RECEIVER]
