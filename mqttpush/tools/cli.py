@@ -176,7 +176,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 def _dispatch_without_settings(args: argparse.Namespace) -> int | None:
     """Run the commands that need no loaded settings; None for the others."""
     if args.command == "dev-broker":
-        from mqttpush.tools.devbroker import dev_broker_command  # noqa: PLC0415
+        from mqttpush.tools.brokercmd import dev_broker_command  # noqa: PLC0415
 
         return dev_broker_command(args)
     if args.command == "bench":

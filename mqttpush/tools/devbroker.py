@@ -16,16 +16,12 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Self
+from typing import Self
 
 from mqttpush.errors import BrokerUnavailableError
 
-if TYPE_CHECKING:
-    import argparse
-
 __all__ = [
     "LocalMosquitto",
-    "dev_broker_command",
     "find_mosquitto",
     "free_port",
     "mosquitto_command",
@@ -239,30 +235,3 @@ class LocalMosquitto:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def dev_broker_command(args: argparse.Namespace) -> int:
-    """``mqttpush dev-broker``: become mosquitto with the repository config (never returns)."""
-    args.run_dir.mkdir(parents=True, exist_ok=True)
-    conf = args.run_dir / "mosquitto.conf"
-    data = prepare_data_dir(args.run_dir / "data")
-    if args.secure_dir is not None:
-        from mqttpush.tools.security.broker import check_reachable, render_secure_config  # noqa: PLC0415
-
-        check_reachable(args.secure_dir)
-
-        text = render_secure_config(
-            args.config.read_text(),
-            port=args.port,
-            bind=args.bind,
-            secure_dir=args.secure_dir,
-            data_dir=data,
-        )
-    else:
-        text = render_config(
-            args.config.read_text(), port=args.port, bind=args.bind, data_dir=data,
-            ws_port=args.ws_port,
-        )  # fmt: skip
-    conf.write_text(text)
-    command = mosquitto_command(conf)
-    os.execv(command[0], command)  # noqa: S606 - replace this process: its pid is the broker's
