@@ -25,8 +25,8 @@ from mqttpush.address import Address, Topics
 from mqttpush.agent.host import current_host, enter_host, leave_host
 from mqttpush.agent.routes import agent_routes
 from mqttpush.connection import Connection
-from mqttpush.errors import ConfigurationError, FabricClosedError, MqttPushError, UsageError
-from mqttpush.observe import Instruments
+from mqttpush.errors import FabricClosedError, MqttPushError, UsageError
+from mqttpush.observe import Instruments, default_instruments
 from mqttpush.presence import Presences
 from mqttpush.routing import MessageLoop, Route
 from mqttpush.rpc.caller import RpcCaller
@@ -57,19 +57,6 @@ def _close_if_unstarted(coro: Coroutine[Any, Any, Any], _task: asyncio.Task[Any]
         coro.close()
 
 
-def _default_instruments(settings: Settings, client_id: str) -> Instruments:
-    tracing = settings.tracing
-    if not (tracing.enabled or tracing.export_file):
-        return Instruments()
-    try:
-        from mqttpush.observe.otel import OtelTracing  # noqa: PLC0415 - an optional extra
-    except ImportError as exc:
-        raise ConfigurationError(
-            f"tracing.enabled needs the tracing extra (pip install 'mqttpush[tracing]'): {exc}"
-        ) from exc
-    return Instruments(tracing=OtelTracing(client_id))
-
-
 class Fabric:
     """A Fabric is one broker connection on which a process serves its agents and makes calls.
 
@@ -94,8 +81,8 @@ class Fabric:
         self.topics = Topics(self.settings.topic_prefix)
         self._own_transport = transport is None  # presence needs connections of its own
         self._transport = transport or create_transport(self.settings.broker)
-        self.instruments = instruments or _default_instruments(
-            self.settings, self._transport.client_id
+        self.instruments = instruments or default_instruments(
+            self.settings.tracing, self._transport.client_id
         )
         metrics = self.instruments.metrics
         self._link = Connection(self._transport, self.settings.broker, metrics)
