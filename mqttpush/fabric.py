@@ -23,11 +23,11 @@ from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from mqttpush.address import Address, Topics
 from mqttpush.agent.host import current_host, enter_host, leave_host
+from mqttpush.agent.routes import agent_routes
 from mqttpush.connection import Connection
-from mqttpush.errors import ConfigurationError, FabricClosedError, MqttPushError, UsageError
-from mqttpush.models import utc_now
-from mqttpush.observe import Instruments
-from mqttpush.presence import Presence, agent_card, read_cards
+from mqttpush.errors import FabricClosedError, MqttPushError, UsageError
+from mqttpush.observe import Instruments, default_instruments
+from mqttpush.presence import Presences
 from mqttpush.routing import MessageLoop, Route
 from mqttpush.rpc.caller import RpcCaller
 from mqttpush.rpc.remote import RemoteAgent
@@ -57,19 +57,6 @@ def _close_if_unstarted(coro: Coroutine[Any, Any, Any], _task: asyncio.Task[Any]
         coro.close()
 
 
-def _default_instruments(settings: Settings, client_id: str) -> Instruments:
-    tracing = settings.tracing
-    if not (tracing.enabled or tracing.export_file):
-        return Instruments()
-    try:
-        from mqttpush.observe.otel import OtelTracing  # noqa: PLC0415 - an optional extra
-    except ImportError as exc:
-        raise ConfigurationError(
-            f"tracing.enabled needs the tracing extra (pip install 'mqttpush[tracing]'): {exc}"
-        ) from exc
-    return Instruments(tracing=OtelTracing(client_id))
-
-
 class Fabric:
     """A Fabric is one broker connection on which a process serves its agents and makes calls.
 
@@ -94,9 +81,8 @@ class Fabric:
         self.topics = Topics(self.settings.topic_prefix)
         self._own_transport = transport is None  # presence needs connections of its own
         self._transport = transport or create_transport(self.settings.broker)
-        self._presences: list[Presence] = []
-        self.instruments = instruments or _default_instruments(
-            self.settings, self._transport.client_id
+        self.instruments = instruments or default_instruments(
+            self.settings.tracing, self._transport.client_id
         )
         metrics = self.instruments.metrics
         self._link = Connection(self._transport, self.settings.broker, metrics)
@@ -111,6 +97,7 @@ class Fabric:
         metrics.watch("pending_calls", "", lambda: (self._caller.pending, None))
         self._loop.router.add_children(reply_base, Route(self._resolve_reply))
         self._agents: list[Agent] = []
+        self._presences = Presences(self.settings.broker, self.topics, self.client_id)
         self._stack = contextlib.AsyncExitStack()
         self._group: asyncio.TaskGroup | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -205,10 +192,7 @@ class Fabric:
             await asyncio.wait(pending, timeout=0.1)
         for agent in self._agents:
             await agent.on_stop()
-        for presence in self._presences:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.settings.broker.connect_timeout):
-                    await presence.close()
+        await self._presences.close()
         await self._transport.disconnect()
         await self._stack.aclose()
 
@@ -252,52 +236,17 @@ class Fabric:
         agent.bind(self, addr)
         self._agents.append(agent)
         await agent.on_start()  # e.g. recovery after a restart, before any request is handled
-        push_base = self.topics.push_base(addr)
-        receipt_topic = self.topics.receipts(addr)
-        router = self._loop.router
-
-        async def accept_request(message: Message) -> None:
-            # Acknowledged once accepted, not once answered: a long poll must not hold a
-            # slot of the broker's Receive Maximum; a repeat is answered from the cache.
-            self.spawn(agent.handle_request(message), name="mqttpush-request")
-
-        async def take_receipt(message: Message) -> None:
-            agent.handle_receipt(message)
-
-        async def take_push(message: Message) -> None:
-            await agent.handle_push(message, message.topic.rpartition("/")[2])
-
-        router.add(rpc_topic, Route(accept_request))
-        router.add(receipt_topic, Route(take_receipt))
-        router.add_children(push_base, Route(take_push, concurrent=True))
-        filters = [rpc_topic, f"{push_base}/+", receipt_topic]
-        pool = self.settings.agent.pool
-        if pool is not None:
-            # One copy of a pool: requests and notifications go to one copy each; every
-            # copy hears every receipt (each keeps those of its own notifications); and
-            # requests for this copy alone (a task it runs) come on a topic of its own.
-            copy_topic = f"{rpc_topic}/{self.client_id}"
-            router.add(copy_topic, Route(accept_request))
-            filters = [f"$share/{pool}/{rpc_topic}", f"$share/{pool}/{push_base}/+"]
-            filters += [receipt_topic, copy_topic]
+        filters = agent_routes(
+            self._loop.router, agent, self.topics, addr, self.spawn,
+            pool=self.settings.agent.pool, client_id=self.client_id,
+        )  # fmt: skip
         for topic_filter in filters:
             await self._link.subscribe(topic_filter)
         self._loop.replay()
         if self._own_transport and self.settings.agent.presence:
-            await self._publish_presence(agent, addr)
+            await self._presences.publish(agent, addr, self.spawn)
         log.info("serving %s at %s", type(agent).__name__, self.topics.base(addr))
         return agent
-
-    async def _publish_presence(self, agent: Agent, address: Address) -> None:
-        card = agent_card(agent, address, self.topics, status="online", online_since=utc_now())
-        client_id = f"{self.client_id}-card-{address.name}.{address.domain}"
-        presence = Presence(self.settings.broker, client_id, self.topics.card(address), card)
-        try:
-            await presence.open()
-        except MqttPushError as exc:  # serving goes on without a card
-            log.warning("%s: presence card not published: %s", address, exc)
-        self._presences.append(presence)  # closed (offline card) on exit in any case
-        self.spawn(presence.keep(), name=f"mqttpush-presence-{address}")
 
     async def lookup(self, address: str | Address, timeout: float = 2.0) -> AgentCard | None:
         """The presence card of the agent at ``address``, or None if none came in ``timeout``.
@@ -308,9 +257,7 @@ class Fabric:
         """
         if not self._own_transport:
             raise UsageError("presence cards are read from a broker: this fabric has none")
-        topic = self.topics.card(Address.parse(address))
-        cards = await read_cards(self.settings.broker, topic, wait=timeout, first=True)
-        return cards[0] if cards else None
+        return await self._presences.lookup(Address.parse(address), timeout)
 
     def remote(
         self, address: str | Address, *, sender: str | None = None, timeout: float | None = None

@@ -24,6 +24,7 @@ from mqttpush.models import utc_now
 from mqttpush.transport import create_transport
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from datetime import datetime
 
     from mqttpush.address import Address, Topics
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
     from mqttpush.settings import BrokerSettings
     from mqttpush.transport.base import Message, Transport
 
-__all__ = ["Presence", "agent_card", "read_cards"]
+__all__ = ["Presence", "Presences", "agent_card", "read_cards"]
 
 log = logging.getLogger(__name__)
 
@@ -141,6 +142,51 @@ class Presence:
             log.warning("offline card of %s not published: %s", self._card.address, exc)
         finally:
             await self._transport.disconnect()
+
+
+class Presences:
+    """The cards of the agents one fabric serves: online when served, offline on close.
+
+    Args:
+        broker: Where the cards' connections go.
+        topics: The topic names of the fabric.
+        client_id: The fabric's client id; each card's connection is named after it.
+    """
+
+    def __init__(self, broker: BrokerSettings, topics: Topics, client_id: str) -> None:
+        self._broker = broker
+        self._topics = topics
+        self._client_id = client_id
+        self._cards: list[Presence] = []
+
+    async def publish(
+        self,
+        agent: Agent,
+        address: Address,
+        spawn: Callable[..., object],
+    ) -> None:
+        """Publish ``agent``'s online card and keep it, in a task made with ``spawn``."""
+        card = agent_card(agent, address, self._topics, status="online", online_since=utc_now())
+        client_id = f"{self._client_id}-card-{address.name}.{address.domain}"
+        presence = Presence(self._broker, client_id, self._topics.card(address), card)
+        try:
+            await presence.open()
+        except MqttPushError as exc:  # serving goes on without a card
+            log.warning("%s: presence card not published: %s", address, exc)
+        self._cards.append(presence)  # closed (offline card) on exit in any case
+        spawn(presence.keep(), name=f"mqttpush-presence-{address}")
+
+    async def close(self) -> None:
+        """Publish every offline card and disconnect, each within the connect timeout."""
+        for presence in self._cards:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._broker.connect_timeout):
+                    await presence.close()
+
+    async def lookup(self, address: Address, timeout: float) -> AgentCard | None:
+        """The card of the agent at ``address``, or None if none came in ``timeout``."""
+        cards = await read_cards(self._broker, self._topics.card(address), wait=timeout, first=True)
+        return cards[0] if cards else None
 
 
 async def read_cards(

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from mqttpush import codec
+from mqttpush.card import CARD_STATUS, CARD_STATUS_SOURCE
 from mqttpush.tools.asyncapi import render
 from tests.conftest import REPO
 from tests.node_tools import node_tools
@@ -62,6 +63,7 @@ def test_headers_fields_and_operations_match_the_protocol_document():
         codec.CORRELATION_ID,
         codec.TRACE_ID,
         codec.TOKEN,
+        codec.PRIORITY,
     }
     for message in document["components"]["messages"].values():
         assert names <= set(message["headers"]["properties"])
@@ -73,9 +75,19 @@ def test_headers_fields_and_operations_match_the_protocol_document():
     methods = {re.findall(r"`([^`]+)`", row[0])[0] for row in _table_rows("| Operation | Params |")}
     rpc = document["channels"]["rpc"]["messages"]
     assert {m.removesuffix("Request") for m in rpc} == methods
-    # MQTT bindings: QoS 1, never retained, on every operation.
+    # MQTT bindings: QoS 1 on every operation, retained on the card channel only.
     for op in document["operations"].values():
-        assert op["bindings"]["mqtt"] == {"qos": 1, "retain": False, "bindingVersion": "0.2.0"}
+        retain = op["channel"]["$ref"] == "#/channels/card"
+        assert op["bindings"]["mqtt"] == {"qos": 1, "retain": retain, "bindingVersion": "0.2.0"}
+    card = document["components"]["messages"]["card"]["headers"]["properties"]
+    assert {CARD_STATUS, CARD_STATUS_SOURCE} <= set(card)
+    push = document["channels"]["push"]["messages"]
+    assert document["components"]["messages"]["cloudEventNotification"]["contentType"] == (
+        codec.CLOUDEVENTS_CONTENT_TYPE
+    )
+    assert set(push) == {"notification", "cloudEventNotification"}
+    config = schemas["TaskPushNotificationConfig"]["properties"]
+    assert {"filter", "format", "rate"} <= set(config)
 
 
 def _validate(path) -> tuple[int, dict]:
@@ -92,7 +104,7 @@ def test_the_asyncapi_parser_accepts_the_document_and_would_catch_a_broken_one(t
     code, summary = _validate(SPEC)
     assert (code, summary["errors"]) == (0, [])
     assert summary["version"] == "3.0.0"
-    assert len(summary["channels"]) == 4
+    assert len(summary["channels"]) == 6
     assert "callAgent" in summary["operations"]
     broken = _document()
     broken["operations"]["callAgent"]["channel"] = {"$ref": "#/channels/nowhere"}

@@ -18,6 +18,7 @@ from mqttpush.errors import BrokerUnavailableError, ConfigurationError
 from mqttpush.servers import Server, parse_server, parse_servers
 from mqttpush.settings import BrokerSettings, Settings
 from mqttpush.tools import cli
+from mqttpush.tools.parser import build_parser
 from mqttpush.transport.native import NativeTransport
 from tests.scripted_broker import ScriptedBroker, connack, disconnect
 
@@ -168,10 +169,10 @@ async def test_a_server_reference_on_a_refused_connack_is_followed():
 def test_the_command_line_takes_the_broker_list_over_the_settings(monkeypatch):
     monkeypatch.setenv("MQTTPUSH_BROKER__SERVERS", "env-node:1")
     monkeypatch.setenv("MQTTPUSH_BROKER__USERNAME", "kept")
-    args = cli._parser().parse_args(["--brokers", "a:1883,mqtts://b", "config", "show"])
+    args = build_parser().parse_args(["--brokers", "a:1883,mqtts://b", "config", "show"])
     settings = cli._settings(args)
     assert settings.broker.server_list() == [Server("a", 1883), Server("b", 8883, tls=True)]
     assert settings.broker.username == "kept"  # the rest of the section is untouched
-    assert cli._settings(cli._parser().parse_args(["config", "show"])).broker.server_list() == [
+    assert cli._settings(build_parser().parse_args(["config", "show"])).broker.server_list() == [
         Server("env-node", 1)
     ]

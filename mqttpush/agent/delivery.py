@@ -18,11 +18,11 @@ registration's ``rate`` spaces its notifications.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import time
 from typing import TYPE_CHECKING
 
+from mqttpush.agent.tracked import NOBODY, TrackedDelivery, info_of
 from mqttpush.agent.window import Pacer, Windows
 from mqttpush.errors import ConnectionLostError, FabricClosedError, ProtocolError
 from mqttpush.models import DeliveryInfo, DeliveryState, Receipt, utc_now
@@ -38,71 +38,6 @@ if TYPE_CHECKING:
 __all__ = ["DeliveryTracker", "info_of"]
 
 log = logging.getLogger(__name__)
-_NOBODY = "no matching subscribers: the endpoint is not connected and has no session"
-
-
-class _Delivery:
-    """One notification to one endpoint: where it stands, as the store keeps it, and its message.
-
-    The state is one immutable :class:`~mqttpush.store.Delivery` row, replaced on every
-    change: the store saves that row as it is, and the wire status is made from it.
-    """
-
-    __slots__ = ("message", "queued_at", "row", "sent_at", "size")
-
-    def __init__(self, row: Delivery, message: Message) -> None:
-        self.row = row
-        self.message: Message | None = message  # kept until a final state, to publish again
-        self.size = len(message.payload)  # counted in the endpoint's byte window until then
-        self.sent_at = 0.0
-        self.queued_at = time.monotonic()
-
-    @property
-    def state(self) -> DeliveryState:
-        return self.row.state
-
-    @property
-    def endpoint(self) -> str:
-        return self.row.endpoint
-
-    @property
-    def attempts(self) -> int:
-        return self.row.attempts
-
-    @property
-    def detail(self) -> str | None:
-        return self.row.detail
-
-    def published(self, detail: str | None) -> None:
-        """Count a publish the broker acknowledged (now ``published``, unless it was final)."""
-        self.sent_at = time.monotonic()
-        row = dataclasses.replace(self.row, attempts=self.row.attempts + 1)
-        if row.state is DeliveryState.QUEUED or detail != row.detail:
-            row = dataclasses.replace(
-                row, state=DeliveryState.PUBLISHED, detail=detail, updated_at=utc_now()
-            )
-        self.row = row
-
-    def move(self, state: DeliveryState, detail: str | None = None) -> None:
-        self.row = dataclasses.replace(self.row, state=state, detail=detail, updated_at=utc_now())
-        if state.is_final:
-            self.message = None
-
-    def to_info(self) -> DeliveryInfo:
-        return info_of(self.row)
-
-
-def info_of(row: Delivery) -> DeliveryInfo:
-    """The wire's view of a stored delivery row."""
-    return DeliveryInfo(
-        notification_id=row.notification_id,
-        seq=row.seq,
-        endpoint=row.endpoint,
-        state=row.state,
-        attempts=row.attempts,
-        detail=row.detail,
-        updated_at=row.updated_at,
-    )
 
 
 class DeliveryTracker:
@@ -128,7 +63,7 @@ class DeliveryTracker:
         self._receipt_timeout = receipt_timeout
         self._attempts = attempts
         self._publish_window = publish_window
-        self._tasks: dict[str, dict[tuple[str, str], _Delivery]] = {}
+        self._tasks: dict[str, dict[tuple[str, str], TrackedDelivery]] = {}
         self._unsaved: list[Delivery] = []
         self.receipts_unmatched = 0
 
@@ -170,7 +105,7 @@ class DeliveryTracker:
                 detail=None,
                 updated_at=utc_now(),
             )
-            delivery = _Delivery(row, message)
+            delivery = TrackedDelivery(row, message)
             per_task[(notification.id, endpoint)] = delivery
             try:
                 self._host.spawn(self._publish(delivery), name="mqttpush-publish")
@@ -178,7 +113,7 @@ class DeliveryTracker:
                 self._final(delivery, DeliveryState.FAILED, f"not published: {exc}")
                 raise
 
-    def _release(self, delivery: _Delivery) -> None:
+    def _release(self, delivery: TrackedDelivery) -> None:
         self._windows.release(delivery.endpoint, delivery.size)
 
     def outstanding(self, endpoint: str) -> int:
@@ -207,7 +142,7 @@ class DeliveryTracker:
                     size += len(delivery.message.payload) if delivery.message else 0
         return count, size
 
-    async def _publish(self, delivery: _Delivery) -> None:
+    async def _publish(self, delivery: TrackedDelivery) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._publish_window
         while delivery.message is not None:
@@ -230,17 +165,17 @@ class DeliveryTracker:
             if delivery.state.is_final:
                 return  # a receipt (or expiry) arrived while this copy was being published
             first = delivery.state is DeliveryState.QUEUED
-            delivery.published(None if matched else _NOBODY)
+            delivery.published(None if matched else NOBODY)
             if first:
                 self._metrics.delivery_moved(DeliveryState.PUBLISHED)
             return
 
-    def _fail(self, delivery: _Delivery, why: str) -> None:
+    def _fail(self, delivery: TrackedDelivery, why: str) -> None:
         self._final(delivery, DeliveryState.FAILED, why)
         log.warning("notification %s to %s failed: %s", delivery.row.notification_id,
                     delivery.endpoint, why)  # fmt: skip
 
-    def _final(self, delivery: _Delivery, state: DeliveryState, detail: str | None) -> None:
+    def _final(self, delivery: TrackedDelivery, state: DeliveryState, detail: str | None) -> None:
         if not delivery.state.is_final:
             self._release(delivery)
             if state is DeliveryState.DELIVERED:
@@ -290,8 +225,8 @@ class DeliveryTracker:
                 continue  # a receipt arrived while an earlier one was being re-sent
             if delivery.attempts >= self._attempts:
                 why = f"no receipt after {delivery.attempts} attempts"
-                if delivery.detail == _NOBODY:
-                    why += f" ({_NOBODY})"
+                if delivery.detail == NOBODY:
+                    why += f" ({NOBODY})"
                 self._final(delivery, DeliveryState.EXPIRED, why)
             else:
                 self._metrics.resent()

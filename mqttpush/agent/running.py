@@ -18,18 +18,20 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 import pydantic_core
-from pydantic import BaseModel, ValidationError
 
-from mqttpush import _context, codec
+from mqttpush import _context
 from mqttpush.agent.context import TaskContext
 from mqttpush.agent.fanout import fan_out
+from mqttpush.agent.notifying import checked_data, checked_priority
 from mqttpush.agent.task import TaskRunner
-from mqttpush.errors import InvalidNotificationError, StoreError
+from mqttpush.errors import StoreError
 from mqttpush.models import ErrorInfo, Priority, PushNotification, TaskState
 from mqttpush.observe import Instruments
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
+
+    from pydantic import BaseModel
 
     from mqttpush.address import Address
     from mqttpush.agent.delivery import DeliveryTracker
@@ -278,13 +280,8 @@ class TaskWork:
             InvalidNotificationError: ``data`` does not match the agent's
                 ``notification_schema``, or ``priority`` is unknown.
         """
-        checked = self._checked_data(data)
-        try:
-            level = Priority(priority)
-        except ValueError:
-            known = ", ".join(p.value for p in Priority)
-            why = f"unknown priority {priority!r}; known: {known}"
-            raise InvalidNotificationError(why) from None
+        checked = checked_data(self._schema, data)
+        level = checked_priority(priority)
         seq, save_first = runner.next_seq()
         if save_first:
             await self._save(runner)
@@ -307,30 +304,6 @@ class TaskWork:
                 if out.messages:
                     await self._deliveries.send(notification, out.messages, out.rates)
         return notification
-
-    def _checked_data(self, data: dict[str, Any] | BaseModel | None) -> dict[str, Any] | None:
-        """``data`` as JSON, checked against the agent's schema when it declares one."""
-        schema = self._schema
-        if data is None:
-            return None
-        if schema is None:
-            if isinstance(data, BaseModel):
-                return data.model_dump(mode="json")
-            return data
-        try:
-            typed = (
-                data
-                if isinstance(data, schema)
-                else schema.model_validate(
-                    data.model_dump() if isinstance(data, BaseModel) else data
-                )
-            )
-        except ValidationError as exc:
-            detail = codec.validation_detail(exc)
-            raise InvalidNotificationError(
-                f"notification data does not match {schema.__name__}: {detail}"
-            ) from None
-        return typed.model_dump(mode="json")
 
     async def _save(self, runner: TaskRunner) -> None:
         stored = runner.to_stored()

@@ -17,11 +17,16 @@ extra, opentelemetry-api) are the implementations::
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
+from mqttpush.errors import ConfigurationError
 from mqttpush.observe.metrics import AgentMetrics, Metrics
 from mqttpush.observe.tracing import Tracing
 
-__all__ = ["AgentMetrics", "Instruments", "Metrics", "Tracing"]
+if TYPE_CHECKING:
+    from mqttpush.settings import TracingSettings
+
+__all__ = ["AgentMetrics", "Instruments", "Metrics", "Tracing", "default_instruments"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,3 +35,20 @@ class Instruments:
 
     metrics: Metrics = field(default_factory=Metrics)
     tracing: Tracing = field(default_factory=Tracing)
+
+
+def default_instruments(tracing: TracingSettings, client_id: str) -> Instruments:
+    """No metrics; OpenTelemetry spans when the tracing settings turn them on.
+
+    Raises:
+        ConfigurationError: Tracing is on but the ``tracing`` extra is not installed.
+    """
+    if not (tracing.enabled or tracing.export_file):
+        return Instruments()
+    try:
+        from mqttpush.observe.otel import OtelTracing  # noqa: PLC0415 - an optional extra
+    except ImportError as exc:
+        raise ConfigurationError(
+            f"tracing.enabled needs the tracing extra (pip install 'mqttpush[tracing]'): {exc}"
+        ) from exc
+    return Instruments(tracing=OtelTracing(client_id))

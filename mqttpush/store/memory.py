@@ -21,8 +21,8 @@ from mqttpush.store.base import (
     StoredTask,
     TakenOver,
     TaskStore,
-    check_lease_args,
 )
+from mqttpush.store.records import check_lease_args
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

@@ -34,10 +34,10 @@ from mqttpush.store.base import (
     StoredTask,
     TakenOver,
     TaskStore,
-    check_lease_args,
     endpoint_from_columns,
     endpoint_options,
 )
+from mqttpush.store.records import check_lease_args
 from mqttpush.store.sqlite_sql import SCHEMA_VERSION
 
 if TYPE_CHECKING:

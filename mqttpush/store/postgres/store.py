@@ -32,11 +32,11 @@ from mqttpush.store.base import (
     StoredTask,
     TakenOver,
     TaskStore,
-    check_lease_args,
     endpoint_from_columns,
     endpoint_options,
 )
 from mqttpush.store.postgres import rows, schema, sql
+from mqttpush.store.records import check_lease_args
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Sequence

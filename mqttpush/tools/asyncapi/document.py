@@ -11,16 +11,19 @@ from typing import Any
 
 from mqttpush import codec
 from mqttpush.address import DEFAULT_PREFIX
+from mqttpush.card import CARD_STATUS, CARD_STATUS_SOURCE
 from mqttpush.tools.asyncapi.schemas import Schemas, operation_names
 
 __all__ = ["build_document"]
 
 _BINDING = "0.2.0"
 _QOS1 = {"mqtt": {"qos": 1, "retain": False, "bindingVersion": _BINDING}}
+_RETAINED = {"mqtt": {"qos": 1, "retain": True, "bindingVersion": _BINDING}}
+_SHARED = "x-mqttpush-shared-subscription"  # how a pool of copies subscribes (no binding field)
 _LEVEL = "one topic level (no '/', '+', '#', not starting with '$')"
 
 
-def _headers(*extra: str) -> dict[str, Any]:
+def _headers(extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """The envelope user properties (docs/protocol.md), plus the W3C trace context."""
     described = {
         codec.SENDER: "Address of the agent (or client id of the caller) that sent it.",
@@ -28,33 +31,41 @@ def _headers(*extra: str) -> dict[str, Any]:
         codec.CORRELATION_ID: "The correlation id of a request (and its reply).",
         codec.TRACE_ID: "A trace id that follows a whole flow across agents.",
         codec.TOKEN: "The token the endpoint registered (notifications only).",
+        codec.PRIORITY: "The notification's priority, as in its payload (notifications only).",
         "traceparent": "W3C trace context (with OpenTelemetry tracing on).",
         "tracestate": "W3C trace state (with OpenTelemetry tracing on).",
-        **dict.fromkeys(extra, ""),
+    }
+    properties: dict[str, Any] = {
+        name: {"type": "string", "maxLength": 1024, "description": text}
+        for name, text in described.items()
     }
     return {
         "type": "object",
         "description": "MQTT 5 user properties; all optional, the first value of a name counts.",
-        "properties": {
-            name: {"type": "string", "maxLength": 1024, "description": text}
-            for name, text in described.items()
-        },
+        "properties": {**properties, **(extra or {})},
     }
 
 
 def _message(
-    name: str, payload: dict[str, Any], summary: str, *, request: bool = False, reply: bool = False
+    name: str,
+    payload: dict[str, Any],
+    summary: str,
+    *,
+    request: bool = False,
+    reply: bool = False,
+    content_type: str = codec.CONTENT_TYPE,
+    headers: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    binding: dict[str, Any] = {"contentType": codec.CONTENT_TYPE, "bindingVersion": _BINDING}
+    binding: dict[str, Any] = {"contentType": content_type, "bindingVersion": _BINDING}
     if request:
         binding["responseTopic"] = {"type": "string", "description": "Where the reply goes."}
     if request or reply:
         binding["correlationData"] = {"type": "string", "description": "Copied into the reply."}
     message: dict[str, Any] = {
         "name": name,
-        "contentType": codec.CONTENT_TYPE,
+        "contentType": content_type,
         "summary": summary,
-        "headers": _headers(),
+        "headers": _headers(headers),
         "payload": payload,
         "bindings": {"mqtt": binding},
     }
@@ -80,6 +91,25 @@ def build_document(version: str) -> dict[str, Any]:
     messages["notification"] = _message(
         "notification", schemas.ref("PushNotification"), "One push notification of a task."
     )
+    messages["cloudEventNotification"] = _message(
+        "CloudEvents notification",
+        schemas.ref("CloudEvent"),
+        "The same notification for an endpoint registered with format 'cloudevents': a "
+        "CloudEvents 1.0 event in structured JSON mode whose data is the notification.",
+        content_type=codec.CLOUDEVENTS_CONTENT_TYPE,
+    )
+    messages["card"] = _message(
+        "card",
+        schemas.ref("AgentCard"),
+        "An agent's presence card: retained, replaced by the offline card when it stops "
+        "(published by the agent) or when its connection is lost (its Will, by the broker).",
+        headers={
+            CARD_STATUS: {"type": "string", "enum": ["online", "offline"],
+                          "description": "The card's status, as in its payload."},
+            CARD_STATUS_SOURCE: {"type": "string", "enum": ["agent", "will"],
+                                 "description": "'will' when the broker published the Will."},
+        },
+    )  # fmt: skip
     messages["receipts"] = _message(
         "receipts",
         {"oneOf": [schemas.ref("Receipt"), schemas.ref("Receipts")]},
@@ -93,8 +123,16 @@ def build_document(version: str) -> dict[str, Any]:
     channels = {
         "rpc": {
             "address": f"{prefix}/{{domain}}/{{name}}/rpc",
-            "description": "Requests to the agent name@domain (JSON-RPC 2.0).",
+            "description": "Requests to the agent name@domain (JSON-RPC 2.0). A pool of "
+            "copies subscribes as $share/{pool}/...: each request goes to one copy.",
             "parameters": _parameters("domain", "name"),
+            "messages": refs(*(f"{m}Request" for m in methods)),
+        },
+        "rpcCopy": {
+            "address": f"{prefix}/{{domain}}/{{name}}/rpc/{{clientId}}",
+            "description": "Requests for one copy (MQTT client id clientId) of a pooled agent, "
+            "unshared: a copy forwards cancel_task here to the copy owning the task.",
+            "parameters": _parameters("domain", "name", "clientId"),
             "messages": refs(*(f"{m}Request" for m in methods)),
         },
         "reply": {
@@ -107,15 +145,25 @@ def build_document(version: str) -> dict[str, Any]:
         },
         "push": {
             "address": f"{prefix}/{{domain}}/{{name}}/push/{{taskId}}",
-            "description": "Notifications for the endpoint name@domain about task taskId.",
+            "description": "Notifications for the endpoint name@domain about task taskId, "
+            "as mqttpush JSON or (endpoint format 'cloudevents') a CloudEvents event. A pool "
+            "of copies subscribes as $share/{pool}/...: each notification goes to one copy.",
             "parameters": _parameters("domain", "name", "taskId"),
-            "messages": refs("notification"),
+            "messages": refs("notification", "cloudEventNotification"),
         },
         "ack": {
             "address": f"{prefix}/{{domain}}/{{name}}/ack",
             "description": "Receipts for the notifications that the agent name@domain sent.",
             "parameters": _parameters("domain", "name"),
             "messages": refs("receipts"),
+        },
+        "card": {
+            "address": f"{prefix}/{{domain}}/{{name}}/card",
+            "description": "The presence card of the agent name@domain, retained; subscribe "
+            f"to {prefix}/+/+/card for every agent's. Each served agent sets the offline card "
+            "as the Will of its presence connection (QoS 1, retained).",
+            "parameters": _parameters("domain", "name"),
+            "messages": refs("card"),
         },
     }
 
@@ -126,7 +174,7 @@ def build_document(version: str) -> dict[str, Any]:
             "channel": {"$ref": f"#/channels/{channel}"},
             "summary": summary,
             "messages": [{"$ref": f"#/channels/{channel}/messages/{n}"} for n in names],
-            "bindings": _QOS1,
+            "bindings": _RETAINED if channel == "card" else _QOS1,
             **extra,
         }
 
@@ -140,14 +188,35 @@ def build_document(version: str) -> dict[str, Any]:
                 "messages": [{"$ref": f"#/channels/reply/messages/{m}Response"} for m in methods],
             },
         ),
-        "serveRequests": operation("receive", "rpc", "An agent takes its requests."),
+        "serveRequests": operation(
+            "receive", "rpc", "An agent takes its requests.", **{_SHARED: "$share/{pool}/"}
+        ),
+        "forwardToCopy": operation(
+            "send",
+            "rpcCopy",
+            "A copy of a pooled agent forwards a request to the copy that owns the task.",
+            reply={
+                "channel": {"$ref": "#/channels/reply"},
+                "messages": [{"$ref": f"#/channels/reply/messages/{m}Response"} for m in methods],
+            },
+        ),
+        "serveCopyRequests": operation(
+            "receive", "rpcCopy", "A copy of a pooled agent takes the requests for it alone."
+        ),
         "receiveReplies": operation("receive", "reply", "A caller takes its replies."),
         "sendNotification": operation("send", "push", "The agent running a task notifies."),
         "receiveNotification": operation(
-            "receive", "push", "An endpoint takes notifications (PUBACK after handling)."
+            "receive",
+            "push",
+            "An endpoint takes notifications (PUBACK after handling).",
+            **{_SHARED: "$share/{pool}/"},
         ),
         "sendReceipts": operation("send", "ack", "An endpoint confirms what it handled."),
         "receiveReceipts": operation("receive", "ack", "The sender marks deliveries delivered."),
+        "publishCard": operation(
+            "send", "card", "A served agent publishes its card: online, then offline at a stop."
+        ),
+        "readCards": operation("receive", "card", "Anyone reads the retained cards."),
     }
     server_binding = {"mqtt": {"sessionExpiryInterval": 3600, "keepAlive": 30,
                                "cleanSession": False, "bindingVersion": _BINDING}}  # fmt: skip
@@ -159,7 +228,8 @@ def build_document(version: str) -> dict[str, Any]:
             "description": "Agent-to-agent push notifications and JSON-RPC 2.0 over MQTT 5. "
             "Generated from the code by `mqttpush asyncapi`; the prose is docs/protocol.md. "
             f"Topics are shown under the default prefix {prefix} (MQTTPUSH_TOPIC_PREFIX). "
-            "Every message is published with QoS 1 and never retained.",
+            "Every message is published with QoS 1 and never retained, except the presence "
+            "cards (retained).",
             "license": {"name": "Apache-2.0"},
         },
         "defaultContentType": codec.CONTENT_TYPE,

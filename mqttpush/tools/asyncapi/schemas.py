@@ -11,7 +11,9 @@ from typing import Any
 
 from pydantic import BaseModel, TypeAdapter
 
+from mqttpush import codec
 from mqttpush.agent.background import BackgroundTaskAgent
+from mqttpush.card import AgentCard
 from mqttpush.models import (
     DeliveryInfo,
     JsonRpcError,
@@ -28,7 +30,7 @@ __all__ = ["Schemas", "operation_names"]
 _REF = "#/components/schemas/{model}"
 _MODELS: tuple[type[BaseModel], ...] = (
     JsonRpcRequest, JsonRpcResponse, JsonRpcError, PushNotification, Receipt, TaskStatus,
-    TaskPushNotificationConfig, DeliveryInfo,
+    TaskPushNotificationConfig, DeliveryInfo, AgentCard,
 )  # fmt: skip
 
 
@@ -49,6 +51,7 @@ class Schemas:
         for model in _MODELS:
             self.add(model.__name__, TypeAdapter(model))
         self.add("Receipts", TypeAdapter(list[Receipt]))
+        self.components["CloudEvent"] = self._cloudevent()
         for name, op in sorted(BackgroundTaskAgent.operations().items()):
             params = op.params_model.model_json_schema(ref_template=_REF)
             params.pop("title", None)
@@ -75,6 +78,26 @@ class Schemas:
     def ref(name: str) -> dict[str, str]:
         """A reference to a component schema."""
         return {"$ref": _REF.format(model=name)}
+
+    def _cloudevent(self) -> dict[str, Any]:
+        """A notification as a CloudEvents 1.0 event, structured JSON mode (``cloudevents``)."""
+        string = {"type": "string"}
+        return {
+            "type": "object",
+            "description": "CloudEvents 1.0, structured JSON mode: the notification is ``data``.",
+            "required": ["specversion", "type", "source", "id", "time", "subject",
+                         "datacontenttype", "data"],
+            "properties": {
+                "specversion": {"const": "1.0"},
+                "type": {"const": codec.CLOUDEVENTS_TYPE},
+                "source": {**string, "description": "'mqttpush:' and the sender's address."},
+                "id": {**string, "description": "The notification's id."},
+                "time": {**string, "format": "date-time"},
+                "subject": {**string, "description": "The task id."},
+                "datacontenttype": {"const": codec.CONTENT_TYPE},
+                "data": self.ref("PushNotification"),
+            },
+        }  # fmt: skip
 
     def request(self, method: str) -> dict[str, Any]:
         """The payload of a JSON-RPC request calling ``method``."""

@@ -1,0 +1,51 @@
+"""The one codec: wire models to payload bytes plus MQTT 5 properties, and back.
+
+Nothing else in mqttpush builds payloads or reads properties; see docs/protocol.md.
+"""
+
+from mqttpush.codec.envelope import (
+    CONTENT_TYPE,
+    CORRELATION_ID,
+    OPERATION,
+    PRIORITY,
+    SENDER,
+    TOKEN,
+    TRACE_ID,
+    Envelope,
+    remaining_expiry,
+    validation_detail,
+)
+from mqttpush.codec.notifications import (
+    CLOUDEVENTS_CONTENT_TYPE,
+    CLOUDEVENTS_TYPE,
+    MAX_NOTIFICATION_BYTES,
+    decode_notification,
+    decode_receipts,
+    encode_notification,
+    encode_receipts,
+)
+from mqttpush.codec.rpc import decode_request, decode_response, encode_reply, encode_request
+
+__all__ = [
+    "CLOUDEVENTS_CONTENT_TYPE",
+    "CLOUDEVENTS_TYPE",
+    "CONTENT_TYPE",
+    "CORRELATION_ID",
+    "MAX_NOTIFICATION_BYTES",
+    "OPERATION",
+    "PRIORITY",
+    "SENDER",
+    "TOKEN",
+    "TRACE_ID",
+    "Envelope",
+    "decode_notification",
+    "decode_receipts",
+    "decode_request",
+    "decode_response",
+    "encode_notification",
+    "encode_receipts",
+    "encode_reply",
+    "encode_request",
+    "remaining_expiry",
+    "validation_detail",
+]

@@ -1,0 +1,102 @@
+"""The envelope: metadata in MQTT 5 user properties beside every payload, and its limits."""
+
+from __future__ import annotations
+
+import functools
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from mqttpush.address import is_mqtt_text
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
+    from mqttpush.transport.base import Message
+
+__all__ = [
+    "CONTENT_TYPE",
+    "CORRELATION_ID",
+    "OPERATION",
+    "PRIORITY",
+    "SENDER",
+    "TOKEN",
+    "TRACE_ID",
+    "Envelope",
+    "remaining_expiry",
+    "validation_detail",
+]
+
+CONTENT_TYPE = "application/json"
+
+# User property names of the envelope metadata (docs/protocol.md, "Envelope").
+SENDER = "mqttpush-sender"
+OPERATION = "mqttpush-op"
+CORRELATION_ID = "mqttpush-cid"
+TRACE_ID = "mqttpush-trace"
+TOKEN = "mqttpush-token"  # noqa: S105 - a user property name, not a secret
+PRIORITY = "mqttpush-priority"
+_MAX_PROPERTY = 1024  # bytes of one envelope value
+
+
+def validation_detail(exc: ValidationError) -> list[dict[str, Any]]:
+    """Return pydantic's errors as plain JSON (no URLs, no exception objects)."""
+    return [
+        {"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]}
+        for e in exc.errors(include_url=False, include_context=False, include_input=False)
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """Metadata that travels in MQTT 5 user properties beside every payload."""
+
+    sender: str | None = None
+    operation: str | None = None
+    correlation_id: str | None = None
+    trace_id: str | None = None
+    token: str | None = None
+    priority: str | None = None
+    headers: tuple[tuple[str, str], ...] = ()  # trace context (traceparent, tracestate)
+
+    def to_user_properties(self) -> tuple[tuple[str, str], ...]:
+        """Return the envelope as user properties, leaving out unset fields.
+
+        Values can come from a request (the method name): one that is not a valid
+        MQTT string, or is longer than 1,024 bytes, is left out rather than making
+        the broker refuse the whole message.
+        """
+        pairs = (
+            (SENDER, self.sender),
+            (OPERATION, self.operation),
+            (CORRELATION_ID, self.correlation_id),
+            (TRACE_ID, self.trace_id),
+            (TOKEN, self.token),
+            (PRIORITY, self.priority),
+        )
+        kept = tuple((k, v) for k, v in pairs if v is not None and _fits(v))
+        return kept + self.headers if self.headers else kept
+
+    @classmethod
+    def of(cls, message: Message) -> Envelope:
+        """Read the envelope from a received message (the first value of a repeated name)."""
+        get = message.user_property
+        return cls(
+            get(SENDER), get(OPERATION), get(CORRELATION_ID), get(TRACE_ID), get(TOKEN),
+            get(PRIORITY),
+        )  # fmt: skip
+
+
+@functools.lru_cache(maxsize=4096)  # the same sender, operation and token on every message
+def _fits(value: str) -> bool:
+    return (
+        len(value) <= _MAX_PROPERTY and len(value.encode()) <= _MAX_PROPERTY and is_mqtt_text(value)
+    )
+
+
+def remaining_expiry(message: Message, now: float | None = None) -> float | None:
+    """Seconds left before ``message`` expires (may be negative), or None if it never does."""
+    if message.message_expiry is None:
+        return None
+    now = time.monotonic() if now is None else now
+    return message.message_expiry - (now - message.received_at)
