@@ -1,5 +1,6 @@
 import json
 
+import pydantic
 import pytest
 
 from mqttpush import codec
@@ -131,3 +132,17 @@ def test_one_receipt_is_an_object_several_are_an_array():
 def test_malformed_receipts_are_a_protocol_error(payload: bytes):
     with pytest.raises(ProtocolError, match="malformed delivery receipt"):
         codec.decode_receipts(payload)
+
+
+def test_validation_details_are_bounded_in_count_and_name_length():
+    class Strict(pydantic.BaseModel):
+        model_config = pydantic.ConfigDict(extra="forbid")
+
+    long_name = "k" * 1000
+    with pytest.raises(pydantic.ValidationError) as caught:
+        Strict.model_validate({long_name: 1, **{f"k{i}": i for i in range(500)}})
+    detail = codec.validation_detail(caught.value)
+    assert len(detail) == codec.MAX_VALIDATION_ERRORS + 1
+    assert detail[0]["loc"] == ["k" * codec.MAX_LOC_CHARS + "…"]
+    assert detail[-1] == {"loc": [], "msg": "401 more errors not listed", "type": "too_many_errors"}
+    assert len(json.dumps(detail)) < 20_000

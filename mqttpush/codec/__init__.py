@@ -6,6 +6,8 @@ Nothing else in mqttpush builds payloads or reads properties; see docs/protocol.
 from mqttpush.codec.envelope import (
     CONTENT_TYPE,
     CORRELATION_ID,
+    MAX_LOC_CHARS,
+    MAX_VALIDATION_ERRORS,
     OPERATION,
     PRIORITY,
     SENDER,
@@ -31,7 +33,9 @@ __all__ = [
     "CLOUDEVENTS_TYPE",
     "CONTENT_TYPE",
     "CORRELATION_ID",
+    "MAX_LOC_CHARS",
     "MAX_NOTIFICATION_BYTES",
+    "MAX_VALIDATION_ERRORS",
     "OPERATION",
     "PRIORITY",
     "SENDER",

@@ -39,12 +39,35 @@ PRIORITY = "mqttpush-priority"
 _MAX_PROPERTY = 1024  # bytes of one envelope value
 
 
+#: Validation errors listed in an error's ``data``; the rest are counted in one more entry.
+MAX_VALIDATION_ERRORS = 100
+#: Characters of one ``loc`` element (a field name from the request) kept in ``data``.
+MAX_LOC_CHARS = 256
+
+
+def _loc_part(part: str | int) -> str | int:
+    if isinstance(part, str) and len(part) > MAX_LOC_CHARS:
+        return part[:MAX_LOC_CHARS] + "…"
+    return part
+
+
 def validation_detail(exc: ValidationError) -> list[dict[str, Any]]:
-    """Return pydantic's errors as plain JSON (no URLs, no exception objects)."""
-    return [
-        {"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]}
-        for e in exc.errors(include_url=False, include_context=False, include_input=False)
+    """Return pydantic's errors as plain JSON (no URLs, no exception objects, no inputs).
+
+    At most :data:`MAX_VALIDATION_ERRORS` are listed and names are cut to
+    :data:`MAX_LOC_CHARS`, so the error reply stays small whatever the request held.
+    """
+    errors = exc.errors(include_url=False, include_context=False, include_input=False)
+    detail: list[dict[str, Any]] = [
+        {"loc": [_loc_part(p) for p in e["loc"]], "msg": e["msg"], "type": e["type"]}
+        for e in errors[:MAX_VALIDATION_ERRORS]
     ]
+    if len(errors) > MAX_VALIDATION_ERRORS:
+        more = len(errors) - MAX_VALIDATION_ERRORS
+        detail.append(
+            {"loc": [], "msg": f"{more} more errors not listed", "type": "too_many_errors"}
+        )
+    return detail
 
 
 @dataclass(frozen=True, slots=True)
