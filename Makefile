@@ -41,7 +41,7 @@ export PY RUN_DIR SECURE_DIR
 
 .DEFAULT_GOAL := help
 .PHONY: help install build start run run-verbose stop status logs logs-sender logs-receiver \
-	logs-broker watch test test-fast test-cluster lint bench certs clean images-offline
+	logs-broker watch test test-deps test-fast test-cluster lint bench certs clean images-offline
 
 help: ## list the targets
 	@echo "mode: $(MODE) (override with MODE=local or MODE=compose)"
@@ -85,7 +85,10 @@ AIOMQTT_TESTS := tests/test_rpc.py tests/test_push.py tests/test_broker_loss.py 
 test-fast: install ## the unit tests only: no broker, no processes (seconds)
 	$(PY) -m pytest -q -m "not broker"
 
-test: lint ## lint, then the whole test suite against a real Mosquitto (not the cluster tests)
+test-deps: ## install what the tests need from the OS when missing (Debian, as root)
+	@scripts/test-deps.sh
+
+test: lint test-deps ## lint, then the whole test suite against a real Mosquitto (not the cluster tests)
 	$(PY) -m pytest -m "not cluster"
 	MQTTPUSH_TEST_CLIENT=aiomqtt $(PY) -m pytest -q $(AIOMQTT_TESTS)
 
