@@ -23,6 +23,7 @@ from mqttpush.transport.native.packets import PacketReader, decode_publish, enco
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
 
+    from mqttpush.connection import Connection
     from mqttpush.transport.base import Message
 
 CONNECT, PUBLISH, PUBACK, SUBSCRIBE, PINGREQ, DISCONNECT = 1, 3, 4, 8, 12, 14
@@ -196,6 +197,7 @@ class Reader:
         self.ack = ack
         self.messages: list[Message] = []
         self.error: ConnectionLostError | None = None
+        self._changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Reader:
@@ -214,14 +216,47 @@ class Reader:
                 if self.ack:
                     await self.transport.ack(message)
                 self.messages.append(message)
+                self._changed.set()
         except ConnectionLostError as exc:
             self.error = exc
+            self._changed.set()
+
+    async def until(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+        """Wait until ``predicate()`` holds, checking after each message (bounded in time)."""
+        async with asyncio.timeout(timeout):
+            while not predicate():
+                self._changed.clear()
+                await self._changed.wait()
+
+    @property
+    def payloads(self) -> list[bytes]:
+        """The payloads read so far."""
+        return [message.payload for message in self.messages]
 
     async def until_lost(self, timeout: float = 10.0) -> ConnectionLostError:
         async with asyncio.timeout(timeout):
             while self.error is None:
                 await asyncio.sleep(0.02)
         return self.error
+
+
+@contextlib.asynccontextmanager
+async def running(connection: Connection) -> AsyncIterator[Connection]:
+    """Open ``connection`` and keep it up in a task (it routes nothing); close it after."""
+    await connection.open()
+    task = asyncio.create_task(connection.run(_nothing, lambda _exc: None))
+    try:
+        yield connection
+    finally:
+        connection.closing = True
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await connection.transport.disconnect()
+
+
+async def _nothing(_message: Message) -> None:
+    return None
 
 
 @contextlib.asynccontextmanager

@@ -7,9 +7,7 @@ is a port nothing listens on.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import socket
-from typing import TYPE_CHECKING
 
 import pytest
 
@@ -20,34 +18,13 @@ from mqttpush.settings import BrokerSettings, Settings
 from mqttpush.tools import cli
 from mqttpush.tools.parser import build_parser
 from mqttpush.transport.native import NativeTransport
-from tests.scripted_broker import ScriptedBroker, connack, disconnect
-
-if TYPE_CHECKING:
-    from mqttpush.transport.base import Message
+from tests.scripted_broker import ScriptedBroker, connack, disconnect, running
 
 
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-async def _nothing(_message: Message) -> None:
-    return None
-
-
-@contextlib.asynccontextmanager
-async def running(connection: Connection):
-    await connection.open()
-    task = asyncio.create_task(connection.run(_nothing, lambda _exc: None))
-    try:
-        yield connection
-    finally:
-        connection.closing = True
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await connection.transport.disconnect()
 
 
 def _connection(*servers: str, **values: object) -> Connection:

@@ -32,10 +32,11 @@ from mqttpush.tools.devbroker import LocalMosquitto, free_port
 from mqttpush.transport.base import Message
 from mqttpush.transport.native import NativeTransport
 from tests.conftest import CONFIG
+from tests.scripted_broker import Reader as Inbox
 from tests.scripted_broker import ScriptedBroker, connack
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable, Iterator
+    from collections.abc import AsyncIterator, Iterator
 
 
 def new_topic() -> str:
@@ -54,49 +55,6 @@ async def connected(settings: BrokerSettings) -> AsyncIterator[NativeTransport]:
         yield transport
     finally:
         await transport.disconnect()
-
-
-class Inbox:
-    """Reads a transport's messages in a task; acknowledges each unless ``ack`` is off."""
-
-    def __init__(self, transport: NativeTransport, *, ack: bool = True) -> None:
-        self.transport = transport
-        self.ack = ack
-        self.messages: list[Message] = []
-        self.error: ConnectionLostError | None = None
-        self._changed = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-
-    async def __aenter__(self) -> Inbox:
-        self._task = asyncio.create_task(self._read())
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        assert self._task is not None
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-
-    async def _read(self) -> None:
-        try:
-            async for message in self.transport.messages():
-                if self.ack:
-                    await self.transport.ack(message)
-                self.messages.append(message)
-                self._changed.set()
-        except ConnectionLostError as exc:
-            self.error = exc
-            self._changed.set()
-
-    async def until(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-        async with asyncio.timeout(timeout):
-            while not predicate():
-                self._changed.clear()
-                await self._changed.wait()
-
-    @property
-    def payloads(self) -> list[bytes]:
-        return [message.payload for message in self.messages]
 
 
 # --- the real broker ----------------------------------------------------------------------

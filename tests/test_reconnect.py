@@ -26,11 +26,7 @@ from mqttpush.transport.base import Message
 from mqttpush.transport.mqtt import MqttTransport
 from mqttpush.transport.native import NativeTransport
 from tests.conftest import make_settings
-from tests.scripted_broker import ScriptedBroker, disconnect
-
-
-async def _nothing(_message: Message) -> None:
-    return None
+from tests.scripted_broker import ScriptedBroker, disconnect, running
 
 
 @contextlib.asynccontextmanager
@@ -38,16 +34,8 @@ async def kept(broker: ScriptedBroker, **values):
     """A Connection kept up on ``broker``, run in a task."""
     settings = broker.settings(**values)
     connection = Connection(NativeTransport(settings), settings)
-    await connection.open()
-    task = asyncio.create_task(connection.run(_nothing, lambda _exc: None))
-    try:
+    async with running(connection):
         yield connection
-    finally:
-        connection.closing = True
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await connection.transport.disconnect()
 
 
 @pytest.mark.timeout_s(20)
