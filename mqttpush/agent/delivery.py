@@ -5,7 +5,13 @@ A publish that fails while the broker is away is retried once the connection is 
 for up to ``publish_window`` seconds, then the delivery is *failed* with the reason.
 A published notification without a receipt after ``receipt_timeout`` is published
 again (same id: receivers deduplicate), up to ``attempts`` times in all, then it is
-*expired*. A receipt arriving later still marks it delivered.
+*expired*. A receipt arriving later still marks it delivered, until the task's records
+are folded: once a task has ended and every delivery of it is final, its per-delivery
+records go (after one more ``receipt_timeout`` for late receipts) and only its counts
+per state stay here; the store keeps the rows ``get_delivery_status`` reads.
+
+Re-sending is driven by deadlines (:mod:`mqttpush.agent.resend`), not by scanning every
+delivery: with nothing awaiting a receipt, the resend loop has no timer.
 
 Flow control (:mod:`mqttpush.agent.window`): at most ``window`` notifications per
 endpoint, and ``window_bytes`` of their payloads, wait for their receipt; a push to an
@@ -22,6 +28,8 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
+from mqttpush.agent.kept import KeptDeliveries
+from mqttpush.agent.resend import ResendQueue
 from mqttpush.agent.tracked import NOBODY, TrackedDelivery, info_of
 from mqttpush.agent.window import Pacer, Windows
 from mqttpush.errors import ConnectionLostError, FabricClosedError, ProtocolError
@@ -63,7 +71,9 @@ class DeliveryTracker:
         self._receipt_timeout = receipt_timeout
         self._attempts = attempts
         self._publish_window = publish_window
-        self._tasks: dict[str, dict[tuple[str, str], TrackedDelivery]] = {}
+        self._kept = KeptDeliveries()
+        self._unsettled = self._unsettled_bytes = 0
+        self._resends = ResendQueue(receipt_timeout)
         self._unsaved: list[Delivery] = []
         self.receipts_unmatched = 0
 
@@ -80,7 +90,6 @@ class DeliveryTracker:
         way; it does not wait for the broker's acknowledgements, so a sender keeps up
         to ``window`` notifications in flight per endpoint instead of one.
         """
-        per_task = self._tasks.setdefault(notification.task_id, {})
         rank = notification.priority.rank
         taken: list[tuple[str, int]] = []
         try:
@@ -106,7 +115,9 @@ class DeliveryTracker:
                 updated_at=utc_now(),
             )
             delivery = TrackedDelivery(row, message)
-            per_task[(notification.id, endpoint)] = delivery
+            self._kept.add(delivery)
+            self._unsettled += 1
+            self._unsettled_bytes += delivery.size
             try:
                 self._host.spawn(self._publish(delivery), name="mqttpush-publish")
             except FabricClosedError as exc:  # the fabric is closing: never leave one queued
@@ -115,6 +126,10 @@ class DeliveryTracker:
 
     def _release(self, delivery: TrackedDelivery) -> None:
         self._windows.release(delivery.endpoint, delivery.size)
+        self._unsettled -= 1
+        self._unsettled_bytes -= delivery.size
+        if not self._unsettled:
+            self._resends.clear()  # nothing awaits a receipt: no timer left running
 
     def outstanding(self, endpoint: str) -> int:
         """Notifications to ``endpoint`` still waiting for a receipt."""
@@ -134,13 +149,12 @@ class DeliveryTracker:
 
     def unsettled(self) -> tuple[int, int]:
         """Deliveries not in a final state yet, and the payload bytes kept to re-send them."""
-        count = size = 0
-        for per_task in self._tasks.values():
-            for delivery in per_task.values():
-                if not delivery.state.is_final:
-                    count += 1
-                    size += len(delivery.message.payload) if delivery.message else 0
-        return count, size
+        return self._unsettled, self._unsettled_bytes
+
+    @property
+    def resend_wakeups(self) -> int:
+        """Times the resend loop woke for a deadline (it sleeps untimed when none is due)."""
+        return self._resends.wakeups
 
     async def _publish(self, delivery: TrackedDelivery) -> None:
         loop = asyncio.get_running_loop()
@@ -166,6 +180,7 @@ class DeliveryTracker:
                 return  # a receipt (or expiry) arrived while this copy was being published
             first = delivery.state is DeliveryState.QUEUED
             delivery.published(None if matched else NOBODY)
+            self._resends.schedule(delivery)
             if first:
                 self._metrics.delivery_moved(DeliveryState.PUBLISHED)
             return
@@ -178,6 +193,8 @@ class DeliveryTracker:
     def _final(self, delivery: TrackedDelivery, state: DeliveryState, detail: str | None) -> None:
         if not delivery.state.is_final:
             self._release(delivery)
+            if self._kept.settled_one(delivery.row.task_id):
+                self._fold_later(delivery.row.task_id)
             if state is DeliveryState.DELIVERED:
                 self._metrics.delivery_latency(time.monotonic() - delivery.queued_at)
         if delivery.state is not state:  # a repeated receipt moves nothing
@@ -204,7 +221,7 @@ class DeliveryTracker:
 
     def on_receipt(self, receipt: Receipt) -> None:
         """Mark a delivery as delivered (even after it expired: the receipt is the truth)."""
-        delivery = self._tasks.get(receipt.task_id, {}).get((receipt.id, receipt.endpoint))
+        delivery = self._kept.find(receipt.task_id, receipt.id, receipt.endpoint)
         if delivery is None:
             self.receipts_unmatched += 1
             return
@@ -213,13 +230,7 @@ class DeliveryTracker:
 
     async def resend_due(self) -> int:
         """Publish again what has waited too long for a receipt; return how many."""
-        now = time.monotonic()
-        due = [
-            d
-            for per_task in self._tasks.values()
-            for d in per_task.values()
-            if d.state is DeliveryState.PUBLISHED and now - d.sent_at >= self._receipt_timeout
-        ]
+        due = self._resends.due()
         for delivery in due:
             if delivery.state.is_final:
                 continue  # a receipt arrived while an earlier one was being re-sent
@@ -234,22 +245,18 @@ class DeliveryTracker:
         return len(due)
 
     async def run(self) -> None:
-        """Check for due deliveries until cancelled."""
+        """Re-send deliveries as their deadlines pass, until cancelled (idle: no timer)."""
         while True:
-            await asyncio.sleep(self._receipt_timeout / 4)
+            await self._resends.wait()
             await self.resend_due()
 
     def status(self, task_id: str) -> list[DeliveryInfo]:
-        """Every delivery of a task, by sequence number then endpoint."""
-        deliveries = self._tasks.get(task_id, {}).values()
-        return [d.to_info() for d in sorted(deliveries, key=lambda d: (d.row.seq, d.endpoint))]
+        """Every delivery of a task, by sequence number then endpoint (none once folded)."""
+        return self._kept.status(task_id)
 
     def summary(self, task_id: str) -> dict[DeliveryState, int]:
         """How many deliveries of a task are in each state."""
-        counts: dict[DeliveryState, int] = {}
-        for delivery in self._tasks.get(task_id, {}).values():
-            counts[delivery.state] = counts.get(delivery.state, 0) + 1
-        return counts
+        return self._kept.summary(task_id)
 
     async def settled(self, task_id: str) -> None:
         """Wait until every notification of a task is in a final state (bounded by retries)."""
@@ -261,15 +268,33 @@ class DeliveryTracker:
 
     def pending(self, task_id: str) -> int:
         """Deliveries of a task not yet in a final state."""
-        return sum(not d.state.is_final for d in self._tasks.get(task_id, {}).values())
+        return self._kept.pending(task_id)
+
+    def ended(self, task_id: str) -> None:
+        """Note that a task sent its last notification: its records fold once all are final."""
+        if self._kept.end(task_id):
+            self._fold_later(task_id)
+
+    def _fold_later(self, task_id: str) -> None:
+        """Fold a settled task's records after one more receipt timeout (for late receipts)."""
+        if self._store is not None:  # else nothing else has its rows: kept until forgotten
+            loop = asyncio.get_running_loop()
+            loop.call_later(self._receipt_timeout, self._kept.fold, task_id)
 
     def forget(self, task_ids: set[str]) -> None:
         """Drop the records of tasks no longer kept (freeing their window slots)."""
         for task_id in task_ids:
-            for delivery in self._tasks.pop(task_id, {}).values():
+            for delivery in self._kept.pop(task_id):
                 if not delivery.state.is_final:
                     self._release(delivery)
+                    # final, so that a publish still under way does not count it again
+                    delivery.move(DeliveryState.EXPIRED, "forgotten with its task")
 
     def tracked(self) -> set[str]:
-        """Task ids with delivery records."""
-        return set(self._tasks)
+        """Task ids with per-delivery records (a folded task keeps its counts only)."""
+        return self._kept.tracked()
+
+    @property
+    def kept(self) -> KeptDeliveries:
+        """The delivery records kept, per task."""
+        return self._kept

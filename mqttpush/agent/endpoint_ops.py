@@ -65,10 +65,15 @@ class EndpointOperations:
         receipt), failed (not published: broker unreachable), expired (no receipt after
         every attempt).
         """
-        if self.tasks.find(task_id) is None and task_id not in self.deliveries.tracked():
-            # Another copy's task, or one from before a restart: as far as the store knows.
+        if task_id not in self.deliveries.tracked():
+            # Settled (its records folded), another copy's, or from before a restart:
+            # as far as the store knows.
             rows = await self.endpoints.store.deliveries(task_id)
-            if not rows and await self.endpoints.store.get_task(task_id) is None:
+            if (
+                not rows
+                and self.tasks.find(task_id) is None
+                and await self.endpoints.store.get_task(task_id) is None
+            ):
                 raise TaskNotFoundError(data={"task_id": task_id})
             return [info_of(row) for row in rows]
         return self.deliveries.status(task_id)

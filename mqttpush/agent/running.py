@@ -249,6 +249,7 @@ class TaskWork:
             log.exception(
                 "%s: final notification of task %s not sent", self._address, runner.task_id
             )
+        self._deliveries.ended(runner.task_id)
         if self.leases is not None:
             await self._deliveries.settled(runner.task_id)
             self._settling.discard(runner.task_id)
