@@ -94,11 +94,12 @@ class BackgroundTaskAgent(EndpointOperations, Agent):
         self._work: TaskWork | None = None
 
     def bind(self, host: Host, address: Address) -> None:
-        """Attach to the host; the finished-task bound comes from settings unless given."""
+        """Attach to the host; the finished-task bounds come from settings unless given."""
         super().bind(host, address)
         agent = host.settings.agent
-        if self._max_finished is None:
-            self.tasks = TaskRegistry(agent.max_finished_tasks)
+        self.tasks = TaskRegistry(
+            self._max_finished or agent.max_finished_tasks, agent.max_finished_bytes
+        )
         if self._store is None:
             self._store = store_from_settings(agent)
         self.deliveries = DeliveryTracker(

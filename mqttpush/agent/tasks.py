@@ -89,7 +89,7 @@ class TaskRegistry:
 
     def _ended(self, runner: TaskRunner) -> list[str]:
         """Count a task as finished; return the ids of the oldest finished ones dropped."""
-        size = _json_size(runner.params) + _json_size(runner.result) + _json_size(runner.error)
+        size = _json_size(runner.params) + runner.result_bytes + _json_size(runner.error)
         self._finished.append((runner.task_id, size))
         self._finished_bytes += size
         forgotten: list[str] = []

@@ -61,6 +61,13 @@ class AgentSettings(Section):
     max_finished_tasks: int = Field(
         default=10_000, ge=1, description="Finished tasks kept for get_task_status."
     )
+    max_finished_bytes: int = Field(
+        default=64 << 20,
+        ge=1,
+        description="Bytes kept in memory for finished tasks: their params, results and errors "
+        "as JSON, plus each delivery row an in-memory store keeps; the oldest go first (the "
+        "task that ended last always stays).",
+    )
     store_path: Path | None = Field(
         default=None,
         description="SQLite file for task state (tasks, endpoints, deliveries); "

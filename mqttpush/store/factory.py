@@ -79,4 +79,6 @@ def store_from_settings(agent: AgentSettings, *, migrate: bool = False) -> TaskS
             timeout=agent.store_timeout,
             migrate=migrate,
         )
-    return MemoryTaskStore() if agent.store_path is None else SqliteTaskStore(agent.store_path)
+    if agent.store_path is None:
+        return MemoryTaskStore(agent.max_finished_tasks, agent.max_finished_bytes)
+    return SqliteTaskStore(agent.store_path)

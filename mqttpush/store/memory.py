@@ -1,7 +1,11 @@
 """The in-memory task store: the default, and the double the contract tests run against.
 
-Nothing survives the process. It grows until :meth:`MemoryTaskStore.prune` is called.
-Leases and sequence numbers follow the port's rules within the one process that has it.
+Nothing survives the process. Finished tasks, with their endpoints and delivery rows,
+are kept up to a count and a byte bound (the ``agent.max_finished_tasks`` and
+``agent.max_finished_bytes`` settings), oldest finished first, beside
+:meth:`MemoryTaskStore.prune`. A task's params and result are kept as their JSON (one
+compact object each), and each delivery row counts :data:`ROW_BYTES`. Leases and
+sequence numbers follow the port's rules within the one process that has it.
 """
 
 from __future__ import annotations
@@ -29,16 +33,35 @@ if TYPE_CHECKING:
 
     from mqttpush.models import TaskPushNotificationConfig
 
-__all__ = ["MemoryTaskStore"]
+__all__ = ["ROW_BYTES", "MemoryTaskStore"]
+
+#: What one delivery row costs this store, as counted against its byte bound: measured
+#: 337 bytes with tracemalloc (row, timestamp, keys, two dict entries) and the
+#: notification id it keeps alive, rounded up.
+ROW_BYTES = 400
 
 
 class MemoryTaskStore(TaskStore):
-    """A :class:`~mqttpush.store.TaskStore` kept in dicts."""
+    """A :class:`~mqttpush.store.TaskStore` kept in dicts.
 
-    def __init__(self) -> None:
+    Args:
+        max_finished: Finished tasks kept; the oldest finished go first.
+        max_finished_bytes: Bytes of finished tasks kept: their params, results and
+            errors as JSON and :data:`ROW_BYTES` per delivery row; the oldest finished
+            go first, except the one that finished last.
+    """
+
+    def __init__(
+        self, max_finished: int | None = None, max_finished_bytes: int | None = None
+    ) -> None:
         # Dicts keep insertion order, and replacing a value keeps its key's place:
         # that is the tie-break order (tasks) and registration order (endpoints).
-        self._tasks: dict[str, StoredTask] = {}
+        self._tasks: dict[str, StoredTask] = {}  # params and result in _json
+        self._json: dict[str, tuple[bytes, bytes]] = {}
+        self._max_finished = max_finished
+        self._max_finished_bytes = max_finished_bytes
+        self._finished: dict[str, int] = {}  # finished task -> its bytes, in finishing order
+        self._finished_bytes = 0
         self._endpoints: dict[str, dict[str, TaskPushNotificationConfig]] = {}
         self._deliveries: dict[str, dict[tuple[str, str], Delivery]] = {}
         self._delivery_task: dict[tuple[str, str], str] = {}
@@ -54,22 +77,65 @@ class MemoryTaskStore(TaskStore):
         self._check_open()
         previous = self._tasks.get(task.task_id)
         # Keep the JSON form, as a durable store would: no aliasing, same values back.
+        params, result = pydantic_core.to_json(task.params), pydantic_core.to_json(task.result)
+        self._json[task.task_id] = params, result
         self._tasks[task.task_id] = dataclasses.replace(
             task,
-            params=pydantic_core.to_jsonable_python(task.params),
-            result=pydantic_core.to_jsonable_python(task.result),
+            params=None,
+            result=None,
             pushed=task.pushed if previous is None else max(task.pushed, previous.pushed),
+        )
+        self._count_finished(task.task_id)
+
+    def _count_finished(self, task_id: str) -> None:
+        """Count a task's bytes if it is finished (as the newest), then keep the bounds."""
+        self._finished_bytes -= self._finished.pop(task_id, 0)
+        task = self._tasks[task_id]
+        if not task.state.is_terminal:
+            return
+        params, result = self._json[task_id]
+        error = 0 if task.error is None else len(task.error.model_dump_json())
+        rows = len(self._deliveries.get(task_id, ()))
+        size = self._finished[task_id] = len(params) + len(result) + error + rows * ROW_BYTES
+        self._finished_bytes += size
+        self._trim()
+
+    def _trim(self) -> None:
+        while len(self._finished) > 1 and (
+            (self._max_finished is not None and len(self._finished) > self._max_finished)
+            or (
+                self._max_finished_bytes is not None
+                and self._finished_bytes > self._max_finished_bytes
+            )
+        ):
+            self._drop(next(iter(self._finished)))
+
+    @property
+    def finished_bytes(self) -> int:
+        """Bytes of the finished tasks kept, as counted against ``max_finished_bytes``."""
+        return self._finished_bytes
+
+    def _full(self, task_id: str) -> StoredTask:
+        params, result = self._json[task_id]
+        return dataclasses.replace(
+            self._tasks[task_id],
+            params=pydantic_core.from_json(params),
+            result=pydantic_core.from_json(result),
         )
 
     async def get_task(self, task_id: str) -> StoredTask | None:
         """Return the task with this id, or None."""
         self._check_open()
-        return self._tasks.get(task_id)
+        return self._full(task_id) if task_id in self._tasks else None
 
     async def unfinished_tasks(self) -> list[StoredTask]:
         """Return the tasks whose state is not terminal, oldest first."""
         self._check_open()
-        unfinished = [task for task in self._tasks.values() if not task.state.is_terminal]
+        unfinished = [
+            self._full(task_id)
+            for task_id, task in self._tasks.items()
+            if not task.state.is_terminal
+        ]
         return sorted(unfinished, key=lambda task: task.created_at)  # stable: ties keep order
 
     async def save_endpoint(self, config: TaskPushNotificationConfig) -> None:
@@ -95,7 +161,13 @@ class MemoryTaskStore(TaskStore):
         if previous_task is not None and previous_task != delivery.task_id:
             self._deliveries[previous_task].pop(key, None)
         self._delivery_task[key] = delivery.task_id
-        self._deliveries.setdefault(delivery.task_id, {})[key] = delivery
+        rows = self._deliveries.setdefault(delivery.task_id, {})
+        new = key not in rows
+        rows[key] = delivery
+        if new and delivery.task_id in self._finished:  # a late row of a finished task
+            self._finished[delivery.task_id] += ROW_BYTES
+            self._finished_bytes += ROW_BYTES
+            self._trim()
 
     async def deliveries(self, task_id: str) -> list[Delivery]:
         """Return a task's deliveries, ordered by ``seq``, then ``endpoint``."""
@@ -120,12 +192,17 @@ class MemoryTaskStore(TaskStore):
         finished.sort(key=lambda task: task.updated_at)  # stable: ties keep insertion order
         doomed = finished[: max(len(finished) - keep_finished, 0)]
         for task in doomed:
-            del self._tasks[task.task_id]
-            self._leases.pop(task.task_id, None)
-            self._endpoints.pop(task.task_id, None)
-            for key in self._deliveries.pop(task.task_id, {}):
-                del self._delivery_task[key]
+            self._drop(task.task_id)
         return len(doomed)
+
+    def _drop(self, task_id: str) -> None:
+        del self._tasks[task_id]
+        del self._json[task_id]
+        self._finished_bytes -= self._finished.pop(task_id, 0)
+        self._leases.pop(task_id, None)
+        self._endpoints.pop(task_id, None)
+        for key in self._deliveries.pop(task_id, {}):
+            del self._delivery_task[key]
 
     def _leasable(self, task_id: str, owner: str, now: datetime) -> bool:
         task = self._tasks.get(task_id)
@@ -221,6 +298,9 @@ class MemoryTaskStore(TaskStore):
         self._closed = True
         self._leases.clear()
         self._tasks.clear()
+        self._json.clear()
+        self._finished.clear()
+        self._finished_bytes = 0
         self._endpoints.clear()
         self._deliveries.clear()
         self._delivery_task.clear()
