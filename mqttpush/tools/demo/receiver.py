@@ -20,10 +20,14 @@ log = logging.getLogger("mqttpush.tools.demo.receiver")
 
 
 class _Collector:
-    """Notifications of one sender task by sequence number; complete when gap-free to the last."""
+    """Notifications of one sender task by sequence number; complete when gap-free to the last.
+
+    Only each notification's message is kept (what the task returns), not the notification:
+    a run of 500,000 would otherwise hold 500,000 models until the task ends.
+    """
 
     def __init__(self) -> None:
-        self.by_seq: dict[int, PushNotification] = {}
+        self.by_seq: dict[int, str] = {}
         self.last: PushNotification | None = None
         self.duplicates = 0
         self._complete = asyncio.Event()
@@ -35,7 +39,7 @@ class _Collector:
         if notification.state.is_terminal:
             self.last = notification
         else:
-            self.by_seq[notification.seq] = notification
+            self.by_seq[notification.seq] = notification.message
         if self.last is None:
             return
         # A completed task ends once every earlier notification is here; a failed or
@@ -49,7 +53,7 @@ class _Collector:
         return self.last
 
     def messages(self) -> list[str]:
-        return [self.by_seq[seq].message for seq in sorted(self.by_seq)]
+        return [self.by_seq[seq] for seq in sorted(self.by_seq)]
 
 
 class PushReceiver(BackgroundTaskAgent):
