@@ -93,9 +93,9 @@ class KeptDeliveries:
         """Task ids with per-delivery records."""
         return set(self._tasks)
 
-    def folded(self) -> int:
-        """Tasks folded to their counts."""
-        return len(self._folded)
+    def folded(self) -> set[str]:
+        """Task ids folded to their counts."""
+        return set(self._folded)
 
     def records(self) -> int:
         """Per-delivery records kept, all tasks together."""
