@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from mqttpush import Fabric, TaskStatus
+from mqttpush.agent.giveback import GiveBackWhenIdle, give_back
 from mqttpush.agent.resend import ResendQueue
 from mqttpush.agent.tasks import TaskRegistry
 from mqttpush.agent.tracked import TrackedDelivery
@@ -80,6 +81,41 @@ async def test_with_no_deadline_queued_the_resend_wait_never_wakes() -> None:
     queue.schedule(delivery)  # a new publish: the wait gets a deadline, and wakes for it
     await asyncio.wait_for(waiting, timeout=5)
     assert queue.wakeups == 1
+
+
+# Giving memory back ----------------------------------------------------------------------
+
+
+async def test_memory_is_given_back_only_once_no_task_runs_and_records_folded() -> None:
+    state = {"running": 1, "records": 5}
+    idle = GiveBackWhenIdle(0.01, lambda: state["running"], lambda: state["records"], tries=50)
+    idle.arm()
+    await asyncio.sleep(0.05)
+    assert idle.given == 0  # a task runs: its own end re-arms
+    state["running"] = 0
+    idle.arm()
+    for _ in range(5):
+        await asyncio.sleep(0.01)
+    assert idle.given == 0  # records left to fold: checked again, not given
+    state["records"] = 0
+    await eventually(lambda: idle.given == 1, timeout=5)
+    for _ in range(5):
+        await asyncio.sleep(0.01)
+    assert idle.given == 1  # once per end of work, no timer left behind
+
+
+def test_give_back_collects_cycles() -> None:
+    class Cycle:
+        def __init__(self) -> None:
+            self.me = self
+
+    gc.disable()
+    try:
+        for _ in range(100):
+            Cycle()
+        assert give_back() >= 100
+    finally:
+        gc.enable()
 
 
 # Finished tasks, in the registry and the in-memory store -----------------------------
@@ -161,6 +197,7 @@ async def test_settled_tasks_keep_their_counts_not_their_records(settings: Setti
         for _ in range(3):
             assert len((await run_client(settings))["notifications"]) == 30
         await eventually(lambda: sender.deliveries.kept.records() == 0, timeout=20)
+        await eventually(lambda: sender._running.give_back.given >= 1, timeout=20)
         folded = sender.deliveries.kept.folded()
         assert len(folded) == 3
         woke = sender.deliveries.resend_wakeups

@@ -22,6 +22,7 @@ import pydantic_core
 from mqttpush import _context
 from mqttpush.agent.context import TaskContext
 from mqttpush.agent.fanout import fan_out
+from mqttpush.agent.giveback import GiveBackWhenIdle
 from mqttpush.agent.notifying import checked_data, checked_priority
 from mqttpush.agent.task import TaskRunner
 from mqttpush.errors import StoreError
@@ -94,6 +95,9 @@ class TaskWork:
         self.leases: LeaseKeeper | None = None  #: a pool copy's leases, set by its agent
         self._settling: set[str] = set()  # ended, notifications not all settled yet
         self._resumable = resumable
+        self.give_back = GiveBackWhenIdle(  #: memory back to the system once idle
+            host.settings.agent.receipt_timeout, lambda: tasks.running, deliveries.kept.records
+        )
 
     async def recover(self) -> None:
         """Fail the tasks a previous run left unfinished; start re-sending notifications.
@@ -263,6 +267,7 @@ class TaskWork:
                 await self._store.prune(self._tasks.max_finished)
         finally:
             await self._endpoints.forget(runner.task_id)
+            self.give_back.arm()
 
     async def push(
         self,
