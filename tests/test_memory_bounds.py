@@ -158,6 +158,17 @@ async def test_the_memory_store_keeps_finished_tasks_within_its_count_and_bytes(
     assert (stored.params, stored.result) == ({"n": 29}, {"r": 29})
 
 
+async def test_rows_of_tasks_the_memory_store_does_not_keep_are_bounded_too() -> None:
+    store = MemoryTaskStore(max_finished_bytes=10 * ROW_BYTES)
+    now = utc_now()
+    for i in range(100):  # late rows of tasks dropped long ago, one each
+        row = Delivery(f"n{i}", f"gone{i}", 1, "e@d.fabric", DeliveryState.EXPIRED, 5, None, now)
+        await store.save_delivery(row)
+        assert store.finished_bytes <= 10 * ROW_BYTES
+    kept = [i for i in range(100) if await store.deliveries(f"gone{i}")]
+    assert kept == list(range(90, 100))
+
+
 async def test_the_task_that_finished_last_stays_even_over_the_byte_bound() -> None:
     store = MemoryTaskStore(max_finished_bytes=10)
     now = utc_now()

@@ -26,6 +26,7 @@ from mqttpush.store.base import (
     TakenOver,
     TaskStore,
 )
+from mqttpush.store.ledger import FinishedLedger
 from mqttpush.store.records import check_lease_args
 
 if TYPE_CHECKING:
@@ -58,10 +59,7 @@ class MemoryTaskStore(TaskStore):
         # that is the tie-break order (tasks) and registration order (endpoints).
         self._tasks: dict[str, StoredTask] = {}  # params and result in _json
         self._json: dict[str, tuple[bytes, bytes]] = {}
-        self._max_finished = max_finished
-        self._max_finished_bytes = max_finished_bytes
-        self._finished: dict[str, int] = {}  # finished task -> its bytes, in finishing order
-        self._finished_bytes = 0
+        self._finished = FinishedLedger(max_finished, max_finished_bytes)
         self._endpoints: dict[str, dict[str, TaskPushNotificationConfig]] = {}
         self._deliveries: dict[str, dict[tuple[str, str], Delivery]] = {}
         self._delivery_task: dict[tuple[str, str], str] = {}
@@ -89,31 +87,23 @@ class MemoryTaskStore(TaskStore):
 
     def _count_finished(self, task_id: str) -> None:
         """Count a task's bytes if it is finished (as the newest), then keep the bounds."""
-        self._finished_bytes -= self._finished.pop(task_id, 0)
+        self._finished.forget(task_id)
         task = self._tasks[task_id]
-        if not task.state.is_terminal:
-            return
-        params, result = self._json[task_id]
-        error = 0 if task.error is None else len(task.error.model_dump_json())
-        rows = len(self._deliveries.get(task_id, ()))
-        size = self._finished[task_id] = len(params) + len(result) + error + rows * ROW_BYTES
-        self._finished_bytes += size
-        self._trim()
+        if task.state.is_terminal:
+            params, result = self._json[task_id]
+            error = 0 if task.error is None else len(task.error.model_dump_json())
+            rows = len(self._deliveries.get(task_id, ()))
+            self._finished.set(task_id, len(params) + len(result) + error + rows * ROW_BYTES)
+            self._trim()
 
     def _trim(self) -> None:
-        while len(self._finished) > 1 and (
-            (self._max_finished is not None and len(self._finished) > self._max_finished)
-            or (
-                self._max_finished_bytes is not None
-                and self._finished_bytes > self._max_finished_bytes
-            )
-        ):
-            self._drop(next(iter(self._finished)))
+        while (task_id := self._finished.over()) is not None:
+            self._drop(task_id)
 
     @property
     def finished_bytes(self) -> int:
         """Bytes of the finished tasks kept, as counted against ``max_finished_bytes``."""
-        return self._finished_bytes
+        return self._finished.bytes
 
     def _full(self, task_id: str) -> StoredTask:
         params, result = self._json[task_id]
@@ -164,9 +154,10 @@ class MemoryTaskStore(TaskStore):
         rows = self._deliveries.setdefault(delivery.task_id, {})
         new = key not in rows
         rows[key] = delivery
-        if new and delivery.task_id in self._finished:  # a late row of a finished task
-            self._finished[delivery.task_id] += ROW_BYTES
-            self._finished_bytes += ROW_BYTES
+        # A late row of a finished task counts with it; a row of a task this store does
+        # not keep (dropped by the bounds, or never saved) counts as one of its own.
+        if new and (delivery.task_id in self._finished or delivery.task_id not in self._tasks):
+            self._finished.grow(delivery.task_id, ROW_BYTES)
             self._trim()
 
     async def deliveries(self, task_id: str) -> list[Delivery]:
@@ -196,9 +187,9 @@ class MemoryTaskStore(TaskStore):
         return len(doomed)
 
     def _drop(self, task_id: str) -> None:
-        del self._tasks[task_id]
-        del self._json[task_id]
-        self._finished_bytes -= self._finished.pop(task_id, 0)
+        self._tasks.pop(task_id, None)
+        self._json.pop(task_id, None)
+        self._finished.forget(task_id)
         self._leases.pop(task_id, None)
         self._endpoints.pop(task_id, None)
         for key in self._deliveries.pop(task_id, {}):
@@ -300,7 +291,6 @@ class MemoryTaskStore(TaskStore):
         self._tasks.clear()
         self._json.clear()
         self._finished.clear()
-        self._finished_bytes = 0
         self._endpoints.clear()
         self._deliveries.clear()
         self._delivery_task.clear()
