@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from mqttpush.settings import Settings
 
 SENDER = "sender@fame.fabric"
+RECEIVER = "receiver@fame.fabric"
 
 
 def _with_agent(settings: Settings, **agent: object) -> Settings:
@@ -237,14 +238,29 @@ async def test_what_finished_tasks_keep_follows_the_settings(settings: Settings)
         assert receiver.tasks.finished_bytes <= 40 * ROW_BYTES
 
 
-@pytest.mark.timeout_s(90)
-async def test_a_returned_result_is_not_kept_as_objects(settings: Settings) -> None:
-    count = 2_000
+async def _run_receiver_task(settings: Settings) -> str:
+    async with Fabric(settings) as client:
+        remote = client.remote(RECEIVER)
+        task_id = TaskStatus.model_validate(await remote.run_task()).task_id
+        status = await wait_for_task(client, RECEIVER, task_id, timeout=90)
+        assert status.result is not None
+        assert status.result["notifications"][-1] == "Notification #5000"
+        return task_id
+
+
+@pytest.mark.timeout_s(120)
+async def test_a_large_returned_result_is_kept_once_as_json_not_as_objects(
+    settings: Settings,
+) -> None:
+    count = 5_000  # about 95 KB of JSON: over the 64 KiB a runner keeps
     async with seed_agents(settings, count=count) as (_, receiver):
-        result = await run_client(settings)
-        assert len(result["notifications"]) == count
-        del result
+        task_id = await _run_receiver_task(settings)  # the client, and what it got, are gone
+        await eventually(lambda: receiver.tasks.get(task_id).result_stored, timeout=10)
+        assert receiver.tasks.get(task_id).result is None  # the store has the one copy
         gc.collect()
         lists = [o for o in gc.get_objects() if isinstance(o, list) and len(o) == count]
         assert lists == []  # neither the registry nor the store holds the list
-        assert receiver.tasks.finished_bytes > count * len('"Notification #1",')
+        async with Fabric(settings) as client:
+            raw = await client.remote(RECEIVER).get_task_status(task_id=task_id)
+            again = TaskStatus.model_validate(raw)
+            assert again.result["notifications"][-1] == f"Notification #{count}"

@@ -211,6 +211,11 @@ class BackgroundTaskAgent(EndpointOperations, Agent):
                         await runner.done.wait()
                 except TimeoutError:
                     pass  # still running: the status says so
+        if runner.result_stored:  # a large result: kept by the store only
+            stored = await self.store.get_task(task_id)
+            if stored is None:  # the store's bounds dropped it
+                raise TaskNotFoundError(data={"task_id": task_id})
+            return TaskRunner.from_stored(stored).status(self.deliveries.summary(task_id))
         return self._running.status(runner)
 
     async def _stored_status(self, task_id: str, wait: float) -> TaskStatus:

@@ -49,6 +49,8 @@ log = logging.getLogger(__name__)
 
 _CANCEL_WAIT = 5.0  # seconds a cancellation waits for the work to unwind
 _FINAL_PRIORITY = Priority.HIGH  # a task's last notification overtakes queued progress
+#: A result larger than this (bytes of JSON) is kept only by the store once saved.
+RESULT_KEPT = 64 << 10
 
 
 class TaskWork:
@@ -262,6 +264,8 @@ class TaskWork:
                 await self.leases.release(runner.task_id)
             except StoreError as exc:  # a finished task's lease is never taken over
                 log.warning("%s: lease of task %s kept: %s", self._address, runner.task_id, exc)
+        if runner.result_bytes > RESULT_KEPT:  # saved above: one copy, in the store
+            runner.leave_result()
         try:
             if forgotten:
                 await self._store.prune(self._tasks.max_finished)

@@ -55,6 +55,7 @@ class TaskRunner:
         # A result is kept as its JSON: one compact object, not a tree of small ones (a
         # list of 200,000 strings is 3 to 4 times its JSON size as Python objects).
         self._result_json: bytes | None = None
+        self.result_stored = False  #: the result was left to the store (see leave_result)
         self._error: ErrorInfo | None = None
         self.created_at: datetime = utc_now()
         self._updated_at: datetime | None = None
@@ -120,6 +121,11 @@ class TaskRunner:
     def result_bytes(self) -> int:
         """Bytes of the result's JSON (0 without a result)."""
         return 0 if self._result_json is None else len(self._result_json)
+
+    def leave_result(self) -> None:
+        """Drop the result here once the store has it: status is then read from the store."""
+        self._result_json = None
+        self.result_stored = True
 
     def _keep_result(self, result: Any) -> None:  # noqa: ANN401 - a JSON value
         self._result_json = None if result is None else pydantic_core.to_json(result)

@@ -25,7 +25,7 @@ class TaskRegistry:
             kept; past it, the oldest are dropped too.
     """
 
-    def __init__(self, max_finished: int = 10_000, max_finished_bytes: int = 64 << 20) -> None:
+    def __init__(self, max_finished: int = 10_000, max_finished_bytes: int = 16 << 20) -> None:
         self._tasks: dict[str, TaskRunner] = {}
         self._finished: collections.deque[tuple[str, int]] = collections.deque()
         self._max_finished = max_finished

@@ -62,7 +62,7 @@ class AgentSettings(Section):
         default=10_000, ge=1, description="Finished tasks kept for get_task_status."
     )
     max_finished_bytes: int = Field(
-        default=64 << 20,
+        default=16 << 20,
         ge=1,
         description="Bytes kept in memory for finished tasks: their params, results and errors "
         "as JSON, plus each delivery row an in-memory store keeps; the oldest go first (the "
