@@ -264,3 +264,7 @@ async def test_a_large_returned_result_is_kept_once_as_json_not_as_objects(
             raw = await client.remote(RECEIVER).get_task_status(task_id=task_id)
             again = TaskStatus.model_validate(raw)
             assert again.result["notifications"][-1] == f"Notification #{count}"
+            rerun = TaskStatus.model_validate(
+                await client.remote(RECEIVER).run_task(task_id=task_id)
+            )
+            assert rerun.result == again.result  # the same id again: the stored task

@@ -189,7 +189,7 @@ class BackgroundTaskAgent(EndpointOperations, Agent):
             why = f"params are {size} bytes of JSON, over the limit of {MAX_PARAMS_BYTES}"
             raise InvalidParamsError(data=[{"loc": ["params"], "msg": why, "type": "too_large"}])
         runner = await self._running.start(task_id or new_id(), params)
-        return self._running.status(runner)
+        return await self._status(runner)
 
     @operation
     async def get_task_status(
@@ -211,12 +211,16 @@ class BackgroundTaskAgent(EndpointOperations, Agent):
                         await runner.done.wait()
                 except TimeoutError:
                     pass  # still running: the status says so
-        if runner.result_stored:  # a large result: kept by the store only
-            stored = await self.store.get_task(task_id)
-            if stored is None:  # the store's bounds dropped it
-                raise TaskNotFoundError(data={"task_id": task_id})
-            return TaskRunner.from_stored(stored).status(self.deliveries.summary(task_id))
-        return self._running.status(runner)
+        return await self._status(runner)
+
+    async def _status(self, runner: TaskRunner) -> TaskStatus:
+        """A task's status; a large result is read from the store, which alone keeps it."""
+        if not runner.result_stored:
+            return self._running.status(runner)
+        stored = await self.store.get_task(runner.task_id)
+        if stored is None:  # the store's bounds dropped it
+            raise TaskNotFoundError(data={"task_id": runner.task_id})
+        return TaskRunner.from_stored(stored).status(self.deliveries.summary(runner.task_id))
 
     async def _stored_status(self, task_id: str, wait: float) -> TaskStatus:
         """The status the store keeps; waiting for its end means reading it again."""
