@@ -159,6 +159,23 @@ async def test_the_memory_store_keeps_finished_tasks_within_its_count_and_bytes(
     assert (stored.params, stored.result) == ({"n": 29}, {"r": 29})
 
 
+async def test_rows_that_alone_pass_the_byte_bound_go_the_task_stays() -> None:
+    store = MemoryTaskStore(max_finished_bytes=10 * ROW_BYTES)
+    now = utc_now()
+    await store.save_task(StoredTask("big", TaskState.WORKING, None, None, None, now, now, 0))
+    rows = [
+        Delivery(f"n{k}", "big", k, "e@d.fabric", DeliveryState.DELIVERED, 1, None, now)
+        for k in range(50)
+    ]
+    await store.save_deliveries(rows)  # a running task's rows are its own
+    assert len(await store.deliveries("big")) == 50
+    done = StoredTask("big", TaskState.COMPLETED, None, {"sent": 50}, None, now, now, 0)
+    await store.save_task(done)
+    assert await store.get_task("big") is not None  # the last one finished stays
+    assert await store.deliveries("big") == []  # but not 50 rows over a bound of 10
+    assert store.finished_bytes <= 10 * ROW_BYTES
+
+
 async def test_rows_of_tasks_the_memory_store_does_not_keep_are_bounded_too() -> None:
     store = MemoryTaskStore(max_finished_bytes=10 * ROW_BYTES)
     now = utc_now()

@@ -42,6 +42,12 @@ class FinishedLedger:
         self._sizes.clear()
         self.bytes = 0
 
+    def alone_over(self) -> str | None:
+        """The one task kept when it alone is over the byte bound, or None."""
+        if len(self._sizes) == 1 and self._max_bytes is not None and self.bytes > self._max_bytes:
+            return next(iter(self._sizes))
+        return None
+
     def over(self) -> str | None:
         """The oldest task to drop to keep within the bounds, or None."""
         if len(self._sizes) <= 1:

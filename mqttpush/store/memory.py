@@ -1,11 +1,10 @@
 """The in-memory task store: the default, and the double the contract tests run against.
 
 Nothing survives the process. Finished tasks, with their endpoints and delivery rows,
-are kept up to a count and a byte bound (the ``agent.max_finished_tasks`` and
-``agent.max_finished_bytes`` settings), oldest finished first, beside
-:meth:`MemoryTaskStore.prune`. A task's params and result are kept as their JSON (one
-compact object each), and each delivery row counts :data:`ROW_BYTES`. Leases and
-sequence numbers follow the port's rules within the one process that has it.
+are kept within a count and a byte bound (``agent.max_finished_tasks``,
+``agent.max_finished_bytes``), oldest first, beside :meth:`MemoryTaskStore.prune`.
+Params and results are kept as JSON; a delivery row counts :data:`ROW_BYTES`. Leases
+and sequence numbers follow the port's rules within the one process that has it.
 """
 
 from __future__ import annotations
@@ -99,6 +98,12 @@ class MemoryTaskStore(TaskStore):
     def _trim(self) -> None:
         while (task_id := self._finished.over()) is not None:
             self._drop(task_id)
+        # The last task stays, not rows that alone pass the bound (too long for a reply).
+        if (task_id := self._finished.alone_over()) is not None and self._deliveries.get(task_id):
+            rows = self._deliveries.pop(task_id)
+            for key in rows:
+                del self._delivery_task[key]
+            self._finished.grow(task_id, -len(rows) * ROW_BYTES)
 
     @property
     def finished_bytes(self) -> int:
