@@ -48,8 +48,8 @@ async def scale_receivers(args: dict[str, Any]) -> dict[str, Any]:
                         args["sender"], args["tasks"], count, args["timeout"], args["drain"]
                     )
                 )
-        last_final = max(t.last for t in tallies)
         done = time.monotonic()
+        last_final = max(t.last for t in tallies) or done  # no final at all: when it gave up
         after = rss_kb()
     return {
         **merge([t.summary() for t in tallies]),

@@ -141,19 +141,28 @@ class Run:
         args.setdefault("drain", self.options.drain)
         return Worker(role, args, self.log_dir)
 
+    @property
+    def push_timeout(self) -> float:
+        """How long one push run may take: ``timeout``, or more for long runs (100/s)."""
+        return max(self.options.timeout, self.options.push_count / 100)
+
     async def raw_push(self, client: str) -> dict[str, Any]:
         """One raw publisher -> subscriber run on ``client``: rate, CPU per message of each end."""
         o = self.options
         topic = f"raw/{uuid.uuid4().hex[:8]}/push"
+        wait = self.push_timeout
         pair = {"topic": topic, "count": o.push_count, "window": o.window, "size": o.payload}
         if client == "mosquitto":
-            async with self.worker("raw-mosquitto-pair", **pair) as both:
-                result = await both.result(o.timeout)
+            async with self.worker("raw-mosquitto-pair", **pair, timeout=wait) as both:
+                result = await both.result(wait)
             return _per_message(result["rate"], result["pub_cpu"], result["sub_cpu"], o)
-        async with self.worker(f"raw-{client}-subscriber", topic=topic, count=o.push_count) as sub:
-            async with self.worker(f"raw-{client}-publisher", **pair) as pub:
-                sent = await pub.result(o.timeout)
-            got = await sub.result(o.timeout)
+        subscriber = self.worker(
+            f"raw-{client}-subscriber", topic=topic, count=o.push_count, timeout=wait
+        )
+        async with subscriber as sub:
+            async with self.worker(f"raw-{client}-publisher", **pair, timeout=wait) as pub:
+                sent = await pub.result(wait)
+            got = await sub.result(wait)
         return _per_message(got["rate"], sent["cpu"], got["cpu"], o)
 
     async def push(self, client: str = "native") -> dict[str, Any]:
@@ -164,10 +173,10 @@ class Run:
             cpu = s.cpu_seconds()
             receiver = self.worker(
                 "push-receiver", prefix=prefix, address=RECEIVER, sender=SENDER,
-                count=o.push_count, client=client,
+                count=o.push_count, client=client, timeout=self.push_timeout,
             )  # fmt: skip
             async with receiver:
-                ours = await receiver.result(o.timeout)
+                ours = await receiver.result(self.push_timeout)
             cpu = s.cpu_seconds() - cpu
         return {**ours, **_per_message(ours["rate"], cpu, ours["cpu"], o)}
 

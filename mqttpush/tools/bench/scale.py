@@ -76,7 +76,8 @@ def arrivals(total: dict[str, Any]) -> dict[str, Any]:
     """The counts of a run worth printing (everything but the lateness samples)."""
     keys = ("expected", "handled", "lost", "no_final", "out_of_order", "final_not_last",
             "double_handled", "duplicates_dropped", "rpc_failed")  # fmt: skip
-    return {key: total.get(key, 0) for key in keys} | lateness(total)
+    errors = {"rpc_errors": total.get("rpc_errors", [])[:3]}
+    return {key: total.get(key, 0) for key in keys} | lateness(total) | errors
 
 
 async def scale(run: Run) -> list[Figure]:
@@ -128,6 +129,11 @@ async def scale(run: Run) -> list[Figure]:
             name="scale: notifications lost (never arrived) + handled twice (all rounds)",
             unit="count", value=float(total["lost"] + total["double_handled"]),
             better="lower", limit=0,
+        ),
+        Figure(
+            name="scale: calls that failed (register_push_endpoint, run_task; all rounds)",
+            unit="count", value=float(total["rpc_failed"]), better="lower", limit=0,
+            notes={"first_errors": total.get("rpc_errors", [])[:3]},
         ),
         Figure(
             name="scale: notifications late (after their task's final, all rounds)",

@@ -26,6 +26,7 @@ __all__ = ["MAX_LATE_SAMPLES", "Tally", "TaskCount", "merge"]
 
 #: Lateness values a worker reports at most (the count of late ones is always whole).
 MAX_LATE_SAMPLES = 20_000
+_KEEP_ERRORS = 3  # failed calls' messages kept per agent, for the report
 
 
 @dataclass
@@ -40,6 +41,7 @@ class TaskCount:
     final_at: float | None = None
     late: list[float] = field(default_factory=list)
     done: asyncio.Event = field(default_factory=asyncio.Event)
+    started: bool = True
 
     def arrived(self, seq: int, final: bool, now: float) -> bool:  # noqa: FBT001
         """Count one arrival; False when this ``seq`` was handled before."""
@@ -69,6 +71,7 @@ class Tally(Agent):
         self.tasks: dict[str, TaskCount] = {}
         self.double_handled = 0
         self.rpc_failed = 0
+        self.rpc_errors: list[str] = []
         self.first = 0.0
         self.last = 0.0
 
@@ -105,8 +108,11 @@ class Tally(Agent):
                     config={"task_id": task_id, "address": str(self.address)}
                 )
                 await remote.run_task(task_id=task_id, params={"count": count})
-            except MqttPushError:
+            except MqttPushError as exc:
+                self.tasks[task_id].started = False  # not waited for; what comes is counted
                 self.rpc_failed += 1
+                if len(self.rpc_errors) < _KEEP_ERRORS:
+                    self.rpc_errors.append(f"{type(exc).__name__}: {exc}")
 
         async with asyncio.TaskGroup() as group:
             for _ in range(tasks):
@@ -114,15 +120,18 @@ class Tally(Agent):
         await self.settle(timeout, drain)
 
     async def settle(self, timeout: float, drain: float) -> None:
-        """Wait up to ``timeout`` for every final, then up to ``drain`` for the rest."""
-        waits = [asyncio.ensure_future(c.done.wait()) for c in self.tasks.values()]
+        """Wait up to ``timeout`` for every final, then up to ``drain`` for the rest.
+
+        Tasks whose start failed are not waited for (whatever arrives of them counts).
+        """
+        waits = [asyncio.ensure_future(c.done.wait()) for c in self.tasks.values() if c.started]
         if waits:
             _, pending = await asyncio.wait(waits, timeout=timeout)
             for wait in pending:
                 wait.cancel()
         deadline = time.monotonic() + drain
         while time.monotonic() < deadline and any(  # noqa: ASYNC110 - bounded drain
-            c.handled < c.expected for c in self.tasks.values()
+            c.handled < c.expected for c in self.tasks.values() if c.started
         ):
             await asyncio.sleep(0.02)
 
@@ -143,6 +152,7 @@ class Tally(Agent):
             "double_handled": self.double_handled,
             "duplicates_dropped": self.stats.notifications_duplicate,
             "rpc_failed": self.rpc_failed,
+            "rpc_errors": self.rpc_errors,
         }
 
 
