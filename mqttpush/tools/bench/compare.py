@@ -10,12 +10,16 @@ client; mqttpush on aiomqtt against raw aiomqtt.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from mqttpush.tools.bench.figures import Figure
+from mqttpush.tools.bench.procs import BenchError
 from mqttpush.tools.bench.run import REFERENCE_PUSH_RATE, median
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
     from mqttpush.tools.bench.run import Run
 
 __all__ = ["LABELS", "push", "rpc"]
@@ -32,6 +36,17 @@ SHORT = {"native": "raw native", "paho": "raw paho-mqtt", "gmqtt": "raw gmqtt",
 OURS_AIOMQTT = "mqttpush-aiomqtt"
 
 
+async def _retried(
+    run: Run, what: str, measure: Callable[[], Awaitable[dict[str, Any]]]
+) -> dict[str, Any]:
+    """One measurement; a worker that fails is reported, and the run made once more."""
+    try:
+        return await measure()
+    except BenchError as exc:
+        run.echo(f"  {what} failed, measured again: {exc}")
+        return await measure()
+
+
 def _clients(run: Run, *, rpc: bool = False) -> list[str]:
     return [c for c in run.options.clients if c in LABELS and not (rpc and c == "mosquitto")]
 
@@ -42,11 +57,12 @@ async def push(run: Run) -> list[Figure]:
     clients = _clients(run)
     for _ in range(run.options.repeat):
         for client in clients:
-            results.setdefault(client, []).append(await run.raw_push(client))
-            if client == "native":
-                results.setdefault("mqttpush", []).append(await run.push("native"))
-            if client == "aiomqtt":
-                results.setdefault(OURS_AIOMQTT, []).append(await run.push("aiomqtt"))
+            raw = await _retried(run, f"raw {client} push", partial(run.raw_push, client))
+            results.setdefault(client, []).append(raw)
+            mine = {"native": "mqttpush", "aiomqtt": OURS_AIOMQTT}.get(client)
+            if mine is not None:
+                measured = await _retried(run, f"{mine} push", partial(run.push, client))
+                results.setdefault(mine, []).append(measured)
         run.echo("  push/s: " + ", ".join(
             f"{name} {r[-1]['rate']:,.0f} ({r[-1]['cpu_us']:.0f} µs CPU)"
             for name, r in results.items()))  # fmt: skip
@@ -133,12 +149,18 @@ async def rpc(run: Run) -> list[Figure]:
     clients = _clients(run, rpc=True)
     for _ in range(run.options.repeat):
         for client in clients:
-            seq.setdefault(client, []).append(await run.raw_rpc(client, 1))
-            par.setdefault(client, []).append(await run.raw_rpc(client, conc))
+            for calls, concurrency in ((seq, 1), (par, conc)):
+                raw = await _retried(
+                    run, f"raw {client} RPC", partial(run.raw_rpc, client, concurrency)
+                )
+                calls.setdefault(client, []).append(raw)
             ours = {"native": "mqttpush", "aiomqtt": OURS_AIOMQTT}.get(client)
             if ours is not None:
-                seq.setdefault(ours, []).append(await run.rpc(client, 1))
-                par.setdefault(ours, []).append(await run.rpc(client, conc))
+                for calls, concurrency in ((seq, 1), (par, conc)):
+                    measured = await _retried(
+                        run, f"{ours} RPC", partial(run.rpc, client, concurrency)
+                    )
+                    calls.setdefault(ours, []).append(measured)
         run.echo("  rpc p50 ms: " + ", ".join(
             f"{k} {v[-1]['p50'] * 1e3:.2f}" for k, v in seq.items()))  # fmt: skip
         run.echo(f"  rpc x{conc} calls/s: " + ", ".join(
