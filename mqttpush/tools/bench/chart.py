@@ -37,7 +37,8 @@ def _bars(axis: Any, figure: Figure, title: str, unit: str) -> None:  # noqa: AN
     colours = [_OURS if n.startswith("mqttpush") else _RAW for n in names]
     axis.bar(range(len(names)), values, color=colours)
     for x, value in enumerate(values):
-        axis.annotate(f"{value:,.3g}", (x, value), ha="center", va="bottom", fontsize=8)
+        label = f"{value:,.0f}" if value >= 100 else f"{value:.3g}"  # noqa: PLR2004
+        axis.annotate(label, (x, value), ha="center", va="bottom", fontsize=8)
     axis.set_xticks(list(range(len(names))), [_NAMES.get(n, n) for n in names], fontsize=8)
     axis.set_title(title)
     axis.set_ylabel(unit)
