@@ -41,7 +41,8 @@ export PY RUN_DIR SECURE_DIR
 
 .DEFAULT_GOAL := help
 .PHONY: help install build start run run-verbose stop status logs logs-sender logs-receiver \
-	logs-broker watch test test-deps test-fast test-cluster lint bench certs clean images-offline
+	logs-broker watch test test-deps test-fast test-cluster lint bench bench-scale certs clean \
+	images-offline
 
 help: ## list the targets
 	@echo "mode: $(MODE) (override with MODE=local or MODE=compose)"
@@ -100,6 +101,12 @@ certs: install ## create the secure profile's CA, certificates, passwords and AC
 
 bench: $(VENV)/.bench ## benchmark suite with same-run raw baselines (about two minutes)
 	$(PY) -m mqttpush bench --json $(RUN_DIR)/bench/results.json --chart $(RUN_DIR)/bench/chart.png
+
+# Opt-in parts: they start a private PostgreSQL (unless MQTTPUSH_BENCH_STORE_URL names one)
+# and a two-node ejabberd cluster with haproxy in front (root; apt-get install ejabberd haproxy).
+bench-scale: $(VENV)/.bench ## scale-out figures: pool throughput and failover, broker node failover
+	$(PY) -m mqttpush bench --only pool --only pool-failover --only cluster-failover \
+		--json $(RUN_DIR)/bench/scale.json
 
 $(VENV)/.bench: $(VENV)/.installed
 	$(PY) -m pip install -q -e '.[test,bench]'

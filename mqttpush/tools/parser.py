@@ -89,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
             "filter",
             "pool",
             "pool-failover",
+            "cluster-failover",
             "instruments",
         ],
         help="run only this part (repeatable)",

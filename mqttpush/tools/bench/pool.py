@@ -1,14 +1,18 @@
 """Agent pools measured: push throughput with 1, 2 and 4 sender copies, and a copy's failover.
 
 Each copy is a ``mqttpush serve sender`` process (``agent.pool``) on the run's broker,
-sharing the PostgreSQL database that ``MQTTPUSH_BENCH_STORE_URL`` names (migrated
-here). The receivers and the caller share one process. Throughput counts every
+sharing the PostgreSQL database that ``MQTTPUSH_BENCH_STORE_URL`` names, or else a
+private PostgreSQL server started here (:mod:`mqttpush.tools.pgserver`); the schema is
+migrated here. The receivers and the caller share one process. Throughput counts every
 notification the receivers handled, from the first ``run_task`` to the last final one.
+Every round checks that each task's endpoint got each of its notifications and the
+final one (``lost`` counts what is missing).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sys
@@ -24,8 +28,11 @@ from mqttpush.models import PushNotification, TaskPushNotificationConfig
 from mqttpush.settings import BrokerSettings, Settings
 from mqttpush.tools.bench.figures import Figure
 from mqttpush.tools.bench.procs import BenchError
+from mqttpush.tools.bench.run import median
+from mqttpush.tools.pgserver import LocalPostgres
 
 if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
     from pathlib import Path
 
     from mqttpush.rpc.remote import RemoteAgent
@@ -56,14 +63,31 @@ class _Receiver(Agent):
                 self.done.set()
 
 
-def _store_url() -> str:
+@contextlib.asynccontextmanager
+async def _store(run: Run) -> AsyncIterator[str]:
+    """``MQTTPUSH_BENCH_STORE_URL``, or a private PostgreSQL server's for the part's time."""
     url = os.environ.get("MQTTPUSH_BENCH_STORE_URL")
-    if not url:
-        raise BenchError(
-            "the pool benchmarks need a PostgreSQL database: "
-            "MQTTPUSH_BENCH_STORE_URL=postgresql://USER@HOST:PORT/DB"
-        )
-    return url
+    if url:
+        yield url
+        return
+    server = LocalPostgres()
+    await asyncio.to_thread(server.__enter__)
+    run.echo(f"  a private PostgreSQL on 127.0.0.1:{server.port} (no MQTTPUSH_BENCH_STORE_URL)")
+    try:
+        yield server.url()
+    finally:
+        await asyncio.to_thread(server.__exit__)
+
+
+def _lost(receivers: list[_Receiver], run_id: str) -> int:
+    """Notifications some task's endpoint never got (each message, and the final one)."""
+    lost = 0
+    for n in range(_TASKS):
+        got = [g for g in receivers[n % _RECEIVERS].got if g.task_id == f"{run_id}-{n}"]
+        messages = {g.message for g in got}
+        lost += sum(f"Notification #{i}" not in messages for i in range(1, _COUNT + 1))
+        lost += not any(g.state.is_terminal for g in got)
+    return lost
 
 
 class _Copy:
@@ -130,11 +154,10 @@ async def _call(sender: RemoteAgent, method: str, params: dict[str, Any]) -> Non
     raise BenchError(f"{method} never answered")
 
 
-async def _round(run: Run, copies: int, *, kill_one: bool = False) -> dict[str, float]:
+async def _round(run: Run, url: str, copies: int, *, kill_one: bool = False) -> dict[str, float]:
     """Run the tasks on ``copies`` copies; with ``kill_one``, SIGKILL one halfway."""
     from mqttpush.store.postgres import migrate  # noqa: PLC0415 - the postgres extra
 
-    url = _store_url()
     await migrate(url)
     prefix = f"bench/{uuid.uuid4().hex[:8]}"
     interval, ttl = (0.05, _LEASE_TTL) if kill_one else (0.0, 15.0)
@@ -171,18 +194,29 @@ async def _round(run: Run, copies: int, *, kill_one: bool = False) -> dict[str, 
             await asyncio.gather(*starting)
             async with asyncio.timeout(run.options.timeout):
                 await asyncio.gather(*(r.done.wait() for r in receivers))
-            elapsed = time.monotonic() - started
+            done_at = time.monotonic()
+            elapsed = done_at - started
             handled = sum(len(r.got) for r in receivers)
             # Every task ended in the store too, so no later round's copies resume it.
             for n in range(_TASKS):
                 await _call(sender, "get_task_status", {"task_id": f"{run_id}-{n}", "wait": 30})
-        result = {"rate": handled / elapsed, "handled": float(handled), "elapsed": elapsed}
+            lost = _lost(receivers, run_id)  # every task ended: each was settled before
+        result = {
+            "rate": handled / elapsed,
+            "handled": float(handled),
+            "elapsed": elapsed,
+            "lost": float(lost),
+            "twice": float(
+                sum(len(r.got) - len({(g.task_id, g.seq) for g in r.got}) for r in receivers)
+            ),
+        }
         if kill_one:
             owner = pool[0].owner()
             taken = [t for copy in pool[1:] for t in copy.takeovers(owner)]
             result["taken_over"] = float(len(taken))
             result["takeover_s"] = max(taken) - killed_wall if taken else float("nan")
-            result["all_done_s"] = time.monotonic() - killed_at
+            result["first_takeover_s"] = min(taken) - killed_wall if taken else float("nan")
+            result["all_done_s"] = done_at - killed_at
         return result
     finally:
         for copy in pool:
@@ -192,34 +226,70 @@ async def _round(run: Run, copies: int, *, kill_one: bool = False) -> dict[str, 
 async def throughput(run: Run) -> list[Figure]:
     """Push throughput of a pool of 1, 2 and 4 sender copies."""
     figures = []
-    for copies in (1, 2, 4):
-        result = await _round(run, copies)
-        run.echo(f"  pool x{copies}: {result['rate']:,.0f} notifications/s")
-        figures.append(
-            Figure(
-                name=f"pool push throughput, {copies} sender cop{'y' if copies == 1 else 'ies'}, "
-                f"{_TASKS} tasks x {_COUNT + 1} -> {_RECEIVERS} receivers, PostgreSQL store, "
-                f"{os.cpu_count()} cores",
-                unit="notifications/s",
-                value=result["rate"],
-                notes={"handled": int(result["handled"]), "elapsed_s": round(result["elapsed"], 1)},
+    async with _store(run) as url:
+        for copies in (1, 2, 4):
+            result = await _round(run, url, copies)
+            run.echo(f"  pool x{copies}: {result['rate']:,.0f} notifications/s, "
+                     f"{result['lost']:.0f} lost ({os.cpu_count()} cores)")  # fmt: skip
+            figures.append(
+                Figure(
+                    name=f"pool push throughput, {copies} sender "
+                    f"cop{'y' if copies == 1 else 'ies'}, {_TASKS} tasks x {_COUNT + 1} -> "
+                    f"{_RECEIVERS} receivers, PostgreSQL store, {os.cpu_count()} cores",
+                    unit="notifications/s",
+                    value=result["rate"],
+                    notes={
+                        "handled": int(result["handled"]),
+                        "elapsed_s": round(result["elapsed"], 1),
+                        "lost": int(result["lost"]),
+                        "handled_twice": int(result["twice"]),
+                    },
+                )
             )
-        )
     return figures
 
 
-async def failover(run: Run) -> Figure:
-    """A pool copy killed mid-run: when the others took over its tasks."""
-    result = await _round(run, 3, kill_one=True)
-    run.echo(f"  pool copy failover: last takeover {result['takeover_s']:.1f} s after SIGKILL")
-    return Figure(
-        name=f"pool copy failover: SIGKILL of 1 of 3 copies -> its last task taken over "
-        f"(lease {_LEASE_TTL:g} s)",
-        unit="s",
-        value=result["takeover_s"],
-        better="lower",
-        notes={
-            "taken_over": int(result["taken_over"]),
-            "all_tasks_done_after_kill_s": round(result["all_done_s"], 1),
-        },
-    )
+async def failover(run: Run) -> list[Figure]:
+    """A pool copy killed mid-run, ``repeat`` times: when the others took over its tasks."""
+    takeovers, firsts, done, lost, taken = [], [], [], 0, []
+    async with _store(run) as url:
+        for _ in range(run.options.repeat):
+            result = await _round(run, url, 3, kill_one=True)
+            takeovers.append(result["takeover_s"])
+            firsts.append(round(result["first_takeover_s"], 1))
+            done.append(result["all_done_s"])
+            lost += int(result["lost"])
+            taken.append(int(result["taken_over"]))
+            run.echo(f"  pool copy failover: last takeover {result['takeover_s']:.1f} s, every "
+                     f"task done {result['all_done_s']:.1f} s after SIGKILL; "
+                     f"{result['lost']:.0f} lost ({os.cpu_count()} cores)")  # fmt: skip
+    what = f"SIGKILL of 1 of 3 copies (lease {_LEASE_TTL:g} s, {os.cpu_count()} cores)"
+    return [
+        Figure(
+            name=f"pool copy failover: {what} -> its last task taken over, median",
+            unit="s",
+            value=median(takeovers),
+            better="lower",
+            runs={"mqttpush": takeovers},
+            notes={
+                "max_s": round(max(takeovers), 1),
+                "first_takeover_s": firsts,
+                "taken_over_per_kill": taken,
+            },
+        ),
+        Figure(
+            name=f"pool copy failover: {what} -> every task completed, median",
+            unit="s",
+            value=median(done),
+            better="lower",
+            runs={"mqttpush": done},
+            notes={"max_s": round(max(done), 1)},
+        ),
+        Figure(
+            name="pool copy failover: notifications lost (every kill)",
+            unit="count",
+            value=float(lost),
+            better="lower",
+            limit=0,
+        ),
+    ]

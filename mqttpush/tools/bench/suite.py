@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from mqttpush.fabric import Fabric
 from mqttpush.settings import Settings
-from mqttpush.tools.bench import footprint, pool, variations
+from mqttpush.tools.bench import cluster, footprint, pool, variations
 from mqttpush.tools.bench.figures import Figure
 from mqttpush.tools.bench.instrumented import instrument_cost
 from mqttpush.tools.bench.run import REFERENCE_PUSH_RATE, SENDER, Options, Run, median
@@ -173,14 +173,15 @@ STEPS: dict[str, tuple[str, Callable[[Run], Awaitable[Figure | list[Figure]]]]] 
     "seed": ("seed scenario", footprint.seed),
     "priority": ("latency per priority under load", variations.priority_latency),
     "filter": ("what a filter costs the sender", variations.filter_cost),
-    "pool": ("agent pool throughput (needs MQTTPUSH_BENCH_STORE_URL)", pool.throughput),
-    "pool-failover": ("agent pool copy failover (needs MQTTPUSH_BENCH_STORE_URL)", pool.failover),
+    "pool": ("agent pool throughput (PostgreSQL)", pool.throughput),
+    "pool-failover": ("agent pool copy failover (PostgreSQL)", pool.failover),
+    "cluster-failover": ("broker node failover (two-node ejabberd, root)", cluster.failover),
     "instruments": ("metrics and tracing on the hot path", instrument_cost),
 }
 
 
-#: Parts that need more than a broker (a PostgreSQL database): run only when named.
-OPT_IN = frozenset({"pool", "pool-failover"})
+#: Parts that need more than a broker (PostgreSQL, ejabberd): run only when named.
+OPT_IN = frozenset({"pool", "pool-failover", "cluster-failover"})
 
 
 async def run_suite(
