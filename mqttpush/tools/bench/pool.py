@@ -15,25 +15,23 @@ import asyncio
 import contextlib
 import os
 import signal
-import sys
 import time
 import uuid
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from mqttpush.agent.base import Agent
 from mqttpush.errors import RpcTimeoutError
 from mqttpush.fabric import Fabric
-from mqttpush.models import PushNotification, TaskPushNotificationConfig
+from mqttpush.models import PushNotification, TaskPushNotificationConfig, TaskStatus
 from mqttpush.settings import BrokerSettings, Settings
 from mqttpush.tools.bench.figures import Figure
+from mqttpush.tools.bench.poolcopy import PoolCopy
 from mqttpush.tools.bench.procs import BenchError
 from mqttpush.tools.bench.run import median
 from mqttpush.tools.pgserver import LocalPostgres
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
-    from pathlib import Path
 
     from mqttpush.rpc.remote import RemoteAgent
     from mqttpush.tools.bench.run import Run
@@ -90,68 +88,22 @@ def _lost(receivers: list[_Receiver], run_id: str) -> int:
     return lost
 
 
-class _Copy:
-    def __init__(self, run: Run, prefix: str, url: str, interval: float, ttl: float) -> None:
-        self.log: Path = run.log_dir / f"pool-copy-{uuid.uuid4().hex[:8]}.log"
-        self.env = {
-            **os.environ,
-            "MQTTPUSH_PROFILE": "",
-            "MQTTPUSH_TOPIC_PREFIX": prefix,
-            "MQTTPUSH_BROKER__PORT": str(run.port),
-            "MQTTPUSH_AGENT__POOL": "bench",
-            "MQTTPUSH_AGENT__STORE_URL": url,
-            "MQTTPUSH_AGENT__LEASE_TTL": str(ttl),
-            "MQTTPUSH_DEMO__NOTIFICATION_COUNT": str(_COUNT),
-            "MQTTPUSH_DEMO__NOTIFICATION_INTERVAL": str(interval),
-        }
-        self.proc: asyncio.subprocess.Process | None = None
-
-    async def start(self) -> None:
-        run_dir = self.log.parent
-        run_dir.mkdir(parents=True, exist_ok=True)
-        with self.log.open("wb") as out:
-            self.proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "mqttpush", "serve", "sender",
-                env=self.env, stdout=out, stderr=out,
-            )  # fmt: skip
-        async with asyncio.timeout(60):
-            while b"serving PushSender" not in self.log.read_bytes():
-                if self.proc.returncode is not None:
-                    raise BenchError(f"pool copy exited: see {self.log}")
-                await asyncio.sleep(0.1)
-
-    def owner(self) -> str:
-        for line in self.log.read_text().splitlines():
-            if "task leases of owner " in line:
-                return line.split("task leases of owner ")[1].split(":")[0]
-        raise BenchError(f"no lease owner in {self.log}")
-
-    def takeovers(self, owner: str) -> list[float]:
-        return [
-            datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()
-            for line in self.log.read_text().splitlines()
-            if f"taken over from {owner} " in line
-        ]
-
-    async def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.proc is not None and self.proc.returncode is None:
-            self.proc.send_signal(sig)
-            try:
-                async with asyncio.timeout(20):
-                    await self.proc.wait()
-            except TimeoutError:
-                self.proc.kill()
-                await self.proc.wait()
-
-
-async def _call(sender: RemoteAgent, method: str, params: dict[str, Any]) -> None:
+async def _call(sender: RemoteAgent, method: str, params: dict[str, Any]) -> Any:  # noqa: ANN401
     for _ in range(6):  # a request a dying copy took is asked again
         try:
-            await sender.call(method, params, timeout=10)
+            return await sender.call(method, params, timeout=10)
         except RpcTimeoutError:
             continue
-        return
     raise BenchError(f"{method} never answered")
+
+
+async def _ended(sender: RemoteAgent, task_id: str, timeout: float) -> None:
+    """Wait until the store holds ``task_id`` as ended (a resumed task's end included)."""
+    async with asyncio.timeout(timeout):
+        while True:
+            raw = await _call(sender, "get_task_status", {"task_id": task_id, "wait": 5})
+            if TaskStatus.model_validate(raw).state.is_terminal:
+                return
 
 
 async def _round(run: Run, url: str, copies: int, *, kill_one: bool = False) -> dict[str, float]:
@@ -161,7 +113,9 @@ async def _round(run: Run, url: str, copies: int, *, kill_one: bool = False) -> 
     await migrate(url)
     prefix = f"bench/{uuid.uuid4().hex[:8]}"
     interval, ttl = (0.05, _LEASE_TTL) if kill_one else (0.0, 15.0)
-    pool = [_Copy(run, prefix, url, interval, ttl) for _ in range(copies)]
+    pool = [
+        PoolCopy(run, prefix, url, interval=interval, ttl=ttl, count=_COUNT) for _ in range(copies)
+    ]
     settings = Settings(topic_prefix=prefix, broker=BrokerSettings(port=run.port))
     try:
         await asyncio.gather(*(copy.start() for copy in pool))
@@ -194,12 +148,13 @@ async def _round(run: Run, url: str, copies: int, *, kill_one: bool = False) -> 
             await asyncio.gather(*starting)
             async with asyncio.timeout(run.options.timeout):
                 await asyncio.gather(*(r.done.wait() for r in receivers))
-            done_at = time.monotonic()
-            elapsed = done_at - started
+            elapsed = time.monotonic() - started
             handled = sum(len(r.got) for r in receivers)
-            # Every task ended in the store too, so no later round's copies resume it.
+            # Every task ended in the store too (after a kill, the dead copy's tasks run
+            # again elsewhere), so no later round's copies resume it.
             for n in range(_TASKS):
-                await _call(sender, "get_task_status", {"task_id": f"{run_id}-{n}", "wait": 30})
+                await _ended(sender, f"{run_id}-{n}", run.options.timeout)
+            done_at = time.monotonic()
             lost = _lost(receivers, run_id)  # every task ended: each was settled before
         result = {
             "rate": handled / elapsed,
@@ -216,7 +171,7 @@ async def _round(run: Run, url: str, copies: int, *, kill_one: bool = False) -> 
             result["taken_over"] = float(len(taken))
             result["takeover_s"] = max(taken) - killed_wall if taken else float("nan")
             result["first_takeover_s"] = min(taken) - killed_wall if taken else float("nan")
-            result["all_done_s"] = done_at - killed_at
+            result["all_done_s"] = done_at - killed_at  # every task ended in the store
         return result
     finally:
         for copy in pool:
@@ -278,7 +233,7 @@ async def failover(run: Run) -> list[Figure]:
             },
         ),
         Figure(
-            name=f"pool copy failover: {what} -> every task completed, median",
+            name=f"pool copy failover: {what} -> every task ended in the store, median",
             unit="s",
             value=median(done),
             better="lower",
