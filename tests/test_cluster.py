@@ -5,7 +5,9 @@ A is killed with SIGKILL while the sender, connected to it, runs a 500-notificat
 task: the sender fails over to node B through its broker list and the task completes
 with every notification handled exactly once. The same again with the sender behind a
 TCP front (haproxy, health-checking both nodes, started here on a free port): the
-sender knows only the front's address, and the node it is on is killed.
+sender knows only the front's address, and the node it is on is killed. The broker
+failover benchmark (``mqttpush bench --only cluster-failover``) runs once each way on
+the same cluster.
 
 Agent pools need shared subscriptions, which ejabberd 23.01 lacks (it closes the
 connection with 0x9E): they are not applicable here, and run on Mosquitto
@@ -15,6 +17,8 @@ connection with 0x9E): they are not applicable here, and run on Mosquitto
 from __future__ import annotations
 
 import asyncio
+import math
+import os
 import time
 from typing import TYPE_CHECKING
 
@@ -26,6 +30,8 @@ from mqttpush.models import TaskStatus
 from mqttpush.servers import Server
 from mqttpush.settings import BrokerSettings, DemoSettings, Settings
 from mqttpush.testing import Collector, eventually
+from mqttpush.tools.bench.cluster import measure
+from mqttpush.tools.bench.run import Options, Run
 from mqttpush.tools.cli import agent_settings
 from mqttpush.tools.demo import PushReceiver, PushSender, run_client
 from mqttpush.tools.tcpfront import TcpFront
@@ -173,6 +179,25 @@ async def test_behind_a_tcp_front_a_node_kill_mid_task_loses_nothing(cluster):
         failover = await task_across_a_kill(cluster, [front.address], node_of)
         assert front.status()["a" if cluster.a.killed else "b"] != "UP"
     print(f"broker node failover behind haproxy: reconnected {failover:.2f} s after the kill")
+
+
+@pytest.mark.timeout_s(240)
+async def test_the_failover_benchmark_measures_both_ways_on_this_cluster(cluster, tmp_path):
+    # `mqttpush bench --only cluster-failover` on this cluster, one kill each way.
+    lines: list[str] = []
+    run = Run(0, Options.quick(), tmp_path, lines.append)  # no Mosquitto: port unused
+    figures = await measure(run, cluster, kills=1)
+    assert len(figures) == 6, lines
+    counts = [f for f in figures if f.unit == "count"]
+    assert [f.value for f in counts] == [0, 0], lines  # nothing lost or handled twice
+    assert all(f.met for f in counts)
+    publishes = [f for f in figures if "first publish acknowledged" in f.name]
+    assert len(publishes) == 2
+    for figure in publishes:
+        assert math.isfinite(figure.value), lines
+        assert figure.value > 0, lines  # measured after the kill
+        assert f"{os.cpu_count()} cores" in figure.name
+    print("\n".join(lines))
 
 
 @pytest.mark.timeout_s(60)

@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from mqttpush.models import PushNotification
     from mqttpush.tools.bench.run import Run
 
-__all__ = ["failover"]
+__all__ = ["failover", "measure"]
 
 _COUNT = 500
 _SENDER = "sender@bench.fabric"
@@ -170,9 +170,8 @@ async def _kill(
 
 
 async def _kills(
-    run: Run, label: str, kill: Callable[[], Awaitable[dict[str, float]]]
+    run: Run, label: str, kills: int, kill: Callable[[], Awaitable[dict[str, float]]]
 ) -> list[Figure]:
-    kills = 5 if run.options.repeat > 1 else 1
     results = []
     for _ in range(kills):
         result = await kill()
@@ -222,7 +221,7 @@ async def _kills(
 
 
 async def failover(run: Run) -> list[Figure]:
-    """SIGKILL of the sender's node, with a broker list and behind haproxy."""
+    """SIGKILL of the sender's node, with a broker list and behind haproxy (5 kills each)."""
     run.echo(f"  starting a two-node ejabberd cluster ({os.cpu_count()} cores)")
     demo_log = logging.getLogger("mqttpush.tools.demo")
     level = demo_log.level
@@ -230,30 +229,35 @@ async def failover(run: Run) -> list[Figure]:
     cluster = EjabberdCluster()
     await asyncio.to_thread(cluster.__enter__)
     try:
-
-        def listed(fabric: Fabric) -> EjabberdNode:
-            return cluster.node_on(fabric.server.port)
-
-        # Each kill lists the other node first, so both nodes get killed in turn.
-        orders = itertools.cycle([cluster.servers, cluster.servers[::-1]])
-        figures = await _kills(
-            run, "broker list", lambda: _kill(run, cluster, next(orders), listed)
-        )
-        with TcpFront({"a": cluster.a.address, "b": cluster.b.address}) as front:
-
-            def fronted(fabric: Fabric) -> EjabberdNode:
-                open_now = {name for name, count in front.sessions().items() if count}
-                if len(open_now) != 1:
-                    raise BenchError(f"the sender is not on one node: {front.sessions()}")
-                return cluster.a if open_now == {"a"} else cluster.b
-
-            async def through_front() -> dict[str, float]:
-                await asyncio.to_thread(cluster.revive)
-                await _until(lambda: set(front.status().values()) == {"UP"}, 30, "both up")
-                return await _kill(run, cluster, [front.address], fronted)
-
-            figures += await _kills(run, "haproxy TCP front", through_front)
-        return figures
+        return await measure(run, cluster, kills=5 if run.options.repeat > 1 else 1)
     finally:
         await asyncio.to_thread(cluster.__exit__)
         demo_log.setLevel(level)
+
+
+async def measure(run: Run, cluster: EjabberdCluster, *, kills: int) -> list[Figure]:
+    """``kills`` kills with a broker list, then as many behind haproxy, on ``cluster``."""
+
+    def listed(fabric: Fabric) -> EjabberdNode:
+        return cluster.node_on(fabric.server.port)
+
+    # Each kill lists the other node first, so both nodes get killed in turn.
+    orders = itertools.cycle([cluster.servers, cluster.servers[::-1]])
+    figures = await _kills(
+        run, "broker list", kills, lambda: _kill(run, cluster, next(orders), listed)
+    )
+    with TcpFront({"a": cluster.a.address, "b": cluster.b.address}) as front:
+
+        def fronted(fabric: Fabric) -> EjabberdNode:
+            open_now = {name for name, count in front.sessions().items() if count}
+            if len(open_now) != 1:
+                raise BenchError(f"the sender is not on one node: {front.sessions()}")
+            return cluster.a if open_now == {"a"} else cluster.b
+
+        async def through_front() -> dict[str, float]:
+            await asyncio.to_thread(cluster.revive)
+            await _until(lambda: set(front.status().values()) == {"UP"}, 30, "both up")
+            return await _kill(run, cluster, [front.address], fronted)
+
+        figures += await _kills(run, "haproxy TCP front", kills, through_front)
+    return figures
