@@ -45,12 +45,17 @@ async def test_migrate_a_fresh_database_then_again_is_a_no_op(postgres_url):
     with pytest.raises(StoreSchemaError, match=r"schema version 0.*mqttpush store migrate"):
         await PostgresTaskStore(postgres_url).open()
     applied = await migrate(postgres_url)
-    assert [str(m) for m in applied] == ["0001_tasks", "0002_leases", "0003_endpoint_options"]
-    assert SCHEMA_VERSION == len(migrations()) == 3
+    assert [str(m) for m in applied] == [
+        "0001_tasks",
+        "0002_leases",
+        "0003_endpoint_options",
+        "0004_replies",
+    ]
+    assert SCHEMA_VERSION == len(migrations()) == 4
     assert await migrate(postgres_url) == []
     assert await schema_version(postgres_url) == SCHEMA_VERSION
     recorded = _rows(postgres_url, "SELECT version, name FROM mqttpush_schema ORDER BY version")
-    assert recorded == [(1, "tasks"), (2, "leases"), (3, "endpoint_options")]
+    assert recorded == [(1, "tasks"), (2, "leases"), (3, "endpoint_options"), (4, "replies")]
     async with PostgresTaskStore(postgres_url) as store:  # now it opens
         await store.save_task(task("t"))
         assert await store.get_task("t") == task("t")
@@ -69,20 +74,20 @@ async def test_pending_migrations_are_applied_on_request_keeping_the_data(postgr
             "INSERT INTO mqttpush_tasks (task_id, state, params, result, created_at, updated_at, "
             "pushed) VALUES ('old', 'working', '{\"n\": 1}', 'null', now(), now(), 4)"
         )
-    with pytest.raises(StoreSchemaError, match="schema version 1, this mqttpush needs 3"):
+    with pytest.raises(StoreSchemaError, match="schema version 1, this mqttpush needs 4"):
         await PostgresTaskStore(postgres_url).open()
     async with PostgresTaskStore(postgres_url, migrate=True) as store:
         old = await store.get_task("old")
         assert old is not None
         assert (old.state, old.params, old.pushed) == (TaskState.WORKING, {"n": 1}, 4)
         assert await store.acquire_lease("old", "a", LONG) is not None
-    assert await schema_version(postgres_url) == 3
+    assert await schema_version(postgres_url) == 4
 
 
 async def test_a_newer_schema_is_refused_by_the_store_and_by_migrate(postgres_url):
     await migrate(postgres_url)
     _rows(postgres_url, "INSERT INTO mqttpush_schema (version, name) VALUES (99, 'future')")
-    with pytest.raises(StoreSchemaError, match="schema version 99 is newer than 3"):
+    with pytest.raises(StoreSchemaError, match="schema version 99 is newer than 4"):
         await PostgresTaskStore(postgres_url).open()
     with pytest.raises(StoreSchemaError, match="upgrade mqttpush"):
         await PostgresTaskStore(postgres_url, migrate=True).open()
@@ -93,8 +98,13 @@ async def test_a_newer_schema_is_refused_by_the_store_and_by_migrate(postgres_ur
 async def test_concurrent_migrations_apply_each_step_once(postgres_url):
     results = await asyncio.gather(*(migrate(postgres_url) for _ in range(4)))
     applied = [str(m) for result in results for m in result]
-    assert sorted(applied) == ["0001_tasks", "0002_leases", "0003_endpoint_options"]
-    assert len(_rows(postgres_url, "SELECT * FROM mqttpush_schema")) == 3
+    assert sorted(applied) == [
+        "0001_tasks",
+        "0002_leases",
+        "0003_endpoint_options",
+        "0004_replies",
+    ]
+    assert len(_rows(postgres_url, "SELECT * FROM mqttpush_schema")) == 4
 
 
 def test_a_url_that_is_not_a_connection_string_is_a_configuration_error():

@@ -34,6 +34,7 @@ from mqttpush.errors import (
     UsageError,
 )
 from mqttpush.models import TaskId, TaskStatus, new_id
+from mqttpush.rpc.cache import SharedReplies
 from mqttpush.rpc.operation import operation
 from mqttpush.store import store_from_settings
 
@@ -134,6 +135,16 @@ class BackgroundTaskAgent(EndpointOperations, Agent):
                 self._work.take_over,
                 self._work.keep_only,
             )
+            if self._responder is not None:  # a repeat reaching another copy runs once too
+                self._responder.shared = SharedReplies(
+                    self._store,
+                    host.client_id,
+                    str(address),
+                    claim_ttl=agent.lease_ttl,
+                    keep=agent.shared_reply_cache,
+                    keep_bytes=agent.shared_reply_cache_bytes,
+                    max_reply_bytes=agent.shared_reply_max_bytes,
+                )
 
     @property
     def store(self) -> TaskStore:
