@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
 import textwrap
@@ -135,6 +136,50 @@ async def test_the_pool_bounds_connections_and_serves_many_callers(postgres_url)
             "WHERE application_name = 'mqttpush' AND datname = current_database()",
         )
         assert 1 <= connections <= 3
+
+
+async def test_leases_are_renewed_and_taken_over_while_every_pooled_connection_is_held(
+    postgres_url,
+):
+    await migrate(postgres_url)
+    async with PostgresTaskStore(postgres_url, pool_size=2, timeout=0.5) as store:
+        assert await store.create_task(task("mine"), "a", LONG) is not None
+        assert await store.create_task(task("dead"), "b", EXPIRED) is not None
+        await asyncio.sleep(EXPIRED * 2)
+        async with contextlib.AsyncExitStack() as held:
+            for _ in range(2):  # every connection of the pool, as busy writers would
+                await held.enter_async_context(store._connection())
+            with pytest.raises(StoreUnavailableError, match="no connection in time"):
+                await store.get_task("mine")  # the pool is exhausted
+            assert await store.renew_leases("a", LONG) == {"mine"}
+            taken = await store.take_over_expired("a", LONG)
+            assert [(t.task.task_id, t.previous_owner) for t in taken] == [("dead", "b")]
+        lease = await store.lease("dead")  # the pool serves again
+        assert lease is not None
+        assert lease.owner == "a"
+
+
+async def test_the_lease_connection_gives_up_after_its_timeout_and_reconnects(postgres_url):
+    await migrate(postgres_url)
+    async with PostgresTaskStore(postgres_url, timeout=5, lease_timeout=0.5) as store:
+        assert await store.create_task(task("mine"), "a", LONG) is not None
+        assert await store.renew_leases("a", LONG) == {"mine"}
+        with psycopg.connect(postgres_url) as blocker:  # a transaction holding the row
+            blocker.execute("SELECT 1 FROM mqttpush_tasks WHERE task_id = 'mine' FOR UPDATE")
+            with pytest.raises(StoreUnavailableError, match="no answer on the mqttpush-leases"):
+                await store.renew_leases("a", LONG)
+        assert await store.renew_leases("a", LONG) == {"mine"}
+        _rows(
+            postgres_url,
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE application_name = 'mqttpush-leases' AND datname = current_database()",
+        )
+        renewed = None
+        for _ in range(2):  # the first may find the connection dead; the next reconnects
+            with contextlib.suppress(StoreUnavailableError):
+                renewed = await store.renew_leases("a", LONG)
+        assert renewed == {"mine"}
+        assert store.leases_connection.connects == 3
 
 
 async def test_a_caller_waits_at_most_timeout_for_a_pooled_connection(postgres_url):
