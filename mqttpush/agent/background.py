@@ -23,6 +23,7 @@ from mqttpush.agent.delivery import DeliveryTracker
 from mqttpush.agent.endpoint_ops import EndpointOperations
 from mqttpush.agent.endpoints import Endpoints
 from mqttpush.agent.leases import LeaseKeeper
+from mqttpush.agent.owners import forward
 from mqttpush.agent.running import TaskWork
 from mqttpush.agent.task import TaskRunner
 from mqttpush.agent.tasks import TaskRegistry
@@ -33,7 +34,7 @@ from mqttpush.errors import (
     TaskNotFoundError,
     UsageError,
 )
-from mqttpush.models import TaskId, TaskStatus, new_id
+from mqttpush.models import TaskId, TaskPushNotificationConfig, TaskStatus, new_id
 from mqttpush.rpc.cache import SharedReplies
 from mqttpush.rpc.operation import operation
 from mqttpush.store import store_from_settings
@@ -245,15 +246,8 @@ class BackgroundTaskAgent(EndpointOperations, Agent):
         if stored.state.is_terminal:
             raise TaskNotCancelableError(data={"task_id": task_id, "state": stored.state.value})
         owner = await leases.owner_of(task_id)
-        if owner is not None:  # its copy's own request topic (docs/protocol.md)
-            raw = await self.host.caller.call(
-                f"{self.host.topics.rpc(self.address)}/{owner}",
-                "cancel_task",
-                {"task_id": task_id},
-                timeout=self.host.settings.rpc.timeout,
-                envelope=codec.Envelope(sender=str(self.address)),
-                address=str(self.address),
-            )
+        if owner is not None:
+            raw = await forward(self.host, self.address, owner, "cancel_task", {"task_id": task_id})
             return TaskStatus.model_validate(raw)
         # Its copy died and nobody took it over yet: this copy does, to end it now.
         if await self.store.acquire_lease(task_id, leases.owner, leases.ttl) is None:
@@ -262,6 +256,19 @@ class BackgroundTaskAgent(EndpointOperations, Agent):
         await self.endpoints.load(task_id)
         await self._running.cancel(runner)
         return self._running.status(runner)
+
+    async def _endpoint_added(self, config: TaskPushNotificationConfig) -> None:
+        """Tell the copy running the task about an endpoint registered here (a pool copy).
+
+        That copy loaded the task's endpoints when the task started; this one is newer.
+        """
+        leases = self._running.leases
+        if leases is None or self.tasks.find(config.task_id) is not None:
+            return  # not a pool, or the task runs here (or ran here): known already
+        owner = await leases.owner_of(config.task_id)
+        if owner is not None:  # not started yet, or ended: the store has it for later
+            await forward(self.host, self.address, owner, "register_push_endpoint",
+                          {"config": config})  # fmt: skip
 
     @operation
     async def cancel_task(self, task_id: TaskId) -> TaskStatus:
