@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 import pytest
 
-from mqttpush import Address, Fabric, TaskContext, TaskPushNotificationConfig, TaskState, codec
+from mqttpush import Address, Fabric, TaskPushNotificationConfig, TaskState, codec
 from mqttpush.rpc.operation import operation
 from mqttpush.settings import AgentSettings
 from mqttpush.store.postgres import migrate
@@ -45,9 +45,6 @@ class Counting(PushSender):
         self.runs += 1
         await asyncio.sleep(1.0)  # a repeat reaching the other copy meanwhile waits
         return 7
-
-    async def run_background_task(self, task: TaskContext) -> dict[str, int]:
-        return await super().run_background_task(task)
 
 
 def _pool_settings(settings: Settings, url: str) -> Settings:
@@ -148,10 +145,14 @@ async def test_a_run_task_repeated_on_another_copy_makes_one_task(settings, post
         )
         task_ids = {reply["result"]["task_id"] for reply in replies}
         assert len(task_ids) == 1, replies
+        task_id = task_ids.pop()
         with psycopg.connect(postgres_url) as conn:
-            assert conn.execute("SELECT task_id FROM mqttpush_tasks").fetchall() == [
-                (task_ids.pop(),)
-            ]
+            assert conn.execute("SELECT task_id FROM mqttpush_tasks").fetchall() == [(task_id,)]
+        read = {"jsonrpc": "2.0", "id": 6, "method": "get_task_status",
+                "params": {"task_id": task_id}}  # fmt: skip
+        await _send_raw(settings, [(0.0, _request(settings, _own_topic(two), read, b"r"))], 1)
+        with psycopg.connect(postgres_url) as conn:  # one claim: the run_task; reads are not
+            assert conn.execute("SELECT count(*) FROM mqttpush_replies").fetchall() == [(1,)]
 
 
 @pytest.mark.timeout_s(120)

@@ -54,6 +54,8 @@ _MAX_WAIT = 300.0  # longest get_task_status long-poll
 MAX_PARAMS_BYTES = 64 << 10
 
 _STORE_POLL = 0.5  # seconds between two reads of a task another copy runs
+# Operations that change nothing: a pool does not claim them in its shared reply cache.
+_READS = frozenset({"get_task_status", "get_delivery_status", "list_push_endpoints"})
 
 
 class BackgroundTaskAgent(EndpointOperations, Agent):
@@ -145,6 +147,7 @@ class BackgroundTaskAgent(EndpointOperations, Agent):
                     keep=agent.shared_reply_cache,
                     keep_bytes=agent.shared_reply_cache_bytes,
                     max_reply_bytes=agent.shared_reply_max_bytes,
+                    reads=_READS,
                 )
 
     @property

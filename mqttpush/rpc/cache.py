@@ -125,6 +125,9 @@ class SharedReplies:
         keep: Replies kept, at most (the oldest go first).
         keep_bytes: Bytes of replies and keys kept, at most.
         max_reply_bytes: A larger reply is not kept: a repeat on another copy runs again.
+        reads: Operations that change nothing: a repeat of one runs again wherever it
+            lands (as cheap as a claim, and its answer is fresher), so they are not
+            claimed, sparing the store two writes per read.
     """
 
     def __init__(
@@ -137,8 +140,10 @@ class SharedReplies:
         keep: int,
         keep_bytes: int,
         max_reply_bytes: int,
+        reads: frozenset[str] = frozenset(),
     ) -> None:
         self._store = store
+        self._reads = reads
         self._owner = owner
         self._scope = scope.encode()
         self._claim_ttl = claim_ttl
@@ -146,6 +151,10 @@ class SharedReplies:
         self._keep_bytes = keep_bytes
         self._max_reply_bytes = max_reply_bytes
         self._saved = 0
+
+    def covers(self, method: str | None) -> bool:
+        """Whether requests for ``method`` are claimed (all but the ``reads``)."""
+        return method not in self._reads
 
     def _store_key(self, key: _Key) -> str:
         topic, correlation = key

@@ -153,8 +153,9 @@ class Responder:
         outcome = "ok"
         ran_here = True
         try:
-            if key is not None and self.shared is not None:
-                ran_here, reply = await self._from_pool(self.shared, key, message)
+            shared = self.shared if self.shared is not None and self.shared.covers(method) else None
+            if key is not None and shared is not None:
+                ran_here, reply = await self._from_pool(shared, key, message)
             if ran_here:
                 outcome, reply = await self._run(message, request_id, decoded, method, envelope)
             else:  # another copy of the pool ran it
@@ -167,8 +168,8 @@ class Responder:
             await self._publish_reply(reply)
         elif ran_here:
             log.debug("%s: request without a response topic, no reply sent", self._agent.address)
-        if ran_here and key is not None and self.shared is not None:
-            await self.shared.save(key, reply)  # after the reply: a repeat meanwhile waits
+        if ran_here and key is not None and shared is not None:
+            await shared.save(key, reply)  # after the reply: a repeat meanwhile waits
         return outcome
 
     async def _from_pool(
