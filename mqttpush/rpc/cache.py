@@ -85,6 +85,13 @@ class ResponseCache:
             if self._bytes > self._max_bytes:
                 self._evict()
 
+    def abandon(self, key: _Key, future: asyncio.Future[Message | None]) -> None:
+        """Forget ``key`` without a reply (repeats waiting get none; a later one runs anew)."""
+        if self._entries.get(key) is future:
+            self._forget(key)
+        elif not future.done():
+            future.set_result(None)
+
     def _evict(self) -> None:
         """Forget the oldest entries until both bounds hold."""
         entries, sizes = self._entries, self._sizes

@@ -163,7 +163,10 @@ class Responder:
                 outcome = "repeated"
         finally:
             if cached is not None and key is not None:
-                self._cache.finish(key, cached, reply)  # repeats, now and later, get it
+                if ran_here or reply is not None:
+                    self._cache.finish(key, cached, reply)  # repeats, now and later, get it
+                else:  # still running on another copy: a later repeat asks the pool again
+                    self._cache.abandon(key, cached)
         if reply is not None:
             await self._publish_reply(reply)
         elif ran_here:
