@@ -44,7 +44,7 @@ export PY RUN_DIR SECURE_DIR
 .DEFAULT_GOAL := help
 .PHONY: help install build start run run-verbose stop status logs logs-sender logs-receiver \
 	logs-broker watch test test-deps test-fast test-cluster lint bench bench-overload bench-soak \
-	bench-record certs clean images-offline
+	bench-record bench-scale certs clean images-offline
 
 help: ## list the targets
 	@echo "mode: $(MODE) (override with MODE=local or MODE=compose)"
@@ -118,6 +118,12 @@ bench-record: $(VENV)/.bench ## re-record docs/benchmarks.{json,png} and the mod
 	$(PY) -m mqttpush bench --overload $(BENCH_MODE_ARGS) --json docs/benchmarks-overload.json
 	$(PY) -m mqttpush bench --soak $(BENCH_MODE_ARGS) --json docs/benchmarks-soak.json \
 		--chart docs/benchmarks-soak.png
+
+# Opt-in parts: they start a private PostgreSQL (unless MQTTPUSH_BENCH_STORE_URL names one)
+# and a two-node ejabberd cluster with haproxy in front (root; apt-get install ejabberd haproxy).
+bench-scale: $(VENV)/.bench ## scale-out figures: pool throughput and failover, broker node failover
+	$(PY) -m mqttpush bench --only pool --only pool-failover --only cluster-failover \
+		--json $(RUN_DIR)/bench/scale.json
 
 $(VENV)/.bench: $(VENV)/.installed
 	$(PY) -m pip install -q -e '.[test,bench]'

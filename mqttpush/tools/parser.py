@@ -102,6 +102,7 @@ def _add_bench_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
             "filter",
             "pool",
             "pool-failover",
+            "cluster-failover",
             "instruments",
             "shape",
             "overload",

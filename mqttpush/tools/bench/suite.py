@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from mqttpush.tools.bench import compare, footprint, pool, scale, variations
+from mqttpush.tools.bench import cluster, compare, footprint, pool, scale, variations
 from mqttpush.tools.bench.instrumented import instrument_cost
 from mqttpush.tools.bench.overload import overload
 from mqttpush.tools.bench.run import Options, Run
@@ -35,17 +35,18 @@ STEPS: dict[str, tuple[str, Callable[[Run], Awaitable[Figure | list[Figure]]]]] 
     "seed": ("seed scenario", footprint.seed),
     "priority": ("latency per priority under load", variations.priority_latency),
     "filter": ("what a filter costs the sender", variations.filter_cost),
-    "pool": ("agent pool throughput (needs MQTTPUSH_BENCH_STORE_URL)", pool.throughput),
-    "pool-failover": ("agent pool copy failover (needs MQTTPUSH_BENCH_STORE_URL)", pool.failover),
+    "pool": ("agent pool throughput (PostgreSQL)", pool.throughput),
+    "pool-failover": ("agent pool copy failover (PostgreSQL)", pool.failover),
+    "cluster-failover": ("broker node failover (two-node ejabberd, root)", cluster.failover),
     "instruments": ("metrics and tracing on the hot path", instrument_cost),
     "overload": ("overload: 1,000 endpoints x 101 notifications with RPCs", overload),
     "soak": ("soak: repeated long runs, memory and idle CPU", soak),
 }
 
 
-#: Parts that run only when named: they need more than a broker (a PostgreSQL
-#: database), or are modes of their own that take long (``--overload``, ``--soak``).
-OPT_IN = frozenset({"pool", "pool-failover", "overload", "soak"})
+#: Parts that run only when named: they need more than a broker (PostgreSQL, ejabberd),
+#: or are modes of their own that take long (``--overload``, ``--soak``).
+OPT_IN = frozenset({"pool", "pool-failover", "cluster-failover", "overload", "soak"})
 
 
 async def run_suite(
