@@ -86,6 +86,7 @@ class NativeTransport(BrokerTransport):
             self._generation + 1,
             receive_maximum=s.receive_maximum,
             maximum_packet_size=s.maximum_packet_size,
+            strict_receive_maximum=s.strict_receive_maximum,
         )
         link.inbox_max_messages = s.inbox_max_messages
         link.inbox_max_bytes = s.inbox_max_bytes
