@@ -29,6 +29,7 @@ from mqttpush.transport.native.packets.encode import (
     encode_pingreq,
     encode_puback,
     encode_publish,
+    encode_publish_properties,
     encode_subscribe,
 )
 from mqttpush.transport.native.packets.reader import PacketReader
@@ -69,6 +70,7 @@ __all__ = [
     "encode_pingreq",
     "encode_puback",
     "encode_publish",
+    "encode_publish_properties",
     "encode_subscribe",
     "encode_varint",
 ]

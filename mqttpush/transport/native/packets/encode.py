@@ -7,6 +7,7 @@ that MQTT cannot carry, or that a broker would refuse (and disconnect for), rais
 
 from __future__ import annotations
 
+import contextlib
 import struct
 from typing import TYPE_CHECKING
 
@@ -29,6 +30,7 @@ __all__ = [
     "encode_pingreq",
     "encode_puback",
     "encode_publish",
+    "encode_publish_properties",
     "encode_subscribe",
 ]
 
@@ -39,6 +41,8 @@ _PUBACK_OK = struct.Struct(">BBH")  # type, remaining length 2, packet id
 _PUBACK_REASON = struct.Struct(">BBHBB")  # ... reason code, property length 0
 
 _PINGREQ = b"\xc0\x00"
+_USERS_KEPT = 256  # distinct sets of user properties kept encoded
+_encoded_users: dict[tuple[tuple[str, str], ...], bytes] = {}
 _PROTOCOL = b"\x00\x04MQTT\x05"
 
 
@@ -59,6 +63,23 @@ def _string(value: str, what: str) -> bytes:
             "which brokers refuse"
         )
     return U16.pack(len(data)) + data
+
+
+def _user_properties(pairs: tuple[tuple[str, str], ...]) -> bytes:
+    """User properties, encoded and checked once per distinct set (a sender repeats its own)."""
+    try:
+        return _encoded_users[pairs]
+    except (KeyError, TypeError):  # not seen yet, or not hashable (a list): encoded below
+        pass
+    encoded = b"".join(
+        b"\x26" + _string(key, "user property name") + _string(value, "user property")
+        for key, value in pairs
+    )
+    if len(_encoded_users) >= _USERS_KEPT:
+        _encoded_users.clear()
+    with contextlib.suppress(TypeError):  # a list is not kept
+        _encoded_users[pairs] = encoded
+    return encoded
 
 
 def _binary(value: bytes, what: str) -> bytes:
@@ -165,9 +186,7 @@ def _will(will: Message) -> bytes:
     ))  # fmt: skip
 
 
-def encode_publish(  # noqa: PLR0912 - one branch per property, kept flat for speed
-    message: Message, packet_id: int = 0, *, dup: bool = False
-) -> bytes:
+def encode_publish(message: Message, packet_id: int = 0, *, dup: bool = False) -> bytes:
     """Encode ``message`` as a PUBLISH packet with its MQTT 5 properties.
 
     Args:
@@ -203,6 +222,25 @@ def encode_publish(  # noqa: PLR0912 - one branch per property, kept flat for sp
         variable = _string(topic, "topic")
     if message.retain:
         first |= 0x01
+    prop_bytes = encode_publish_properties(message)
+    prop_length = encode_varint(len(prop_bytes))
+    remaining = len(variable) + len(prop_length) + len(prop_bytes) + len(payload)
+    if remaining > MAX_REMAINING_LENGTH:
+        raise PacketRefusedError(
+            f"cannot publish to {topic!r}: {remaining} bytes exceed MQTT's largest packet"
+        )
+    return b"".join(
+        (bytes((first,)), encode_varint(remaining), variable, prop_length, prop_bytes, payload)
+    )
+
+
+def encode_publish_properties(message: Message) -> bytes:
+    """The MQTT 5 properties of ``message``'s PUBLISH, checked, without their length.
+
+    Raises:
+        PacketRefusedError: A string over 65,535 bytes or with a control character, or
+            a Message Expiry out of range.
+    """
     props = []
     if message.content_type is not None:
         props.append(b"\x03" + _string(message.content_type, "content type"))
@@ -217,18 +255,9 @@ def encode_publish(  # noqa: PLR0912 - one branch per property, kept flat for sp
             raise PacketRefusedError(
                 f"message expiry {message.message_expiry} is outside 0..4294967295"
             ) from None
-    for key, value in message.user_properties:
-        props.append(b"\x26" + _string(key, "user property name") + _string(value, "user property"))
-    prop_bytes = b"".join(props)
-    prop_length = encode_varint(len(prop_bytes))
-    remaining = len(variable) + len(prop_length) + len(prop_bytes) + len(payload)
-    if remaining > MAX_REMAINING_LENGTH:
-        raise PacketRefusedError(
-            f"cannot publish to {topic!r}: {remaining} bytes exceed MQTT's largest packet"
-        )
-    return b"".join(
-        (bytes((first,)), encode_varint(remaining), variable, prop_length, prop_bytes, payload)
-    )
+    if message.user_properties:
+        props.append(_user_properties(message.user_properties))
+    return b"".join(props)
 
 
 def encode_puback(packet_id: int, reason_code: int = 0) -> bytes:
