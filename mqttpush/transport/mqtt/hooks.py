@@ -5,14 +5,20 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any, Protocol
 
+from paho.mqtt.enums import MQTTErrorCode
+
 from mqttpush.transport.mqtt.convert import code_of
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import aiomqtt
 
     from mqttpush.transport.gate import ReadGate
 
 __all__ = ["PahoEvents", "install_hooks"]
+
+_BURST = 64  # packets read in one readable event at most, so other work is not starved
 
 
 class PahoEvents(Protocol):
@@ -40,16 +46,7 @@ def install_hooks(client: aiomqtt.Client, gate: ReadGate, events: PahoEvents) ->
     paho = client._client
     loop = asyncio.get_running_loop()
 
-    def read() -> None:  # what aiomqtt's own reader does, behind the gate
-        try:
-            while True:
-                paho.loop_read()
-                sock: Any = paho._sock
-                if not (hasattr(sock, "pending") and sock.pending() > 0):
-                    break
-        except Exception as exc:  # noqa: BLE001 - the connection broke; aiomqtt says how
-            if not client._disconnected.done():
-                client._disconnected.set_exception(exc)
+    read = _reader(client, gate)
 
     aiomqtt_socket_open = paho.on_socket_open
 
@@ -100,3 +97,33 @@ def install_hooks(client: aiomqtt.Client, gate: ReadGate, events: PahoEvents) ->
             aiomqtt_on_publish(*args)
 
     paho.on_publish = on_publish
+
+
+def _reader(client: aiomqtt.Client, gate: ReadGate) -> Callable[[], None]:
+    """The socket reader that replaces aiomqtt's, behind ``gate``."""
+    paho = client._client
+
+    def read() -> None:
+        """Read what the socket holds, behind the gate: up to a burst of packets at once.
+
+        aiomqtt's own reader takes one packet per readable event (paho reads one at a
+        time), so each message cost a loop iteration and went on alone: its handler's
+        receipt and PUBACK too. Read in bursts, a burst's receipts go in one message.
+        """
+        try:
+            for _ in range(_BURST):
+                if gate.paused or paho._sock is None:
+                    break
+                rc = paho._packet_read()
+                if rc == MQTTErrorCode.MQTT_ERR_AGAIN:
+                    sock: Any = paho._sock
+                    if not (hasattr(sock, "pending") and sock.pending() > 0):
+                        break  # all read (a TLS socket may hold decrypted bytes still)
+                elif rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                    paho._loop_rc_handle(rc)  # what loop_read does on an error
+                    break
+        except Exception as exc:  # noqa: BLE001 - the connection broke; aiomqtt says how
+            if not client._disconnected.done():
+                client._disconnected.set_exception(exc)
+
+    return read
