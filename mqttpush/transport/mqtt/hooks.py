@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from typing import TYPE_CHECKING, Any, Protocol
 
 from paho.mqtt.enums import MQTTErrorCode
@@ -97,6 +98,7 @@ def install_hooks(client: aiomqtt.Client, gate: ReadGate, events: PahoEvents) ->
             aiomqtt_on_publish(*args)
 
     paho.on_publish = on_publish
+    paho.on_socket_register_write, paho.on_socket_unregister_write = _writer(client, loop)
 
 
 def _reader(client: aiomqtt.Client, gate: ReadGate) -> Callable[[], None]:
@@ -127,3 +129,46 @@ def _reader(client: aiomqtt.Client, gate: ReadGate) -> Callable[[], None]:
                 client._disconnected.set_exception(exc)
 
     return read
+
+
+def _writer(
+    client: aiomqtt.Client, loop: asyncio.AbstractEventLoop
+) -> tuple[Callable[..., None], Callable[..., None]]:
+    """Paho's "register write" callbacks: write what it queued at the end of the iteration.
+
+    aiomqtt adds a socket writer for each packet paho queues and removes it once written
+    (two ``epoll_ctl`` calls and a loop iteration per packet). Writing the packets queued
+    in one iteration at its end needs none of that; only a socket that cannot take them
+    all gets aiomqtt's writer, which finishes the writing.
+    """
+    paho = client._client
+    aiomqtt_register, aiomqtt_unregister = (
+        paho.on_socket_register_write,
+        paho.on_socket_unregister_write,
+    )
+    thread = threading.get_ident()
+    waiting = [False]  # aiomqtt's writer is on: the socket was full
+
+    def flush() -> None:
+        try:
+            paho.loop_write()
+        except Exception as exc:  # noqa: BLE001 - the connection broke; aiomqtt says how
+            if not client._disconnected.done():
+                client._disconnected.set_exception(exc)
+            return
+        if paho.want_write() and paho._sock is not None and aiomqtt_register is not None:
+            waiting[0] = True
+            aiomqtt_register(paho, None, paho._sock)  # the socket is full: wait for it
+
+    def register(*_: Any) -> None:  # noqa: ANN401 - paho's callback arguments
+        if threading.get_ident() == thread:
+            loop.call_soon(flush)
+        else:  # paho connects from an executor thread
+            loop.call_soon_threadsafe(flush)
+
+    def unregister(*args: Any) -> None:  # noqa: ANN401 - paho's callback arguments
+        if waiting[0] and aiomqtt_unregister is not None:
+            waiting[0] = False
+            aiomqtt_unregister(*args)
+
+    return register, unregister
