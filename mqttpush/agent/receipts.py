@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING
 from mqttpush import codec
 from mqttpush.address import Address
 from mqttpush.errors import FabricClosedError, InvalidAddressError, MqttPushError
-from mqttpush.models import Receipt
 
 if TYPE_CHECKING:
     from mqttpush.agent.host import Host
@@ -42,7 +41,7 @@ class ReceiptBatcher:
     def __init__(self, host: Host, endpoint: str) -> None:
         self._host = host
         self._endpoint = endpoint
-        self._queued: dict[str, list[Receipt]] = {}
+        self._queued: dict[str, list[codec.ReceiptRow]] = {}
         self._topics: dict[str, str | None] = {}
 
     def queue(self, notification: PushNotification, sender: str | None, *, handled: bool) -> None:
@@ -50,13 +49,7 @@ class ReceiptBatcher:
         topic = self._topic(sender)
         if topic is None:
             return  # not from an agent: nobody to tell
-        receipt = Receipt(
-            id=notification.id,
-            task_id=notification.task_id,
-            seq=notification.seq,
-            endpoint=self._endpoint,
-            handled=handled,
-        )
+        receipt = codec.receipt_of(notification, self._endpoint, handled=handled)
         if not self._queued:
             asyncio.get_running_loop().call_soon(self.flush)
         self._queued.setdefault(topic, []).append(receipt)
@@ -81,7 +74,7 @@ class ReceiptBatcher:
         envelope = codec.Envelope(self._endpoint, "ack")  # "ack": the wire name of receipts
         for topic, receipts in pending.items():
             for start in range(0, len(receipts), _RECEIPTS_PER_MESSAGE):
-                message = codec.encode_receipts(
+                message = codec.encode_receipt_rows(
                     topic, receipts[start : start + _RECEIPTS_PER_MESSAGE], envelope
                 )
                 try:

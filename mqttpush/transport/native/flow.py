@@ -201,10 +201,11 @@ class Flow(asyncio.Protocol):
         message = self.inbox.popleft()
         self.inbox_bytes -= len(message.payload)
         if self.reading_paused:
-            self._resume_if_drained()
+            self.resume_if_drained()
         return message
 
-    def _resume_if_drained(self) -> None:
+    def resume_if_drained(self) -> None:
+        """Read the socket again if the inbox has drained to half of both its bounds."""
         if (
             len(self.inbox) <= self.inbox_max_messages // 2
             and self.inbox_bytes <= self.inbox_max_bytes // 2

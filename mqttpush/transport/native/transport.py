@@ -267,7 +267,11 @@ class NativeTransport(BrokerTransport):
                 if self._link is link:
                     self._link = None
                 raise link.lost_error()
-            if inbox:
-                yield link.take()
+            if inbox:  # Flow.take, inlined: this runs once per message
+                message = inbox.popleft()
+                link.inbox_bytes -= len(message.payload)
+                if link.reading_paused:
+                    link.resume_if_drained()
+                yield message
             else:
                 await link.wait_inbox()
