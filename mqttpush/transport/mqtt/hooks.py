@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 
     from mqttpush.transport.gate import ReadGate
 
-__all__ = ["PahoEvents", "install_hooks"]
+__all__ = ["PahoEvents", "inflight_limit", "install_hooks"]
 
 
 class PahoEvents(Protocol):
@@ -100,3 +100,8 @@ def install_hooks(client: aiomqtt.Client, gate: ReadGate, events: PahoEvents) ->
             aiomqtt_on_publish(*args)
 
     paho.on_publish = on_publish
+
+
+def inflight_limit(client: aiomqtt.Client) -> int:
+    """QoS 1 publishes paho keeps in flight at once; it queues the rest, in order."""
+    return int(getattr(client._client, "_max_inflight_messages", 20)) or 65_535

@@ -8,13 +8,16 @@ Choices that are not obvious:
 
 - What MQTT 5 calls a malformed packet or a protocol error ends the connection with a
   DISCONNECT naming it: a packet over this client's Maximum Packet Size (0x95, refused
-  before it is buffered), more unacknowledged QoS 1 messages than its Receive Maximum
-  (0x93), a Topic Alias (0x94: none is ever allowed), a packet before the CONNACK or a
-  PINGRESP nobody asked for (0x82), reserved flags set (0x81).
-- On a connection that resumed a stored session, more unacknowledged QoS 1 messages
-  than the Receive Maximum are read (the inbox bound still holds), not answered with
-  0x93: Mosquitto 2.0.11 sends a resumed session's whole backlog at once, and a
-  DISCONNECT would only repeat at every reconnect.
+  before it is buffered), a Topic Alias (0x94: none is ever allowed), a packet before
+  the CONNACK or a PINGRESP nobody asked for (0x82), reserved flags set (0x81).
+- More unacknowledged QoS 1 messages than this client's Receive Maximum stop it reading
+  the socket until PUBACKs brought them back under it (warned once per connection), instead
+  of a DISCONNECT with 0x93 (MQTT 5 says a client SHOULD close the connection on a
+  protocol error): Mosquitto 2.0.11 overruns the window after bursts of PUBACKs (with a
+  Receive Maximum of 10, 100 and then 1,000 messages came unacknowledged), and a busy
+  client dropped its connection again and again. TCP slows the broker down instead. On
+  a connection that resumed a stored session, the backlog is read on, bounded by the
+  inbox (Mosquitto 2.0.11 sends it all at once).
 - A connection has its own protocol object, so a stale acknowledgement or message
   iterator can never touch the next connection.
 """
@@ -22,9 +25,11 @@ Choices that are not obvious:
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 
 from mqttpush.errors import ConnectionLostError, ProtocolError, SessionTakenOverError
+from mqttpush.transport.ackorder import AckOrder
 from mqttpush.transport.native.packets import (
     CONNACK,
     DISCONNECT,
@@ -46,12 +51,13 @@ from mqttpush.transport.native.timer import Timer
 from mqttpush.transport.reasons import (
     MALFORMED_PACKET,
     PROTOCOL_ERROR,
-    RECEIVE_MAXIMUM_EXCEEDED,
     SESSION_TAKEN_OVER,
     reason_text,
 )
 
 __all__ = ["Link"]
+
+log = logging.getLogger(__name__)
 
 _GRACE = 1.0  # seconds a closing socket may take to send its DISCONNECT before it is cut
 
@@ -71,6 +77,7 @@ class Link(Timer):
     __slots__ = (
         "_closed",
         "_reader",
+        "acks",
         "client_id",
         "connack",
         "disconnect_code",
@@ -78,6 +85,7 @@ class Link(Timer):
         "lost_cause",
         "maximum_packet_size",
         "maximum_qos",
+        "overran",
         "own_receive_maximum",
         "resumed",
         "server_reference",
@@ -102,6 +110,8 @@ class Link(Timer):
         self.generation = generation
         self.own_receive_maximum = receive_maximum
         self.unacked_in = 0  # QoS 1 messages received and not yet acknowledged
+        self.acks = AckOrder()  # those taken from the inbox, in order, for their PUBACKs
+        self.overran = False  # the broker sent more than the Receive Maximum (warned once)
         self.resumed = False  # the broker resumed a stored session on this connection
         self.connack: asyncio.Future[ConnAck] = loop.create_future()
         self.maximum_qos = 2
@@ -133,6 +143,7 @@ class Link(Timer):
         generation = self.generation
         inbox = self.inbox
         pending = self.pending
+        bulk_ids = self.bulk_ids
         session = self.session
         queued = len(inbox)
         unacked = self.unacked_in
@@ -159,6 +170,8 @@ class Link(Timer):
             if kind == PUBACK:
                 packet_id, reason = decode_puback(body)
                 entry = pending.pop(packet_id, None)
+                if bulk_ids:
+                    bulk_ids.discard(packet_id)
                 if session is not None:
                     session.pop(packet_id, None)
                 if entry is not None:
@@ -184,20 +197,31 @@ class Link(Timer):
                 what = "a PINGRESP without a PINGREQ" if kind == PINGRESP else f"packet type {kind}"
                 raise PacketError(f"unexpected {what} from the broker", PROTOCOL_ERROR)
         self.unacked_in = unacked
-        if unacked > self.own_receive_maximum and not self.resumed:
-            raise PacketError(
-                f"{unacked} unacknowledged QoS 1 messages, over this client's Receive "
-                f"Maximum of {self.own_receive_maximum}",
-                RECEIVE_MAXIMUM_EXCEEDED,
-            )
         if len(inbox) > queued:
             self.inbox_bytes += size
             self._wake_inbox()
             self._bound_inbox()
         if freed:
             self.timeouts = 0
-            if self._room_waiters:
-                self._wake_room(freed)
+            if self._room_waiters or self._bulk_waiters:
+                self.wake_room()
+
+    def over_window(self) -> bool:
+        """Whether the broker sent more unacknowledged QoS 1 messages than announced.
+
+        Mosquitto 2.0.11 does (its send quota grows with bursts of PUBACKs): the socket
+        is not read until PUBACKs brought the count back under the Receive Maximum.
+        """
+        if self.unacked_in <= self.own_receive_maximum or self.resumed:
+            return False
+        if not self.overran:
+            self.overran = True
+            log.warning(
+                "the broker at %s sent %d unacknowledged QoS 1 messages, over this client's "
+                "Receive Maximum of %d: reading paused until they are acknowledged",
+                self.where, self.unacked_in, self.own_receive_maximum,
+            )  # fmt: skip
+        return True
 
     def _broker_disconnected(self, body: memoryview) -> None:
         disconnect = decode_disconnect(body)
@@ -274,6 +298,7 @@ class Link(Timer):
         if not self.connack.done():
             self.connack.set_exception(ConnectionLostError(message))
         pending, self.pending = self.pending, {}
+        self.bulk_ids.clear()
         for future, _ in pending.values():
             if not future.done():
                 future.set_exception(ConnectionLostError(message))
@@ -282,6 +307,7 @@ class Link(Timer):
             if not waiter.done():
                 waiter.set_exception(ConnectionLostError(message))
         self._release(self._room_waiters)
+        self._release(self._bulk_waiters)
         self._release(self._drain_waiters)
         self._wake_inbox()
 
