@@ -18,7 +18,7 @@ Choices that are not obvious:
   for room rather than overrunning it (the broker would disconnect).
 - Two lanes wait for that room: control messages (requests, replies, receipts) and bulk
   ones (notifications, ``Message.bulk``). Room goes to waiting control messages first;
-  bulk ones may fill the window only up to :meth:`Flow.bulk_limit`, so a tenth of it (at
+  bulk ones may fill the window only up to :attr:`Flow.bulk_limit`, so a tenth of it (at
   least one) stays free for control traffic. Each lane is first come, first served, so
   notifications leave in the order they were published.
 """

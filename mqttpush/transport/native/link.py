@@ -11,13 +11,10 @@ Choices that are not obvious:
   before it is buffered), a Topic Alias (0x94: none is ever allowed), a packet before
   the CONNACK or a PINGRESP nobody asked for (0x82), reserved flags set (0x81).
 - More unacknowledged QoS 1 messages than this client's Receive Maximum stop it reading
-  the socket until PUBACKs brought them back under it (warned once per connection), instead
-  of a DISCONNECT with 0x93 (MQTT 5 says a client SHOULD close the connection on a
-  protocol error): Mosquitto 2.0.11 overruns the window after bursts of PUBACKs (with a
-  Receive Maximum of 10, 100 and then 1,000 messages came unacknowledged), and a busy
-  client dropped its connection again and again. TCP slows the broker down instead. On
-  a connection that resumed a stored session, the backlog is read on, bounded by the
-  inbox (Mosquitto 2.0.11 sends it all at once).
+  until PUBACKs bring them back under it, instead of a DISCONNECT 0x93 (a SHOULD in
+  MQTT 5): Mosquitto 2.0.11 overruns the window after bursts of PUBACKs, and a busy
+  client dropped its connection again and again. A resumed session's backlog (sent all
+  at once) is read on, bounded by the inbox.
 - A connection has its own protocol object, so a stale acknowledgement or message
   iterator can never touch the next connection.
 """
@@ -207,20 +204,14 @@ class Link(Timer):
                 self.wake_room()
 
     def over_window(self) -> bool:
-        """Whether the broker sent more unacknowledged QoS 1 messages than announced.
-
-        Mosquitto 2.0.11 does (its send quota grows with bursts of PUBACKs): the socket
-        is not read until PUBACKs brought the count back under the Receive Maximum.
-        """
+        """Whether the broker sent more unacknowledged QoS 1 messages than announced."""
         if self.unacked_in <= self.own_receive_maximum or self.resumed:
             return False
-        if not self.overran:
+        if not self.overran:  # once per connection
             self.overran = True
-            log.warning(
-                "the broker at %s sent %d unacknowledged QoS 1 messages, over this client's "
-                "Receive Maximum of %d: reading paused until they are acknowledged",
-                self.where, self.unacked_in, self.own_receive_maximum,
-            )  # fmt: skip
+            log.warning("the broker at %s sent %d unacknowledged QoS 1 messages, over the "
+                        "Receive Maximum of %d: reading paused until they are acknowledged",
+                        self.where, self.unacked_in, self.own_receive_maximum)  # fmt: skip
         return True
 
     def _broker_disconnected(self, body: memoryview) -> None:
