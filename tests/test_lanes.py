@@ -145,6 +145,36 @@ async def test_requests_already_read_are_handled_before_receipts_and_notificatio
     assert handled == ["q1", "q2", "r1", "r2", "n1", "n2", "n3"]
 
 
+async def test_a_notification_read_ahead_is_handled_when_the_last_message_read_is_held():
+    # Before: a message held for a route (none yet) skipped the check, and the
+    # notification read before it waited for the next message to arrive.
+    transport = MemoryBroker().transport("held")
+    await transport.connect()
+    handled: list[str] = []
+
+    async def record(message: Message) -> None:
+        handled.append(message.payload.decode())
+
+    loop = MessageLoop(transport, lambda *_a, **_k: pytest.fail("nothing is spawned"))
+    loop.router.add_children("push", Route(record, lane=Lane.NOTIFICATIONS))
+    transport.deliver(Message("push/t", b"n1"))
+    transport.deliver(Message("nobody/yet", b"held"))
+
+    async def pump() -> None:
+        async for message in transport.messages():
+            await loop.dispatch(message)
+
+    reader = asyncio.create_task(pump())
+    try:
+        async with asyncio.timeout(5):
+            while not handled:
+                await asyncio.sleep(0.01)
+    finally:
+        reader.cancel()
+    assert handled == ["n1"]
+    assert loop.router.held()[0] == 1
+
+
 # --- the publish backlog ------------------------------------------------------------------
 
 

@@ -98,6 +98,11 @@ class MessageLoop:
 
         A message with no route yet is held.
         """
+        await self._route(message)
+        if self._waiting and (self._waiting >= READ_AHEAD or not self._transport.buffered()):
+            await self.flush()
+
+    async def _route(self, message: Message) -> None:
         try:
             route = self.router.find(message.topic)
             if route is None and self.router.hold(message):
@@ -113,8 +118,6 @@ class MessageLoop:
         else:
             self._lanes[route.lane - 1].append((route, message))
             self._waiting += 1
-        if self._waiting and (self._waiting >= READ_AHEAD or not self._transport.buffered()):
-            await self.flush()
 
     async def flush(self) -> None:
         """Handle the messages waiting in the lanes, receipts before notifications."""
