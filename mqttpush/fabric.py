@@ -172,7 +172,8 @@ class Fabric:
         except BaseException:
             await self._stack.aclose()
             raise
-        self.spawn(self._link.run(self._loop.dispatch, self._caller.fail_all), name="mqttpush-pump")
+        pump = self._link.run(self._loop.dispatch, self._caller.fail_all, self._loop.flush)
+        self.spawn(pump, name="mqttpush-pump")
         self._token = enter_host(self)
         return self
 

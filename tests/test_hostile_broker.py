@@ -18,6 +18,7 @@ from mqttpush.transport.native.packets import decode_publish
 from tests.scripted_broker import (
     DISCONNECT,
     PINGREQ,
+    PUBACK,
     PUBLISH,
     Reader,
     ScriptedBroker,
@@ -84,6 +85,26 @@ async def test_more_unacknowledged_qos1_than_receive_maximum_is_disconnect_0x93_
         assert "0x93 (receive maximum exceeded)" in str(lost)
         await broker.until(lambda: DISCONNECT in broker.kinds)
         assert disconnect_codes(broker) == [0x93]
+
+
+async def test_pubacks_leave_in_the_order_the_publishes_came():
+    # MQTT 5 [MQTT-4.6.0-2]: handled out of order, acknowledged in order.
+    broker = ScriptedBroker()
+    async with broker, client(broker) as transport, Reader(transport, ack=False) as reader:
+        for packet_id in range(1, 5):
+            broker.send(publish("t/in", qos=1, packet_id=packet_id))
+        await reader.until(lambda: len(reader.messages) == 4)
+        first, second, third, fourth = reader.messages
+        await transport.ack(third)
+        await transport.ack(second)
+        await asyncio.sleep(0.1)
+        assert broker.of_kind(PUBACK) == []  # the first one is not handled yet
+        await transport.ack(first)
+        await broker.until(lambda: len(broker.of_kind(PUBACK)) == 3)
+        await transport.ack(fourth)
+        await broker.until(lambda: len(broker.of_kind(PUBACK)) == 4)
+        acked = [int.from_bytes(p.body[:2], "big") for p in broker.of_kind(PUBACK)]
+        assert acked == [1, 2, 3, 4]
 
 
 async def test_by_default_an_overrun_of_receive_maximum_is_read_and_logged_once(caplog):

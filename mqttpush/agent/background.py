@@ -112,6 +112,7 @@ class BackgroundTaskAgent(EndpointOperations, Agent):
             publish_window=agent.publish_window,
             store=self._store,
             window=agent.delivery_window,
+            backlog=agent.publish_backlog,
             metrics=self._metrics,
         )
         metrics, name = host.instruments.metrics, str(address)

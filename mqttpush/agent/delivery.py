@@ -12,7 +12,8 @@ endpoint, and ``window_bytes`` of their payloads, wait for their receipt; a push
 endpoint whose window is full waits until receipts (or expiries) make room, higher
 priorities first. A slow receiver thus slows its sender, whatever the broker does with
 the receiver's Receive Maximum (Mosquitto 2.0.11 was measured exceeding it). A
-registration's ``rate`` spaces its notifications.
+registration's ``rate`` spaces its notifications. At most ``backlog`` first
+publications are under way at once, across all endpoints (:mod:`mqttpush.agent.backlog`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
+from mqttpush.agent.backlog import Backlog
 from mqttpush.agent.tracked import NOBODY, TrackedDelivery, info_of
 from mqttpush.agent.window import Pacer, Windows
 from mqttpush.errors import ConnectionLostError, FabricClosedError, ProtocolError
@@ -53,12 +55,14 @@ class DeliveryTracker:
         store: TaskStore | None = None,
         window: int = 100,
         window_bytes: int = 16 << 20,
+        backlog: int = 1_000,
         metrics: AgentMetrics | None = None,
     ) -> None:
         self._host = host
         self._metrics = metrics or AgentMetrics()
         self._store = store
         self._windows = Windows(window, window_bytes)
+        self._backlog = Backlog(backlog)
         self._pacer = Pacer()
         self._receipt_timeout = receipt_timeout
         self._attempts = attempts
@@ -82,19 +86,21 @@ class DeliveryTracker:
         """
         per_task = self._tasks.setdefault(notification.task_id, {})
         rank = notification.priority.rank
+        task_id = notification.task_id
         taken: list[tuple[str, int]] = []
         try:
             for endpoint, message in messages.items():
                 await self._windows.acquire(endpoint, rank, len(message.payload))
                 taken.append((endpoint, len(message.payload)))
                 if rates and (rate := rates.get(endpoint)) is not None:
-                    await self._pacer.wait(notification.task_id, endpoint, rate)
+                    await self._pacer.wait(task_id, endpoint, rate)
+            await self._backlog.enter(task_id, len(messages))
         except BaseException:
             for endpoint, size in taken:
                 self._windows.release(endpoint, size)
             raise
         self._metrics.notification_sent(len(messages))
-        for endpoint, message in messages.items():
+        for index, (endpoint, message) in enumerate(messages.items()):
             row = Delivery(
                 notification_id=notification.id,
                 task_id=notification.task_id,
@@ -108,8 +114,9 @@ class DeliveryTracker:
             delivery = TrackedDelivery(row, message)
             per_task[(notification.id, endpoint)] = delivery
             try:
-                self._host.spawn(self._publish(delivery), name="mqttpush-publish")
+                self._host.spawn(self._first_publish(delivery), name="mqttpush-publish")
             except FabricClosedError as exc:  # the fabric is closing: never leave one queued
+                self._backlog.leave(task_id, len(messages) - index)  # those never spawned
                 self._final(delivery, DeliveryState.FAILED, f"not published: {exc}")
                 raise
 
@@ -141,6 +148,16 @@ class DeliveryTracker:
                     count += 1
                     size += len(delivery.message.payload) if delivery.message else 0
         return count, size
+
+    async def _first_publish(self, delivery: TrackedDelivery) -> None:
+        try:
+            await self._publish(delivery)
+        finally:
+            self._backlog.leave(delivery.row.task_id)
+
+    async def published(self, task_id: str) -> None:
+        """Wait until every notification of a task queued so far was published (or failed)."""
+        await self._backlog.published(task_id, self._publish_window + self._receipt_timeout)
 
     async def _publish(self, delivery: TrackedDelivery) -> None:
         loop = asyncio.get_running_loop()

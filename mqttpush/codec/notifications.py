@@ -46,7 +46,9 @@ _RECEIPT_OR_RECEIPTS: TypeAdapter[Receipt | list[Receipt]] = TypeAdapter(Receipt
 MAX_NOTIFICATION_BYTES = 256 << 10
 
 
-def _json_message(topic: str, model: WireModel, envelope: Envelope) -> Message:
+def _json_message(
+    topic: str, model: WireModel, envelope: Envelope, *, bulk: bool = False
+) -> Message:
     """A QoS 1 JSON message carrying ``model`` (None fields left out) and the envelope."""
     return Message(
         topic=topic,
@@ -54,6 +56,7 @@ def _json_message(topic: str, model: WireModel, envelope: Envelope) -> Message:
         qos=1,
         content_type=CONTENT_TYPE,
         user_properties=envelope.to_user_properties(),
+        bulk=bulk,
     )
 
 
@@ -80,7 +83,7 @@ def encode_notification(
         ProtocolError: Its payload would be over :data:`MAX_NOTIFICATION_BYTES`.
     """
     if cloudevents_source is None:
-        message = _json_message(topic, notification, envelope)
+        message = _json_message(topic, notification, envelope, bulk=True)
     else:
         body = notification.__pydantic_serializer__.to_json(notification, exclude_none=True)
         event = b"".join((
@@ -97,6 +100,7 @@ def encode_notification(
             qos=1,
             content_type=CLOUDEVENTS_CONTENT_TYPE,
             user_properties=envelope.to_user_properties(),
+            bulk=True,
         )
     if len(message.payload) > MAX_NOTIFICATION_BYTES:
         raise ProtocolError(_too_large("notification", len(message.payload)))

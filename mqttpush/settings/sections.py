@@ -131,6 +131,12 @@ class AgentSettings(Section):
         ge=1,
         description="Notifications per endpoint that may wait for a receipt; more wait.",
     )
+    publish_backlog: int = Field(
+        default=1_000,
+        ge=1,
+        description="Notifications being published at once (to the broker's PUBACK), across "
+        "all endpoints; more pushes wait, so requests are served between them.",
+    )
     require_push_token: bool = Field(
         default=False,
         description="Reject notifications that do not carry the token the agent registered "

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
     from mqttpush.transport.gate import ReadGate
 
-__all__ = ["PahoEvents", "install_hooks"]
+__all__ = ["PahoEvents", "inflight_limit", "install_hooks"]
 
 _BURST = 64  # packets read in one readable event at most, so other work is not starved
 
@@ -172,3 +172,8 @@ def _writer(
             aiomqtt_unregister(*args)
 
     return register, unregister
+
+
+def inflight_limit(client: aiomqtt.Client) -> int:
+    """QoS 1 publishes paho keeps in flight at once; it queues the rest, in order."""
+    return int(getattr(client._client, "_max_inflight_messages", 20)) or 65_535

@@ -8,9 +8,8 @@ Choices that are not obvious:
 
 - What MQTT 5 calls a malformed packet or a protocol error ends the connection with a
   DISCONNECT naming it: a packet over this client's Maximum Packet Size (0x95, refused
-  before it is buffered), more unacknowledged QoS 1 messages than its Receive Maximum
-  (0x93), a Topic Alias (0x94: none is ever allowed), a packet before the CONNACK or a
-  PINGRESP nobody asked for (0x82), reserved flags set (0x81).
+  before it is buffered), a Topic Alias (0x94: none is ever allowed), a packet before
+  the CONNACK or a PINGRESP nobody asked for (0x82), reserved flags set (0x81).
 - More unacknowledged QoS 1 messages than the Receive Maximum are answered with 0x93
   only with ``strict_receive_maximum``; by default they are read (the inbox bound still
   holds) and logged once per connection. Mosquitto 2.0.11 overruns a client's Receive
@@ -27,6 +26,7 @@ import logging
 import time
 
 from mqttpush.errors import ConnectionLostError, ProtocolError, SessionTakenOverError
+from mqttpush.transport.ackorder import AckOrder
 from mqttpush.transport.native.packets import (
     CONNACK,
     DISCONNECT,
@@ -75,6 +75,7 @@ class Link(Timer):
     __slots__ = (
         "_closed",
         "_reader",
+        "acks",
         "client_id",
         "connack",
         "disconnect_code",
@@ -110,6 +111,7 @@ class Link(Timer):
         self.own_receive_maximum = receive_maximum
         self.unacked_in = 0  # QoS 1 messages received and not yet acknowledged
         self.overruns = 0  # times the broker went past the Receive Maximum (not strict)
+        self.acks = AckOrder()  # those taken from the inbox, in order, for their PUBACKs
         self.resumed = False  # the broker resumed a stored session on this connection
         self.strict = strict_receive_maximum  # 0x93 past the Receive Maximum (not resumed)
         self.connack: asyncio.Future[ConnAck] = loop.create_future()
@@ -142,6 +144,7 @@ class Link(Timer):
         generation = self.generation
         inbox = self.inbox
         pending = self.pending
+        bulk_ids = self.bulk_ids
         session = self.session
         queued = len(inbox)
         unacked = self.unacked_in
@@ -168,6 +171,8 @@ class Link(Timer):
             if kind == PUBACK:
                 packet_id, reason = decode_puback(body)
                 entry = pending.pop(packet_id, None)
+                if bulk_ids:
+                    bulk_ids.discard(packet_id)
                 if session is not None:
                     session.pop(packet_id, None)
                 if entry is not None:
@@ -202,8 +207,8 @@ class Link(Timer):
             self._bound_inbox()
         if freed:
             self.timeouts = 0
-            if self._room_waiters:
-                self._wake_room(freed)
+            if self._room_waiters or self._bulk_waiters:
+                self.wake_room()
 
     def _overrun(self, unacked: int) -> None:
         """The broker sent more than the Receive Maximum: refuse it (strict), or say so."""
@@ -293,6 +298,7 @@ class Link(Timer):
         if not self.connack.done():
             self.connack.set_exception(ConnectionLostError(message))
         pending, self.pending = self.pending, {}
+        self.bulk_ids.clear()
         for future, _ in pending.values():
             if not future.done():
                 future.set_exception(ConnectionLostError(message))
@@ -301,6 +307,7 @@ class Link(Timer):
             if not waiter.done():
                 waiter.set_exception(ConnectionLostError(message))
         self._release(self._room_waiters)
+        self._release(self._bulk_waiters)
         self._release(self._drain_waiters)
         self._wake_inbox()
 
