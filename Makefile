@@ -27,6 +27,8 @@ ifeq ($(origin MODE), undefined)
 MODE := $(or $(call stack_field,mode),$(shell docker info >/dev/null 2>&1 && echo compose || echo local))
 endif
 WATCH_TOPIC := mqttpush/v1/+/+/push/\#
+# `make bench BENCH_ARGS="--set repeat=1"`: options of the suite (docs/benchmarks.md).
+BENCH_ARGS ?=
 # `make run RECEIVERS=3`: one sender task broadcast to 3 endpoints (and two filtered ones).
 RECEIVERS ?=
 RUN_ARGS := $(if $(RECEIVERS),--receivers $(RECEIVERS))
@@ -41,7 +43,8 @@ export PY RUN_DIR SECURE_DIR
 
 .DEFAULT_GOAL := help
 .PHONY: help install build start run run-verbose stop status logs logs-sender logs-receiver \
-	logs-broker watch test test-deps test-fast test-cluster lint bench certs clean images-offline
+	logs-broker watch test test-deps test-fast test-cluster lint bench bench-overload bench-soak \
+	bench-record bench-scale certs clean images-offline
 
 help: ## list the targets
 	@echo "mode: $(MODE) (override with MODE=local or MODE=compose)"
@@ -98,8 +101,29 @@ test-cluster: install ## broker-cluster tests on a two-node ejabberd they start 
 certs: install ## create the secure profile's CA, certificates, passwords and ACL (.run/secure)
 	$(PY) -m mqttpush secure init --dir $(SECURE_DIR)
 
-bench: $(VENV)/.bench ## benchmark suite with same-run raw baselines (about two minutes)
-	$(PY) -m mqttpush bench --json $(RUN_DIR)/bench/results.json --chart $(RUN_DIR)/bench/chart.png
+bench: $(VENV)/.bench ## benchmark suite, raw baselines on every client, same run (about ten minutes)
+	$(PY) -m mqttpush bench $(BENCH_ARGS) --json $(RUN_DIR)/bench/results.json --chart $(RUN_DIR)/bench/chart.png
+
+bench-overload: $(VENV)/.bench ## overload mode: 1,000 endpoints x 101 notifications with RPCs
+	$(PY) -m mqttpush bench --overload $(BENCH_ARGS) --json $(RUN_DIR)/bench/overload.json
+
+bench-soak: $(VENV)/.bench ## soak mode: 10 rounds of 200,000 notifications, RSS, idle CPU
+	$(PY) -m mqttpush bench --soak $(BENCH_ARGS) --json $(RUN_DIR)/bench/soak.json --chart $(RUN_DIR)/bench/soak.png
+
+# The run docs/benchmarks.md records: the default suite, then both modes, written to docs/.
+# On a quiet machine: `make bench-record`; smaller modes: BENCH_MODE_ARGS="--set soak_rounds=3".
+BENCH_MODE_ARGS ?=
+bench-record: $(VENV)/.bench ## re-record docs/benchmarks.{json,png} and the modes' results
+	$(PY) -m mqttpush bench $(BENCH_ARGS) --json docs/benchmarks.json --chart docs/benchmarks.png
+	$(PY) -m mqttpush bench --overload $(BENCH_MODE_ARGS) --json docs/benchmarks-overload.json
+	$(PY) -m mqttpush bench --soak $(BENCH_MODE_ARGS) --json docs/benchmarks-soak.json \
+		--chart docs/benchmarks-soak.png
+
+# Opt-in parts: they start a private PostgreSQL (unless MQTTPUSH_BENCH_STORE_URL names one)
+# and a two-node ejabberd cluster with haproxy in front (root; apt-get install ejabberd haproxy).
+bench-scale: $(VENV)/.bench ## scale-out figures: pool throughput and failover, broker node failover
+	$(PY) -m mqttpush bench --only pool --only pool-failover --only cluster-failover \
+		--json $(RUN_DIR)/bench/scale.json
 
 $(VENV)/.bench: $(VENV)/.installed
 	$(PY) -m pip install -q -e '.[test,bench]'

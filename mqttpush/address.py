@@ -55,6 +55,8 @@ def check_level(value: str, what: str) -> str:
         InvalidAddressError: Empty, too long, containing ``/``, ``+``, ``#``, NUL or
             whitespace, or starting with ``$`` (reserved by brokers).
     """
+    if type(value) is str and value in _valid_levels:
+        return value
     if not value:
         raise InvalidAddressError(f"{what} must not be empty")
     if len(value) > _MAX_LEVEL:
@@ -70,7 +72,15 @@ def check_level(value: str, what: str) -> str:
         raise InvalidAddressError(
             f"{what} {value!r} must not start with '$' (reserved by MQTT brokers)"
         )
+    if len(_valid_levels) >= _LEVELS_KEPT:
+        _valid_levels.clear()
+    _valid_levels.add(value)
     return value
+
+
+# Levels checked lately: the same names and task ids come in every message of a task.
+_LEVELS_KEPT = 4096
+_valid_levels: set[str] = set()
 
 
 def check_prefix(prefix: str) -> str:

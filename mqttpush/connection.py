@@ -136,21 +136,27 @@ class Connection:
         self,
         dispatch: Callable[[Message], Awaitable[None]],
         on_lost: Callable[[ConnectionLostError], None],
+        flush: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         """Hand every inbound message to ``dispatch``, reconnecting whenever it drops.
 
-        ``on_lost`` hears of each drop (pending calls fail or retry with it).
+        ``on_lost`` hears of each drop (pending calls fail or retry with it); ``flush``
+        is awaited first, to handle what ``dispatch`` kept for later.
         """
         while not self.closing:
             try:
                 async for message in self.transport.messages():
                     await dispatch(message)
             except SessionTakenOverError as exc:
+                if flush is not None:
+                    await flush()
                 on_lost(exc)
                 await self._stop(exc)
                 return
             except ConnectionLostError as exc:
                 self.connected.clear()
+                if flush is not None:
+                    await flush()
                 log.warning("%s; reconnecting", exc)
                 on_lost(exc)
                 try:

@@ -52,7 +52,10 @@ _A = TypeVar("_A", bound="Agent")
 _CLOSE_WAIT = 10.0  # seconds __aexit__ waits for its tasks to end
 
 
-def _close_if_unstarted(coro: Coroutine[Any, Any, Any], _task: asyncio.Task[Any]) -> None:
+def _task_done(
+    tasks: set[asyncio.Task[Any]], coro: Coroutine[Any, Any, Any], task: asyncio.Task[Any]
+) -> None:
+    tasks.discard(task)
     if inspect.getcoroutinestate(coro) == inspect.CORO_CREATED:
         coro.close()
 
@@ -169,7 +172,8 @@ class Fabric:
         except BaseException:
             await self._stack.aclose()
             raise
-        self.spawn(self._link.run(self._loop.dispatch, self._caller.fail_all), name="mqttpush-pump")
+        pump = self._link.run(self._loop.dispatch, self._caller.fail_all, self._loop.flush)
+        self.spawn(pump, name="mqttpush-pump")
         self._token = enter_host(self)
         return self
 
@@ -209,10 +213,10 @@ class Fabric:
             coro.close()
             raise FabricClosedError("the fabric is not open")
         task = self._group.create_task(self._guarded(coro, name), name=name)
-        # A task cancelled before it ever ran (on exit) never awaited ``coro``: close it.
-        task.add_done_callback(functools.partial(_close_if_unstarted, coro))
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        # One callback (each costs a loop step): forget the task, and close ``coro`` if the
+        # task was cancelled before it ever ran (on exit), as it never awaited it then.
+        task.add_done_callback(functools.partial(_task_done, self._tasks, coro))
         return task
 
     async def _guarded(self, coro: Coroutine[Any, Any, Any], name: str) -> Any:  # noqa: ANN401

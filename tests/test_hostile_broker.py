@@ -18,6 +18,7 @@ from mqttpush.transport.native.packets import decode_publish
 from tests.scripted_broker import (
     DISCONNECT,
     PINGREQ,
+    PUBACK,
     PUBLISH,
     Reader,
     ScriptedBroker,
@@ -73,9 +74,10 @@ async def test_a_run_of_puback_timeouts_ends_the_connection():
 # --- 2. inbound bounds ------------------------------------------------------------------
 
 
-async def test_more_unacknowledged_qos1_than_receive_maximum_is_disconnect_0x93():
+async def test_more_unacknowledged_qos1_than_receive_maximum_is_disconnect_0x93_when_strict():
     broker = ScriptedBroker()
-    async with broker, client(broker, receive_maximum=5) as transport:
+    strict = {"receive_maximum": 5, "strict_receive_maximum": True}
+    async with broker, client(broker, **strict) as transport:
         async with Reader(transport, ack=False) as reader:
             for packet_id in range(1, 7):
                 broker.send(publish("t/in", qos=1, packet_id=packet_id))
@@ -85,11 +87,51 @@ async def test_more_unacknowledged_qos1_than_receive_maximum_is_disconnect_0x93(
         assert disconnect_codes(broker) == [0x93]
 
 
+async def test_pubacks_leave_in_the_order_the_publishes_came():
+    # MQTT 5 [MQTT-4.6.0-2]: handled out of order, acknowledged in order.
+    broker = ScriptedBroker()
+    async with broker, client(broker) as transport, Reader(transport, ack=False) as reader:
+        for packet_id in range(1, 5):
+            broker.send(publish("t/in", qos=1, packet_id=packet_id))
+        await reader.until(lambda: len(reader.messages) == 4)
+        first, second, third, fourth = reader.messages
+        await transport.ack(third)
+        await transport.ack(second)
+        await asyncio.sleep(0.1)
+        assert broker.of_kind(PUBACK) == []  # the first one is not handled yet
+        await transport.ack(first)
+        await broker.until(lambda: len(broker.of_kind(PUBACK)) == 3)
+        await transport.ack(fourth)
+        await broker.until(lambda: len(broker.of_kind(PUBACK)) == 4)
+        acked = [int.from_bytes(p.body[:2], "big") for p in broker.of_kind(PUBACK)]
+        assert acked == [1, 2, 3, 4]
+
+
+async def test_by_default_an_overrun_of_receive_maximum_is_read_and_logged_once(caplog):
+    broker = ScriptedBroker()
+    async with broker, client(broker, receive_maximum=5) as transport:
+        async with Reader(transport, ack=False) as reader:
+            for packet_id in range(1, 13):
+                broker.send(publish("t/in", qos=1, packet_id=packet_id))
+            async with asyncio.timeout(5):
+                while len(reader.messages) < 12:
+                    await asyncio.sleep(0.02)
+            assert reader.error is None
+        assert DISCONNECT not in broker.kinds
+    overruns = [r for r in caplog.records if "over this client's Receive Maximum" in r.message]
+    assert len(overruns) == 1, [r.message for r in overruns]
+
+
 async def test_a_resumed_sessions_backlog_over_receive_maximum_is_read_not_refused():
     # Mosquitto 2.0.11 sends a resumed session's whole backlog at once; a DISCONNECT
     # would repeat at every reconnect and the agent would never come back.
     broker = ScriptedBroker(connacks=[connack(session_present=True)])
-    durable = {"client_id": "backlog", "session_expiry": 60, "receive_maximum": 5}
+    durable = {
+        "client_id": "backlog",
+        "session_expiry": 60,
+        "receive_maximum": 5,
+        "strict_receive_maximum": True,  # even strict: a resumed backlog is read
+    }
     async with broker, client(broker, **durable) as transport:
         async with Reader(transport, ack=False) as reader:
             for packet_id in range(1, 21):

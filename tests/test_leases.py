@@ -67,3 +67,42 @@ async def test_an_expired_lease_of_a_dead_copy_is_taken_over_once():
     await alive.tick()
     assert [(t.task.task_id, t.previous_owner) for t in taken] == [("t", "dead")]
     assert alive.taken_over == 1
+
+
+class CountingRenewals(MemoryTaskStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.renewals = 0
+
+    async def renew_leases(self, owner, ttl):
+        self.renewals += 1
+        return await super().renew_leases(owner, ttl)
+
+
+async def test_renewals_keep_their_pace_while_a_taken_over_task_is_handed_over():
+    store = CountingRenewals()
+    dead = LeaseKeeper(store, "dead", 0.01, _never_taken)
+    assert await dead.create(_task("t"))
+    await asyncio.sleep(0.05)  # its lease expired
+    handing = asyncio.Event()
+    release = asyncio.Event()
+
+    async def slow_hand_over(t: TakenOver) -> None:
+        handing.set()
+        await release.wait()  # e.g. its endpoints loaded through a busy store
+
+    alive = LeaseKeeper(store, "alive", 0.3, slow_hand_over)  # a round every 0.1 s
+    async with asyncio.TaskGroup() as group:
+        running = group.create_task(alive.run())
+        async with asyncio.timeout(10):
+            await handing.wait()
+            before = store.renewals
+            while store.renewals < before + 3:  # bounded by the timeout above
+                await asyncio.sleep(0.05)
+        release.set()
+        running.cancel()
+    assert alive.taken_over == 1
+
+
+async def _never_taken(t: TakenOver) -> None:
+    raise AssertionError(f"{t} taken over")

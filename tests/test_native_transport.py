@@ -240,6 +240,34 @@ async def test_five_thousand_concurrent_qos1_messages_arrive_exactly_once(broker
         assert elapsed < 20
 
 
+async def test_mosquittos_overrun_after_a_run_of_pubacks_is_read_not_refused(broker):
+    # Mosquitto 2.0.11: hold Receive Maximum messages, acknowledge them all at once, and
+    # it sends far more than Receive Maximum before the next PUBACK (286 over 100 seen).
+    topic, count = new_topic(), 400
+    settings = broker_settings(broker.host, broker.port, receive_maximum=100)
+    async with connected(settings) as sub, connected(settings) as pub:
+        await sub.subscribe(topic, 1)
+        sent = asyncio.gather(*(pub.publish(Message(topic, b"%d" % n)) for n in range(count)))
+        got: list[bytes] = []
+        held: list[Message] = []
+        generation = sub._generation
+        async with asyncio.timeout(30):
+            async for message in sub.messages():
+                got.append(message.payload)
+                held.append(message)
+                if len(got) == 100:  # the Receive Maximum: the broker waits here
+                    await asyncio.sleep(0.3)
+                if len(got) >= 100:
+                    for each in held:
+                        await sub.ack(each)
+                    held.clear()
+                if len(got) == count:
+                    break
+        assert all(await sent)
+        assert sorted(int(p) for p in got) == list(range(count))
+        assert sub._generation == generation  # the same connection throughout
+
+
 @pytest.mark.timeout_s(30)
 async def test_one_megabyte_payloads_round_trip(broker):
     topic = new_topic()

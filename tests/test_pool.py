@@ -4,7 +4,8 @@
 ``$share/senders/...``; one copy is killed with SIGKILL mid-run. No task may stay
 unfinished or end silently, no notification may be lost (the demo sender's tasks are
 resumable: a surviving copy runs the dead copy's tasks again, carrying on ``seq``), and
-every operation must be answered by whichever copy gets it.
+every operation must be answered by whichever copy gets it. The failover time (from the
+kill to the last of the dead copy's tasks taken over) is printed, and bounded generously.
 
 Scaled to this machine (2 shared cores): 3 notifications per task (4 with the final
 one), so 4,000 notifications, 4,000 receipts and 2,000 requests in about a minute.
@@ -39,6 +40,9 @@ if TYPE_CHECKING:
 SENDER = "sender@fame.fabric"
 COPIES, TASKS, RECEIVERS, COUNT = 3, 1_000, 100, 3
 LEASE_TTL = 5.0
+# The failover time is printed; bounded only generously (a lease and a third is the
+# ideal; the store's latency on a saturated machine has stretched it to 41 s).
+FAILOVER_BOUND = 24 * LEASE_TTL
 
 
 class Copy:
@@ -136,6 +140,13 @@ def taken_over(copies: list[Copy], owner: str) -> list[float]:
     return times
 
 
+def failover_times(copies: list[Copy], killed_wall: float) -> tuple[int, float, float]:
+    """The dead copy's (the first's) tasks taken over: how many, the first and last (s)."""
+    takeovers = taken_over(copies[1:], owner_of(copies[0]))
+    assert takeovers  # the dead copy's tasks were claimed by the survivors
+    return len(takeovers), min(takeovers) - killed_wall, max(takeovers) - killed_wall
+
+
 def undelivered(receivers: list[Collector]) -> list[str]:
     """Tasks whose endpoint misses a notification, or the final one."""
     missing = []
@@ -231,15 +242,15 @@ async def test_a_pool_of_three_loses_nothing_when_one_copy_is_killed(
 
             await any_copy_answers(sender)
             await cancels_from_any_copy(sender)
-        takeovers = taken_over(copies[1:], owner_of(victim))
-        assert takeovers  # the dead copy's tasks were claimed by the survivors
+        taken, first, failover = failover_times(copies, killed_wall)
         print(
             f"pool: {TASKS} tasks x {COUNT + 1} notifications in {all_done - started:.1f} s; "
-            f"SIGKILL of one copy: {len(takeovers)} tasks taken over, the last "
-            f"{max(takeovers) - killed_wall:.1f} s after the kill (lease {LEASE_TTL} s); "
+            f"SIGKILL of one copy: {taken} tasks taken over, the first {first:.1f} s "
+            f"and the last {failover:.1f} s after the kill (lease {LEASE_TTL} s); "
             f"{len(resumed)} endpoints saw a resumed task; every task finished "
             f"{all_done - killed_at:.1f} s after the kill"
         )
+        assert failover < FAILOVER_BOUND, (first, failover)
         assert copies[1].process.poll() is None
         assert copies[2].process.poll() is None
     finally:

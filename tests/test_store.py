@@ -463,7 +463,7 @@ async def test_sqlite_survives_close_and_reopen(tmp_path):
         assert await second.endpoints("t") == [endpoint("t", "r@fame.fabric", "tok")]
         assert await second.delivery_summary("t") == {DeliveryState.DELIVERED: 1}
     with sqlite3.connect(path) as raw:
-        assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
         assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     raw.close()
     assert path.stat().st_mode & 0o077 == 0  # tokens inside: owner only

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
 import textwrap
@@ -45,12 +46,17 @@ async def test_migrate_a_fresh_database_then_again_is_a_no_op(postgres_url):
     with pytest.raises(StoreSchemaError, match=r"schema version 0.*mqttpush store migrate"):
         await PostgresTaskStore(postgres_url).open()
     applied = await migrate(postgres_url)
-    assert [str(m) for m in applied] == ["0001_tasks", "0002_leases", "0003_endpoint_options"]
-    assert SCHEMA_VERSION == len(migrations()) == 3
+    assert [str(m) for m in applied] == [
+        "0001_tasks",
+        "0002_leases",
+        "0003_endpoint_options",
+        "0004_replies",
+    ]
+    assert SCHEMA_VERSION == len(migrations()) == 4
     assert await migrate(postgres_url) == []
     assert await schema_version(postgres_url) == SCHEMA_VERSION
     recorded = _rows(postgres_url, "SELECT version, name FROM mqttpush_schema ORDER BY version")
-    assert recorded == [(1, "tasks"), (2, "leases"), (3, "endpoint_options")]
+    assert recorded == [(1, "tasks"), (2, "leases"), (3, "endpoint_options"), (4, "replies")]
     async with PostgresTaskStore(postgres_url) as store:  # now it opens
         await store.save_task(task("t"))
         assert await store.get_task("t") == task("t")
@@ -69,20 +75,20 @@ async def test_pending_migrations_are_applied_on_request_keeping_the_data(postgr
             "INSERT INTO mqttpush_tasks (task_id, state, params, result, created_at, updated_at, "
             "pushed) VALUES ('old', 'working', '{\"n\": 1}', 'null', now(), now(), 4)"
         )
-    with pytest.raises(StoreSchemaError, match="schema version 1, this mqttpush needs 3"):
+    with pytest.raises(StoreSchemaError, match="schema version 1, this mqttpush needs 4"):
         await PostgresTaskStore(postgres_url).open()
     async with PostgresTaskStore(postgres_url, migrate=True) as store:
         old = await store.get_task("old")
         assert old is not None
         assert (old.state, old.params, old.pushed) == (TaskState.WORKING, {"n": 1}, 4)
         assert await store.acquire_lease("old", "a", LONG) is not None
-    assert await schema_version(postgres_url) == 3
+    assert await schema_version(postgres_url) == 4
 
 
 async def test_a_newer_schema_is_refused_by_the_store_and_by_migrate(postgres_url):
     await migrate(postgres_url)
     _rows(postgres_url, "INSERT INTO mqttpush_schema (version, name) VALUES (99, 'future')")
-    with pytest.raises(StoreSchemaError, match="schema version 99 is newer than 3"):
+    with pytest.raises(StoreSchemaError, match="schema version 99 is newer than 4"):
         await PostgresTaskStore(postgres_url).open()
     with pytest.raises(StoreSchemaError, match="upgrade mqttpush"):
         await PostgresTaskStore(postgres_url, migrate=True).open()
@@ -93,8 +99,13 @@ async def test_a_newer_schema_is_refused_by_the_store_and_by_migrate(postgres_ur
 async def test_concurrent_migrations_apply_each_step_once(postgres_url):
     results = await asyncio.gather(*(migrate(postgres_url) for _ in range(4)))
     applied = [str(m) for result in results for m in result]
-    assert sorted(applied) == ["0001_tasks", "0002_leases", "0003_endpoint_options"]
-    assert len(_rows(postgres_url, "SELECT * FROM mqttpush_schema")) == 3
+    assert sorted(applied) == [
+        "0001_tasks",
+        "0002_leases",
+        "0003_endpoint_options",
+        "0004_replies",
+    ]
+    assert len(_rows(postgres_url, "SELECT * FROM mqttpush_schema")) == 4
 
 
 def test_a_url_that_is_not_a_connection_string_is_a_configuration_error():
@@ -125,6 +136,50 @@ async def test_the_pool_bounds_connections_and_serves_many_callers(postgres_url)
             "WHERE application_name = 'mqttpush' AND datname = current_database()",
         )
         assert 1 <= connections <= 3
+
+
+async def test_leases_are_renewed_and_taken_over_while_every_pooled_connection_is_held(
+    postgres_url,
+):
+    await migrate(postgres_url)
+    async with PostgresTaskStore(postgres_url, pool_size=2, timeout=0.5) as store:
+        assert await store.create_task(task("mine"), "a", LONG) is not None
+        assert await store.create_task(task("dead"), "b", EXPIRED) is not None
+        await asyncio.sleep(EXPIRED * 2)
+        async with contextlib.AsyncExitStack() as held:
+            for _ in range(2):  # every connection of the pool, as busy writers would
+                await held.enter_async_context(store._connection())
+            with pytest.raises(StoreUnavailableError, match="no connection in time"):
+                await store.get_task("mine")  # the pool is exhausted
+            assert await store.renew_leases("a", LONG) == {"mine"}
+            taken = await store.take_over_expired("a", LONG)
+            assert [(t.task.task_id, t.previous_owner) for t in taken] == [("dead", "b")]
+        lease = await store.lease("dead")  # the pool serves again
+        assert lease is not None
+        assert lease.owner == "a"
+
+
+async def test_the_lease_connection_gives_up_after_its_timeout_and_reconnects(postgres_url):
+    await migrate(postgres_url)
+    async with PostgresTaskStore(postgres_url, timeout=5, lease_timeout=0.5) as store:
+        assert await store.create_task(task("mine"), "a", LONG) is not None
+        assert await store.renew_leases("a", LONG) == {"mine"}
+        with psycopg.connect(postgres_url) as blocker:  # a transaction holding the row
+            blocker.execute("SELECT 1 FROM mqttpush_tasks WHERE task_id = 'mine' FOR UPDATE")
+            with pytest.raises(StoreUnavailableError, match="no answer on the mqttpush-leases"):
+                await store.renew_leases("a", LONG)
+        assert await store.renew_leases("a", LONG) == {"mine"}
+        _rows(
+            postgres_url,
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE application_name = 'mqttpush-leases' AND datname = current_database()",
+        )
+        renewed = None
+        for _ in range(2):  # the first may find the connection dead; the next reconnects
+            with contextlib.suppress(StoreUnavailableError):
+                renewed = await store.renew_leases("a", LONG)
+        assert renewed == {"mine"}
+        assert store.leases_connection.connects == 3
 
 
 async def test_a_caller_waits_at_most_timeout_for_a_pooled_connection(postgres_url):

@@ -57,10 +57,10 @@ def test_invalid_store_settings_are_refused(monkeypatch, tmp_path):
 
 def test_store_migrate_and_status_on_the_command_line(postgres_url, capsys, monkeypatch):
     assert main(["store", "status", "--url", postgres_url]) == 0
-    assert "schema version 0, this mqttpush's is 3" in capsys.readouterr().out
+    assert "schema version 0, this mqttpush's is 4" in capsys.readouterr().out
     assert main(["store", "migrate", "--url", postgres_url]) == 0
     assert (
-        "0001_tasks, 0002_leases, 0003_endpoint_options; schema version 3"
+        "0001_tasks, 0002_leases, 0003_endpoint_options, 0004_replies; schema version 4"
         in capsys.readouterr().out
     )
     monkeypatch.setenv("MQTTPUSH_AGENT__STORE_URL", postgres_url)  # the default URL

@@ -334,7 +334,7 @@ async def test_options_survive_a_restart_and_a_version_1_store_is_migrated(tmp_p
         await store.save_endpoint(config)
         assert await store.endpoints("t") == [plain, config]
     with contextlib.closing(sqlite3.connect(old)) as raw:
-        assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
 
 
 class Endless(BackgroundTaskAgent):

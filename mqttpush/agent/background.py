@@ -23,6 +23,7 @@ from mqttpush.agent.delivery import DeliveryTracker
 from mqttpush.agent.endpoint_ops import EndpointOperations
 from mqttpush.agent.endpoints import Endpoints
 from mqttpush.agent.leases import LeaseKeeper
+from mqttpush.agent.owners import forward
 from mqttpush.agent.running import TaskWork
 from mqttpush.agent.task import TaskRunner
 from mqttpush.agent.tasks import TaskRegistry
@@ -33,7 +34,8 @@ from mqttpush.errors import (
     TaskNotFoundError,
     UsageError,
 )
-from mqttpush.models import TaskId, TaskStatus, new_id
+from mqttpush.models import TaskId, TaskPushNotificationConfig, TaskStatus, new_id
+from mqttpush.rpc.cache import SharedReplies
 from mqttpush.rpc.operation import operation
 from mqttpush.store import store_from_settings
 
@@ -52,6 +54,8 @@ _MAX_WAIT = 300.0  # longest get_task_status long-poll
 MAX_PARAMS_BYTES = 64 << 10
 
 _STORE_POLL = 0.5  # seconds between two reads of a task another copy runs
+# Operations that change nothing: a pool does not claim them in its shared reply cache.
+_READS = frozenset({"get_task_status", "get_delivery_status", "list_push_endpoints"})
 
 
 class BackgroundTaskAgent(EndpointOperations, Agent):
@@ -109,6 +113,7 @@ class BackgroundTaskAgent(EndpointOperations, Agent):
             publish_window=agent.publish_window,
             store=self._store,
             window=agent.delivery_window,
+            backlog=agent.publish_backlog,
             metrics=self._metrics,
         )
         metrics, name = host.instruments.metrics, str(address)
@@ -135,6 +140,17 @@ class BackgroundTaskAgent(EndpointOperations, Agent):
                 self._work.take_over,
                 self._work.keep_only,
             )
+            if self._responder is not None:  # a repeat reaching another copy runs once too
+                self._responder.shared = SharedReplies(
+                    self._store,
+                    host.client_id,
+                    str(address),
+                    claim_ttl=agent.lease_ttl,
+                    keep=agent.shared_reply_cache,
+                    keep_bytes=agent.shared_reply_cache_bytes,
+                    max_reply_bytes=agent.shared_reply_max_bytes,
+                    reads=_READS,
+                )
 
     @property
     def store(self) -> TaskStore:
@@ -244,15 +260,8 @@ class BackgroundTaskAgent(EndpointOperations, Agent):
         if stored.state.is_terminal:
             raise TaskNotCancelableError(data={"task_id": task_id, "state": stored.state.value})
         owner = await leases.owner_of(task_id)
-        if owner is not None:  # its copy's own request topic (docs/protocol.md)
-            raw = await self.host.caller.call(
-                f"{self.host.topics.rpc(self.address)}/{owner}",
-                "cancel_task",
-                {"task_id": task_id},
-                timeout=self.host.settings.rpc.timeout,
-                envelope=codec.Envelope(sender=str(self.address)),
-                address=str(self.address),
-            )
+        if owner is not None:
+            raw = await forward(self.host, self.address, owner, "cancel_task", {"task_id": task_id})
             return TaskStatus.model_validate(raw)
         # Its copy died and nobody took it over yet: this copy does, to end it now.
         if await self.store.acquire_lease(task_id, leases.owner, leases.ttl) is None:
@@ -261,6 +270,19 @@ class BackgroundTaskAgent(EndpointOperations, Agent):
         await self.endpoints.load(task_id)
         await self._running.cancel(runner)
         return self._running.status(runner)
+
+    async def _endpoint_added(self, config: TaskPushNotificationConfig) -> None:
+        """Tell the copy running the task about an endpoint registered here (a pool copy).
+
+        That copy loaded the task's endpoints when the task started; this one is newer.
+        """
+        leases = self._running.leases
+        if leases is None or self.tasks.find(config.task_id) is not None:
+            return  # not a pool, or the task runs here (or ran here): known already
+        owner = await leases.owner_of(config.task_id)
+        if owner is not None:  # not started yet, or ended: the store has it for later
+            await forward(self.host, self.address, owner, "register_push_endpoint",
+                          {"config": config})  # fmt: skip
 
     @operation
     async def cancel_task(self, task_id: TaskId) -> TaskStatus:

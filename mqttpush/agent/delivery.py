@@ -5,20 +5,17 @@ A publish that fails while the broker is away is retried once the connection is 
 for up to ``publish_window`` seconds, then the delivery is *failed* with the reason.
 A published notification without a receipt after ``receipt_timeout`` is published
 again (same id: receivers deduplicate), up to ``attempts`` times in all, then it is
-*expired*. A receipt arriving later still marks it delivered, until the task's records
-are folded: once a task has ended and every delivery of it is final, its per-delivery
-records go (after one more ``receipt_timeout`` for late receipts) and only its counts
-per state stay here; the store keeps the rows ``get_delivery_status`` reads.
-
-Re-sending is driven by deadlines (:mod:`mqttpush.agent.resend`), not by scanning every
-delivery: with nothing awaiting a receipt, the resend loop has no timer.
+*expired*. A receipt arriving later still marks it delivered, until the task folds
+(:mod:`mqttpush.agent.kept`). Re-sends are driven by deadlines
+(:mod:`mqttpush.agent.resend`): with nothing awaiting a receipt, no timer runs.
 
 Flow control (:mod:`mqttpush.agent.window`): at most ``window`` notifications per
 endpoint, and ``window_bytes`` of their payloads, wait for their receipt; a push to an
 endpoint whose window is full waits until receipts (or expiries) make room, higher
 priorities first. A slow receiver thus slows its sender, whatever the broker does with
 the receiver's Receive Maximum (Mosquitto 2.0.11 was measured exceeding it). A
-registration's ``rate`` spaces its notifications.
+registration's ``rate`` spaces its notifications. At most ``backlog`` first
+publications are under way at once, across all endpoints (:mod:`mqttpush.agent.backlog`).
 """
 
 from __future__ import annotations
@@ -28,6 +25,7 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
+from mqttpush.agent.backlog import Backlog
 from mqttpush.agent.kept import KeptDeliveries
 from mqttpush.agent.resend import ResendQueue
 from mqttpush.agent.tracked import NOBODY, TrackedDelivery, info_of
@@ -61,12 +59,14 @@ class DeliveryTracker:
         store: TaskStore | None = None,
         window: int = 100,
         window_bytes: int = 16 << 20,
+        backlog: int = 1_000,
         metrics: AgentMetrics | None = None,
     ) -> None:
         self._host = host
         self._metrics = metrics or AgentMetrics()
         self._store = store
         self._windows = Windows(window, window_bytes)
+        self._backlog = Backlog(backlog)
         self._pacer = Pacer()
         self._receipt_timeout = receipt_timeout
         self._attempts = attempts
@@ -91,19 +91,21 @@ class DeliveryTracker:
         to ``window`` notifications in flight per endpoint instead of one.
         """
         rank = notification.priority.rank
+        task_id = notification.task_id
         taken: list[tuple[str, int]] = []
         try:
             for endpoint, message in messages.items():
                 await self._windows.acquire(endpoint, rank, len(message.payload))
                 taken.append((endpoint, len(message.payload)))
                 if rates and (rate := rates.get(endpoint)) is not None:
-                    await self._pacer.wait(notification.task_id, endpoint, rate)
+                    await self._pacer.wait(task_id, endpoint, rate)
+            await self._backlog.enter(task_id, len(messages))
         except BaseException:
             for endpoint, size in taken:
                 self._windows.release(endpoint, size)
             raise
         self._metrics.notification_sent(len(messages))
-        for endpoint, message in messages.items():
+        for index, (endpoint, message) in enumerate(messages.items()):
             row = Delivery(
                 notification_id=notification.id,
                 task_id=notification.task_id,
@@ -119,8 +121,9 @@ class DeliveryTracker:
             self._unsettled += 1
             self._unsettled_bytes += delivery.size
             try:
-                self._host.spawn(self._publish(delivery), name="mqttpush-publish")
+                self._host.spawn(self._first_publish(delivery), name="mqttpush-publish")
             except FabricClosedError as exc:  # the fabric is closing: never leave one queued
+                self._backlog.leave(task_id, len(messages) - index)  # those never spawned
                 self._final(delivery, DeliveryState.FAILED, f"not published: {exc}")
                 raise
 
@@ -155,6 +158,16 @@ class DeliveryTracker:
     def resend_wakeups(self) -> int:
         """Times the resend loop woke for a deadline (it sleeps untimed when none is due)."""
         return self._resends.wakeups
+
+    async def _first_publish(self, delivery: TrackedDelivery) -> None:
+        try:
+            await self._publish(delivery)
+        finally:
+            self._backlog.leave(delivery.row.task_id)
+
+    async def published(self, task_id: str) -> None:
+        """Wait until every notification of a task queued so far was published (or failed)."""
+        await self._backlog.published(task_id, self._publish_window + self._receipt_timeout)
 
     async def _publish(self, delivery: TrackedDelivery) -> None:
         loop = asyncio.get_running_loop()

@@ -39,7 +39,8 @@ class EndpointOperations:
         An endpoint may be registered before the task runs. Registering for a task
         that has already ended is refused (-32004), since nothing would be sent.
         Registering an address again replaces it, unless it has a token and the new
-        registration another one (-32602). Replies mask the token.
+        registration another one (-32602). Replies mask the token. A copy of a pool
+        passes a registration for a task another copy runs on to that copy.
         """
         record = self.tasks.find(config.task_id)
         if record is not None and record.state.is_terminal:
@@ -55,7 +56,11 @@ class EndpointOperations:
         await self.endpoints.bound(
             self.tasks.max_finished, lambda task_id: self.tasks.find(task_id) is not None
         )
+        await self._endpoint_added(config)
         return _redacted(config)
+
+    async def _endpoint_added(self, config: TaskPushNotificationConfig) -> None:
+        """Called once a registration is kept (a pool copy passes it on to the task's copy)."""
 
     @operation
     async def get_delivery_status(self, task_id: TaskId) -> list[DeliveryInfo]:

@@ -5,12 +5,19 @@ Every copy of a pool owns the tasks it started through a lease in the shared sto
 every third of ``agent.lease_ttl``; each time, it also claims the tasks whose lease
 expired (their copy died), and hands each to ``on_taken``: run again (agents whose
 tasks are resumable) or failed visibly. A dead copy's tasks are thus taken over within
-``lease_ttl`` plus a third of it, by exactly one copy.
+``lease_ttl`` plus a third of it, plus one round's statements, by exactly one copy.
+
+Rounds keep their pace whatever else the copy does: a round starts every third of the
+lease time from the start of the one before, the tasks it claimed are handed over in a
+task of their own (the next renewal never waits for them), and the PostgreSQL store runs
+the round's two statements on a connection that no other write can hold
+(:mod:`mqttpush.store.postgres.dedicated`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import TYPE_CHECKING
 
@@ -80,23 +87,46 @@ class LeaseKeeper:
         """Renew and take over every third of the lease time, until cancelled."""
         log.info("task leases of owner %s: %.1f s, renewed every %.1f s", self.owner, self.ttl,
                  self.ttl / 3)  # fmt: skip
-        while True:
-            try:
-                await self.tick()
-            except StoreError as exc:  # the store is away: the next round tries again
-                log.warning("leases of %s not renewed: %s", self.owner, exc)
-            await asyncio.sleep(self.ttl / 3)
+        loop = asyncio.get_running_loop()
+        async with asyncio.TaskGroup() as handing:
+            while True:
+                started = loop.time()
+                try:
+                    taken = await self.renew_and_claim()
+                except StoreError as exc:  # the store is away: the next round tries again
+                    log.warning("leases of %s not renewed: %s", self.owner, exc)
+                else:
+                    if taken:
+                        name = f"mqttpush-takeover-{self.owner}"
+                        handing.create_task(self._hand_over(taken), name=name)
+                await asyncio.sleep(max(0.0, started + self.ttl / 3 - loop.time()))
 
     async def tick(self) -> None:
-        """One round: renew this copy's leases, then claim expired ones."""
+        """One round: renew this copy's leases, claim expired ones, and hand those over."""
+        await self._hand_over(await self.renew_and_claim())
+
+    async def renew_and_claim(self) -> list[TakenOver]:
+        """Renew this copy's leases (telling ``on_renewed``), then claim expired ones."""
         self._created = set()
         renewed = await self.store.renew_leases(self.owner, self.ttl)
         self._on_renewed(renewed | self._created | self._creating)
-        for taken in await self.store.take_over_expired(self.owner, self.ttl):
+        taken = await self.store.take_over_expired(self.owner, self.ttl)
+        for claimed in taken:
             self.taken_over += 1
             log.warning(
                 "task %s taken over from %s (its lease expired)",
-                taken.task.task_id,
-                taken.previous_owner,
+                claimed.task.task_id,
+                claimed.previous_owner,
             )
-            await self._on_taken(taken)
+        return taken
+
+    async def _hand_over(self, taken: list[TakenOver]) -> None:
+        for claimed in taken:
+            task_id = claimed.task.task_id
+            try:
+                await self._on_taken(claimed)
+            except StoreError as exc:
+                # Not started here: give the lease back so that a copy claims it again.
+                log.warning("task %s taken over but not started: %s", task_id, exc)
+                with contextlib.suppress(StoreError):  # then its lease lapses instead
+                    await self.store.release_leases(self.owner, [task_id])

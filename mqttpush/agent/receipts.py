@@ -2,9 +2,11 @@
 
 An endpoint tells each notification's sender that it handled it with a receipt on the
 sender's ``receipt`` topic (``{base}/ack`` on the wire, docs/protocol.md). Receipts queued
-in the same event-loop iteration travel together: one message per sender and up to 500
-receipts. They are best effort: a lost one makes the sender publish the notification
-again, and the duplicate is answered with a new receipt.
+within :data:`GATHER` seconds of the first one travel together: one message per sender
+and up to 500 receipts (sent at once when 500 are queued). Under load that is a few
+messages instead of one per notification, so a sender's inbound stream (where its
+requests come too) stays short. They are best effort: a lost one makes the sender
+publish the notification again, and the duplicate is answered with a new receipt.
 """
 
 from __future__ import annotations
@@ -16,18 +18,18 @@ from typing import TYPE_CHECKING
 from mqttpush import codec
 from mqttpush.address import Address
 from mqttpush.errors import FabricClosedError, InvalidAddressError, MqttPushError
-from mqttpush.models import Receipt
 
 if TYPE_CHECKING:
     from mqttpush.agent.host import Host
     from mqttpush.models import PushNotification
     from mqttpush.transport.base import Message
 
-__all__ = ["ReceiptBatcher"]
+__all__ = ["GATHER", "ReceiptBatcher"]
 
 log = logging.getLogger(__name__)
 
 _RECEIPTS_PER_MESSAGE = 500
+GATHER = 0.005  # seconds receipts are gathered before they are sent
 _TOPICS_KEPT = 1024  # sender address -> receipt topic, cached (cleared when full)
 
 
@@ -42,24 +44,22 @@ class ReceiptBatcher:
     def __init__(self, host: Host, endpoint: str) -> None:
         self._host = host
         self._endpoint = endpoint
-        self._queued: dict[str, list[Receipt]] = {}
+        self._queued: dict[str, list[codec.ReceiptRow]] = {}
         self._topics: dict[str, str | None] = {}
+        self._timer: asyncio.TimerHandle | None = None
 
     def queue(self, notification: PushNotification, sender: str | None, *, handled: bool) -> None:
         """Queue a receipt for ``sender``; nothing when the sender is not an agent."""
         topic = self._topic(sender)
         if topic is None:
             return  # not from an agent: nobody to tell
-        receipt = Receipt(
-            id=notification.id,
-            task_id=notification.task_id,
-            seq=notification.seq,
-            endpoint=self._endpoint,
-            handled=handled,
-        )
+        receipt = codec.receipt_of(notification, self._endpoint, handled=handled)
         if not self._queued:
-            asyncio.get_running_loop().call_soon(self.flush)
-        self._queued.setdefault(topic, []).append(receipt)
+            self._timer = asyncio.get_running_loop().call_later(GATHER, self.flush)
+        queued = self._queued.setdefault(topic, [])
+        queued.append(receipt)
+        if len(queued) >= _RECEIPTS_PER_MESSAGE:
+            self.flush()
 
     def _topic(self, sender: str | None) -> str | None:
         if sender is None:
@@ -77,11 +77,14 @@ class ReceiptBatcher:
 
     def flush(self) -> None:
         """Publish the queued receipts: one message per sender and up to 500 receipts."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         pending, self._queued = self._queued, {}
         envelope = codec.Envelope(self._endpoint, "ack")  # "ack": the wire name of receipts
         for topic, receipts in pending.items():
             for start in range(0, len(receipts), _RECEIPTS_PER_MESSAGE):
-                message = codec.encode_receipts(
+                message = codec.encode_receipt_rows(
                     topic, receipts[start : start + _RECEIPTS_PER_MESSAGE], envelope
                 )
                 try:

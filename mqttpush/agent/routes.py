@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from mqttpush.routing import Route
+from mqttpush.routing import Lane, Route
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -48,8 +48,8 @@ def agent_routes(
         await agent.handle_push(message, message.topic.rpartition("/")[2])
 
     router.add(rpc_topic, Route(accept_request))
-    router.add(receipt_topic, Route(take_receipt))
-    router.add_children(push_base, Route(take_push, concurrent=True))
+    router.add(receipt_topic, Route(take_receipt, lane=Lane.RECEIPTS))
+    router.add_children(push_base, Route(take_push, concurrent=True, lane=Lane.NOTIFICATIONS))
     filters = [rpc_topic, f"{push_base}/+", receipt_topic]
     if pool is not None:
         # One copy of a pool: requests and notifications go to one copy each; every

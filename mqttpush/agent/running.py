@@ -249,6 +249,7 @@ class TaskWork:
         if self.leases is None:
             await self._save(runner)
         message = f"Task {state.value}" + (f": {error.message}" if error else "")
+        await self._deliveries.published(runner.task_id)  # the final one goes out last
         try:
             await self.push(runner, message, None, state=state, priority=_FINAL_PRIORITY)
         except Exception:

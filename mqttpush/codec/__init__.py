@@ -21,10 +21,13 @@ from mqttpush.codec.notifications import (
     CLOUDEVENTS_CONTENT_TYPE,
     CLOUDEVENTS_TYPE,
     MAX_NOTIFICATION_BYTES,
+    ReceiptRow,
     decode_notification,
     decode_receipts,
     encode_notification,
+    encode_receipt_rows,
     encode_receipts,
+    receipt_of,
 )
 from mqttpush.codec.rpc import decode_request, decode_response, encode_reply, encode_request
 
@@ -42,14 +45,17 @@ __all__ = [
     "TOKEN",
     "TRACE_ID",
     "Envelope",
+    "ReceiptRow",
     "decode_notification",
     "decode_receipts",
     "decode_request",
     "decode_response",
     "encode_notification",
+    "encode_receipt_rows",
     "encode_receipts",
     "encode_reply",
     "encode_request",
+    "receipt_of",
     "remaining_expiry",
     "validation_detail",
 ]

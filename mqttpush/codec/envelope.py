@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import time
 from dataclasses import dataclass
@@ -103,11 +104,39 @@ class Envelope:
     @classmethod
     def of(cls, message: Message) -> Envelope:
         """Read the envelope from a received message (the first value of a repeated name)."""
-        get = message.user_property
-        return cls(
+        pairs = message.user_properties
+        if not pairs:
+            return _EMPTY
+        try:
+            found = _parsed.get(pairs)
+        except TypeError:  # not hashable (a list among them): read, not kept
+            found = None
+        if found is not None:
+            return found
+        values: dict[str, str] = {}
+        for name, value in pairs:  # one pass; the first of a repeated name counts
+            if name in _FIELDS and name not in values:
+                values[name] = value
+        get = values.get
+        envelope = cls(
             get(SENDER), get(OPERATION), get(CORRELATION_ID), get(TRACE_ID), get(TOKEN),
             get(PRIORITY),
         )  # fmt: skip
+        # Kept unless something in it differs per message: an id, a trace context.
+        if len(values) == len(pairs) and CORRELATION_ID not in values and TRACE_ID not in values:
+            if len(_parsed) >= _ENVELOPES_KEPT:
+                _parsed.clear()
+            with contextlib.suppress(TypeError):
+                _parsed[pairs] = envelope
+        return envelope
+
+
+_FIELDS = frozenset((SENDER, OPERATION, CORRELATION_ID, TRACE_ID, TOKEN, PRIORITY))
+_EMPTY = Envelope()
+# The envelopes of recent messages by their user properties: a sender's notifications
+# and receipts repeat theirs. Bounded.
+_ENVELOPES_KEPT = 256
+_parsed: dict[tuple[tuple[str, str], ...], Envelope] = {}
 
 
 @functools.lru_cache(maxsize=4096)  # the same sender, operation and token on every message

@@ -26,22 +26,29 @@ __all__ = [
     "CLOUDEVENTS_CONTENT_TYPE",
     "CLOUDEVENTS_TYPE",
     "MAX_NOTIFICATION_BYTES",
+    "ReceiptRow",
     "decode_notification",
     "decode_receipts",
     "encode_notification",
+    "encode_receipt_rows",
     "encode_receipts",
+    "receipt_of",
 ]
 
 CLOUDEVENTS_CONTENT_TYPE = "application/cloudevents+json"
 CLOUDEVENTS_TYPE = "io.mqttpush.task.notification"  # the CloudEvents ``type`` of a notification
 _W = TypeVar("_W", bound=WireModel)
+#: A receipt as a JSON object (:func:`receipt_of`): what :class:`Receipt` dumps.
+ReceiptRow = dict[str, str | int | bool]
 _RECEIPTS = TypeAdapter(list[Receipt])
 _RECEIPT_OR_RECEIPTS: TypeAdapter[Receipt | list[Receipt]] = TypeAdapter(Receipt | list[Receipt])
 #: Bytes a notification's payload may have: senders keep each until its receipt comes.
 MAX_NOTIFICATION_BYTES = 256 << 10
 
 
-def _json_message(topic: str, model: WireModel, envelope: Envelope) -> Message:
+def _json_message(
+    topic: str, model: WireModel, envelope: Envelope, *, bulk: bool = False
+) -> Message:
     """A QoS 1 JSON message carrying ``model`` (None fields left out) and the envelope."""
     return Message(
         topic=topic,
@@ -49,6 +56,7 @@ def _json_message(topic: str, model: WireModel, envelope: Envelope) -> Message:
         qos=1,
         content_type=CONTENT_TYPE,
         user_properties=envelope.to_user_properties(),
+        bulk=bulk,
     )
 
 
@@ -75,7 +83,7 @@ def encode_notification(
         ProtocolError: Its payload would be over :data:`MAX_NOTIFICATION_BYTES`.
     """
     if cloudevents_source is None:
-        message = _json_message(topic, notification, envelope)
+        message = _json_message(topic, notification, envelope, bulk=True)
     else:
         body = notification.__pydantic_serializer__.to_json(notification, exclude_none=True)
         event = b"".join((
@@ -92,6 +100,7 @@ def encode_notification(
             qos=1,
             content_type=CLOUDEVENTS_CONTENT_TYPE,
             user_properties=envelope.to_user_properties(),
+            bulk=True,
         )
     if len(message.payload) > MAX_NOTIFICATION_BYTES:
         raise ProtocolError(_too_large("notification", len(message.payload)))
@@ -151,6 +160,34 @@ def encode_receipts(topic: str, receipts: Sequence[Receipt], envelope: Envelope)
     return Message(
         topic=topic,
         payload=_RECEIPTS.dump_json(list(receipts), exclude_none=True),
+        qos=1,
+        content_type=CONTENT_TYPE,
+        user_properties=envelope.to_user_properties(),
+    )
+
+
+def receipt_of(notification: PushNotification, endpoint: str, *, handled: bool) -> ReceiptRow:
+    """The receipt of ``notification`` as :func:`encode_receipt_rows` takes it.
+
+    The fields of :class:`~mqttpush.models.Receipt`, in its order, without building the
+    model: they come from a notification validated when it was decoded, and ``endpoint``
+    is the receiving agent's own address.
+    """
+    return {
+        "id": notification.id,
+        "task_id": notification.task_id,
+        "seq": notification.seq,
+        "endpoint": endpoint,
+        "handled": handled,
+    }
+
+
+def encode_receipt_rows(topic: str, rows: Sequence[ReceiptRow], envelope: Envelope) -> Message:
+    """Build the message :func:`encode_receipts` builds, from :func:`receipt_of` rows."""
+    payload = pydantic_core.to_json(rows[0] if len(rows) == 1 else rows)
+    return Message(
+        topic=topic,
+        payload=payload,
         qos=1,
         content_type=CONTENT_TYPE,
         user_properties=envelope.to_user_properties(),

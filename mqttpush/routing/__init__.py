@@ -7,6 +7,6 @@ the broker's Receive Maximum.
 """
 
 from mqttpush.routing.loop import MessageLoop, acknowledged
-from mqttpush.routing.router import Route, Router
+from mqttpush.routing.router import Lane, Route, Router
 
-__all__ = ["MessageLoop", "Route", "Router", "acknowledged"]
+__all__ = ["Lane", "MessageLoop", "Route", "Router", "acknowledged"]

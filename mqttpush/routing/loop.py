@@ -4,6 +4,14 @@ QoS 1 messages are acknowledged to the broker only once they have been handled, 
 message whose handler never finished (the process stopped) is delivered again. A
 handler that fails is logged and counted, and its message acknowledged all the same:
 one bug must never stall the connection at the broker's Receive Maximum.
+
+Inbound lanes: the broker delivers one stream, in which a request may come behind
+hundreds of receipts or notifications. Of the messages the transport has already read,
+requests and replies (:attr:`Lane.CONTROL`) are handled at once; receipts and
+notifications wait in their lanes until nothing more is buffered (or
+:data:`READ_AHEAD` of them wait), then go lane by lane, receipts first, each lane in the
+order its messages came. The transport sends the PUBACKs in the order the messages came
+all the same, as MQTT 5 requires.
 """
 
 from __future__ import annotations
@@ -11,11 +19,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from mqttpush.errors import FabricClosedError, MqttPushError
 from mqttpush.observe import Metrics
-from mqttpush.routing.router import Router
+from mqttpush.routing.router import Lane, Router
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Callable
@@ -23,9 +32,10 @@ if TYPE_CHECKING:
     from mqttpush.routing.router import Route
     from mqttpush.transport.base import Message, Transport
 
-__all__ = ["MessageLoop", "acknowledged", "settle"]
+__all__ = ["READ_AHEAD", "MessageLoop", "acknowledged", "settle"]
 
 log = logging.getLogger(__name__)
+READ_AHEAD = 256  # receipts and notifications read ahead of their handling, at most
 
 
 async def settle(transport: Transport, message: Message) -> None:
@@ -78,9 +88,21 @@ class MessageLoop:
         self.router = Router(self._expired, hold_seconds=hold_seconds)
         self.unrouted = 0
         self.failures = 0
+        self._lanes: tuple[deque[tuple[Route, Message]], ...] = tuple(
+            deque() for _ in Lane if _ is not Lane.CONTROL
+        )
+        self._waiting = 0  # messages in the lanes
 
     async def dispatch(self, message: Message) -> None:
-        """Route one message to its handler (held when it has none yet)."""
+        """Route one message: requests and replies at once, others once nothing is buffered.
+
+        A message with no route yet is held.
+        """
+        await self._route(message)
+        if self._waiting and (self._waiting >= READ_AHEAD or not self._transport.buffered()):
+            await self.flush()
+
+    async def _route(self, message: Message) -> None:
         try:
             route = self.router.find(message.topic)
             if route is None and self.router.hold(message):
@@ -91,7 +113,19 @@ class MessageLoop:
             log.exception("routing a message on %s failed", message.topic)
             await settle(self._transport, message)
             return
-        await self._run(route, message)
+        if route is None or route.lane is Lane.CONTROL:
+            await self._run(route, message)
+        else:
+            self._lanes[route.lane - 1].append((route, message))
+            self._waiting += 1
+
+    async def flush(self) -> None:
+        """Handle the messages waiting in the lanes, receipts before notifications."""
+        for lane in self._lanes:
+            while lane:
+                route, message = lane.popleft()
+                self._waiting -= 1
+                await self._run(route, message)
 
     def replay(self) -> None:
         """Route the held messages again (a route was just added)."""

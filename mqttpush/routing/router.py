@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import enum
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -19,7 +20,15 @@ if TYPE_CHECKING:
 
     from mqttpush.transport.base import Message
 
-__all__ = ["Route", "Router"]
+__all__ = ["Lane", "Route", "Router"]
+
+
+class Lane(enum.IntEnum):
+    """The inbound lanes, served in this order (:class:`~mqttpush.routing.MessageLoop`)."""
+
+    CONTROL = 0  #: requests and replies: handled as soon as they are read
+    RECEIPTS = 1  #: delivery receipts: they move a sender's windows
+    NOTIFICATIONS = 2  #: push notifications: the bulk of the traffic
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,10 +39,13 @@ class Route:
         handle: The handler; the message is acknowledged once it returns (or raises).
         concurrent: Run each message's handler in a task of its own, so slow handlers
             do not hold up the others; otherwise the loop awaits it (keep those short).
+        lane: Which inbound lane its messages take: the messages already read are handled
+            lane by lane, each lane in the order its messages came.
     """
 
     handle: Callable[[Message], Awaitable[None]]
     concurrent: bool = False
+    lane: Lane = Lane.CONTROL
 
 
 class Router:

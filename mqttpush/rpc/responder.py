@@ -1,7 +1,8 @@
 """Answering JSON-RPC requests for one agent: decode, check expiry, repeats, run, reply.
 
 Whatever an operation raises becomes an error reply; a repeated request (same Response
-Topic, correlation and payload) is answered from a bounded cache, never run twice.
+Topic, correlation and payload) is answered from a bounded cache, never run twice: the
+process's own, then, for a copy of a pool, the one its copies share in their store.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from mqttpush.errors import (
 )
 from mqttpush.models import new_id
 from mqttpush.observe import AgentMetrics, Tracing
-from mqttpush.rpc.cache import ResponseCache
+from mqttpush.rpc.cache import ResponseCache, SharedReplies
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -107,6 +108,8 @@ class Responder:
         self._metrics = metrics or AgentMetrics()
         self._tracing = tracing or Tracing()
         self._cache = ResponseCache(cache_size, cache_bytes)
+        #: The cache a pool's copies share (second level); set when serving one copy.
+        self.shared: SharedReplies | None = None
         self._max_request_bytes = max_request_bytes
         self._confine_to = confine_to
 
@@ -148,29 +151,69 @@ class Responder:
         cached = self._cache.begin(key) if key is not None else None
         reply: Message | None = None
         outcome = "ok"
+        ran_here = True
+        try:
+            shared = self.shared if self.shared is not None and self.shared.covers(method) else None
+            if key is not None and shared is not None:
+                ran_here, reply = await self._from_pool(shared, key, message)
+            if ran_here:
+                outcome, reply = await self._run(message, request_id, decoded, method, envelope)
+            else:  # another copy of the pool ran it
+                self._agent.stats.requests_repeated += 1
+                outcome = "repeated"
+        finally:
+            if cached is not None and key is not None:
+                if ran_here or reply is not None:
+                    self._cache.finish(key, cached, reply)  # repeats, now and later, get it
+                else:  # still running on another copy: a later repeat asks the pool again
+                    self._cache.abandon(key, cached)
+        if reply is not None:
+            await self._publish_reply(reply)
+        elif ran_here:
+            log.debug("%s: request without a response topic, no reply sent", self._agent.address)
+        if ran_here and key is not None and shared is not None:
+            await shared.save(key, reply)  # after the reply: a repeat meanwhile waits
+        return outcome
+
+    async def _from_pool(
+        self, shared: SharedReplies, key: tuple[str, bytes], message: Message
+    ) -> tuple[bool, Message | None]:
+        """Claim the request for this copy (True), or take another copy's reply (False)."""
+        claim = await shared.claim(key)
+        if claim.pending:  # another copy runs it now
+            async with self._agent.slot_released():
+                claim = await shared.wait(key)
+        if claim.claimed:
+            return True, None
+        if claim.reply is None:  # still running elsewhere after the bound: no reply
+            log.warning("%s: repeated request still running on %s; not answered here",
+                        self._agent.address, claim.owner)  # fmt: skip
+            return False, None
+        return False, shared.replay(claim.reply, message)
+
+    async def _run(
+        self,
+        message: Message,
+        request_id: JsonRpcId,
+        decoded: JsonRpcRequest | RpcError,
+        method: str | None,
+        envelope: codec.Envelope,
+    ) -> tuple[str, Message | None]:
+        """Run the request; return the outcome (``ok`` or the error code) and the reply."""
         try:
             result = await self._execute(message, decoded)
         except RpcError as exc:
             self._agent.stats.request_errors += 1
-            outcome = str(exc.code)
             reply = self._build_reply(message, request_id, method, envelope, error=exc)
+            return str(exc.code), reply
         except Exception as exc:
             self._agent.stats.request_errors += 1
             self._agent.stats.handler_failures += 1
-            outcome = str(InternalError.code)
             log.exception("%s: operation %s failed", self._agent.address, method)
             error = InternalError(data={"type": type(exc).__name__, "message": str(exc)})
             reply = self._build_reply(message, request_id, method, envelope, error=error)
-        else:
-            reply = self._build_reply(message, request_id, method, envelope, result=result)
-        finally:
-            if cached is not None and key is not None:
-                self._cache.finish(key, cached, reply)  # repeats, now and later, get it
-        if reply is not None:
-            await self._publish_reply(reply)
-        else:
-            log.debug("%s: request without a response topic, no reply sent", self._agent.address)
-        return outcome
+            return str(InternalError.code), reply
+        return "ok", self._build_reply(message, request_id, method, envelope, result=result)
 
     async def _execute(self, message: Message, decoded: JsonRpcRequest | RpcError) -> Any:  # noqa: ANN401
         if isinstance(decoded, RpcError):

@@ -81,6 +81,12 @@ class BrokerSettings(Section):
         description="Payload bytes waiting for a handler before the client stops reading its "
         "socket; reading resumes at half.",
     )
+    strict_receive_maximum: bool = Field(
+        default=False,
+        description="Disconnect with 0x93 when the broker sends more unacknowledged QoS 1 "
+        "messages than receive_maximum (MQTT 5 3.3.4). Off by default: Mosquitto 2.0.11 "
+        "overruns it after a run of PUBACKs; the inbox bound holds either way.",
+    )
     client: Literal["native", "aiomqtt"] = Field(
         default="native",
         description="MQTT client: the built-in asyncio one (fastest), or aiomqtt on paho-mqtt.",

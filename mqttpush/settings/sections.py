@@ -88,6 +88,12 @@ class AgentSettings(Section):
         description="Seconds a store operation waits for a PostgreSQL connection before it "
         "fails with StoreUnavailableError.",
     )
+    store_lease_timeout: float = Field(
+        default=5.0,
+        gt=0,
+        description="Seconds a lease renewal or take-over may take on the PostgreSQL "
+        "connection kept for them (outside the pool) before it is dropped and opened again.",
+    )
     session_expiry: int = Field(
         default=3600,
         ge=0,
@@ -104,6 +110,23 @@ class AgentSettings(Section):
         ge=1,
         description="Bytes of replies kept to answer repeated requests; the oldest go first.",
     )
+    shared_reply_cache: int = Field(
+        default=10_000,
+        ge=1,
+        description="Replies a pool keeps in its store to answer a request repeated on "
+        "another copy; the oldest go first.",
+    )
+    shared_reply_cache_bytes: int = Field(
+        default=64 << 20,
+        ge=1,
+        description="Bytes of replies (and their keys) a pool keeps in its store, at most.",
+    )
+    shared_reply_max_bytes: int = Field(
+        default=64 << 10,
+        ge=1,
+        description="A larger reply is not kept in a pool's store: a repeat of its request "
+        "on another copy runs again.",
+    )
     receipt_timeout: float = Field(
         default=5.0, gt=0, description="Seconds to wait for an endpoint's receipt before resending."
     )
@@ -114,6 +137,12 @@ class AgentSettings(Section):
         default=100,
         ge=1,
         description="Notifications per endpoint that may wait for a receipt; more wait.",
+    )
+    publish_backlog: int = Field(
+        default=1_000,
+        ge=1,
+        description="Notifications being published at once (to the broker's PUBACK), across "
+        "all endpoints; more pushes wait, so requests are served between them.",
     )
     require_push_token: bool = Field(
         default=False,

@@ -25,7 +25,8 @@ keep them apart:
   atomically, so two processes never get the same ``seq``; ``pushed`` never goes down,
   not even when an older snapshot of the task is saved.
 
-The in-memory store implements both for one process.
+The in-memory store implements both for one process. A store also keeps the replies
+a pool's copies share to answer repeated requests (:mod:`mqttpush.store.replies`).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from mqttpush.store.records import (
     endpoint_from_columns,
     endpoint_options,
 )
+from mqttpush.store.replies import ReplyClaim, ReplyStore
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -52,6 +54,7 @@ __all__ = [
     "Delivery",
     "DeliveryState",
     "Lease",
+    "ReplyClaim",
     "StoredTask",
     "TakenOver",
     "TaskStore",
@@ -60,7 +63,7 @@ __all__ = [
 ]
 
 
-class TaskStore(ABC):
+class TaskStore(ReplyStore, ABC):
     """Durable home of a sender's tasks, push endpoints and deliveries.
 
     Use it as an async context manager, or call :meth:`close` when done. Once closed,

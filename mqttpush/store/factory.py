@@ -36,7 +36,12 @@ def sqlite_path(url: str) -> Path:
 
 
 def store_from_url(
-    url: str, *, pool_size: int = 10, timeout: float = 5.0, migrate: bool = False
+    url: str,
+    *,
+    pool_size: int = 10,
+    timeout: float = 5.0,
+    migrate: bool = False,
+    lease_timeout: float | None = None,
 ) -> TaskStore:
     """Make the store a URL names; nothing is opened until it is used.
 
@@ -46,6 +51,8 @@ def store_from_url(
         timeout: Seconds a PostgreSQL operation waits for a connection.
         migrate: Apply pending PostgreSQL migrations when opening (SQLite files are
             always brought up to date).
+        lease_timeout: Seconds a PostgreSQL lease renewal may take on its own
+            connection (default: ``timeout``).
 
     Raises:
         ConfigurationError: An unknown scheme, or PostgreSQL without the ``postgres`` extra.
@@ -63,7 +70,9 @@ def store_from_url(
         raise ConfigurationError(
             f"the PostgreSQL store needs its driver: pip install 'mqttpush[postgres]' ({exc})"
         ) from None
-    return PostgresTaskStore(url, pool_size=pool_size, timeout=timeout, migrate=migrate)
+    return PostgresTaskStore(
+        url, pool_size=pool_size, timeout=timeout, migrate=migrate, lease_timeout=lease_timeout
+    )
 
 
 def store_from_settings(agent: AgentSettings, *, migrate: bool = False) -> TaskStore:
@@ -78,6 +87,7 @@ def store_from_settings(agent: AgentSettings, *, migrate: bool = False) -> TaskS
             pool_size=agent.store_pool_size,
             timeout=agent.store_timeout,
             migrate=migrate,
+            lease_timeout=agent.store_lease_timeout,
         )
     if agent.store_path is None:
         return MemoryTaskStore(agent.max_finished_tasks, agent.max_finished_bytes)

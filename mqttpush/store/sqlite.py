@@ -38,6 +38,7 @@ from mqttpush.store.base import (
     endpoint_options,
 )
 from mqttpush.store.records import check_lease_args
+from mqttpush.store.sqlite_replies import SqliteReplies
 from mqttpush.store.sqlite_sql import SCHEMA_VERSION
 
 if TYPE_CHECKING:
@@ -48,7 +49,7 @@ if TYPE_CHECKING:
 __all__ = ["SCHEMA_VERSION", "SqliteTaskStore"]
 
 
-class SqliteTaskStore(TaskStore):
+class SqliteTaskStore(SqliteReplies, TaskStore):
     """A :class:`~mqttpush.store.TaskStore` in one SQLite file, opened (and created) at once.
 
     The methods are ``async`` for the port's sake but run ``sqlite3`` synchronously on the

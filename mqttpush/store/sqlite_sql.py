@@ -74,8 +74,20 @@ _V3 = """
 ALTER TABLE endpoints ADD COLUMN options TEXT;
 """
 
+# The replies a pool shares to answer repeated requests: a claim (owner, until when) and,
+# once the request ran, its reply; rowid order is age order.
+_V4 = """
+CREATE TABLE IF NOT EXISTS replies (
+    key           TEXT PRIMARY KEY,
+    owner         TEXT NOT NULL,
+    claim_expires TEXT NOT NULL,
+    reply         BLOB,
+    size          INTEGER NOT NULL
+);
+"""
+
 #: The schema steps, in order: step ``i`` takes a file from version ``i`` to ``i + 1``.
-MIGRATIONS = (_V1, _V2, _V3)
+MIGRATIONS = (_V1, _V2, _V3, _V4)
 #: The schema this module writes; kept in ``PRAGMA user_version``.
 SCHEMA_VERSION = len(MIGRATIONS)
 

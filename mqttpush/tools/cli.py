@@ -49,13 +49,15 @@ EXIT_SECURITY = 7
 def _bench(args: argparse.Namespace) -> int:
     from mqttpush.tools.bench import Options, run_bench  # noqa: PLC0415 - only this command needs it
 
+    options = Options.quick() if args.quick else Options()
+    modes = [mode for mode in ("overload", "soak") if getattr(args, mode)]
     run_bench(
         config=args.config,
-        options=Options.quick() if args.quick else Options(),
+        options=options.with_settings(args.set),
         json_path=args.json,
         chart_path=args.chart,
         command=" ".join(["mqttpush", *sys.argv[1:]]),
-        only=args.only or (),
+        only=[*(args.only or ()), *modes],
     )
     return 0
 

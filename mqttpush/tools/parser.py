@@ -71,6 +71,19 @@ def build_parser() -> argparse.ArgumentParser:
     secure.add_argument("identity", nargs="?", help="rotate: whose password to replace")
     secure.add_argument("--dir", type=Path, default=Path(".run/secure"))
     secure.add_argument("--force", action="store_true", help="init: replace everything")
+    _add_bench_parser(sub)
+    add_store_parser(sub)
+    console = sub.add_parser("console", help="serve the live web console on 127.0.0.1")
+    console.add_argument("--port", type=int, default=8080, help="HTTP port (0: any free one)")
+    console.add_argument("--ws-url", default=None, help="broker WebSocket URL (ws://HOST:9001)")
+    spec = sub.add_parser("asyncapi", help="write docs/asyncapi.yaml from the code (or --check)")
+    spec.add_argument("--out", type=Path, default=Path("docs/asyncapi.yaml"))
+    spec.add_argument("--check", action="store_true", help="exit 1 if the file is out of date")
+    return parser
+
+
+def _add_bench_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``mqttpush bench``: the benchmark suite (docs/benchmarks.md)."""
     bench = sub.add_parser("bench", help="run the benchmark suite against a broker of its own")
     bench.add_argument("--config", type=Path, default=Path("mosquitto.conf"))
     bench.add_argument("--quick", action="store_true", help="tiny counts: check it works")
@@ -89,18 +102,23 @@ def build_parser() -> argparse.ArgumentParser:
             "filter",
             "pool",
             "pool-failover",
+            "cluster-failover",
             "instruments",
+            "shape",
+            "overload",
+            "soak",
         ],
         help="run only this part (repeatable)",
     )
-    add_store_parser(sub)
-    console = sub.add_parser("console", help="serve the live web console on 127.0.0.1")
-    console.add_argument("--port", type=int, default=8080, help="HTTP port (0: any free one)")
-    console.add_argument("--ws-url", default=None, help="broker WebSocket URL (ws://HOST:9001)")
-    spec = sub.add_parser("asyncapi", help="write docs/asyncapi.yaml from the code (or --check)")
-    spec.add_argument("--out", type=Path, default=Path("docs/asyncapi.yaml"))
-    spec.add_argument("--check", action="store_true", help="exit 1 if the file is out of date")
-    return parser
+    bench.add_argument("--overload", action="store_true", help="the overload mode alone")
+    bench.add_argument("--soak", action="store_true", help="the soak mode alone")
+    bench.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="change one option of the suite, e.g. soak_rounds=3 (docs/benchmarks.md)",
+    )
 
 
 def _seconds(text: str) -> float:

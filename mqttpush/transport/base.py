@@ -36,6 +36,9 @@ class Message:
         mid: The packet id of a received QoS 1/2 message, needed to acknowledge it.
         generation: Which connection of the transport it arrived on; an acknowledgement
             only makes sense on that same connection.
+        bulk: Notification traffic, sent behind control traffic (requests, replies,
+            receipts): a transport publishes it after the control messages waiting with it,
+            within a share of the broker's Receive Maximum that leaves room for them.
     """
 
     topic: str
@@ -50,6 +53,7 @@ class Message:
     received_at: float = field(default_factory=time.monotonic, compare=False)
     mid: int = field(default=0, compare=False)
     generation: int = field(default=0, compare=False)
+    bulk: bool = field(default=False, compare=False)
 
     def user_property(self, key: str) -> str | None:
         """Return the first user property named ``key``, if any."""
@@ -136,6 +140,14 @@ class Transport(ABC):
         Transports that acknowledge on receipt need not override this. A message from
         an earlier connection is not acknowledged: the broker redelivers it.
         """
+
+    def buffered(self) -> int:
+        """Messages received and not yet taken from :meth:`messages`.
+
+        The message loop serves requests among them before receipts and notifications;
+        a transport that cannot tell says 0 (each message is then handled as it comes).
+        """
+        return 0
 
     @abstractmethod
     def messages(self) -> AsyncIterator[Message]:

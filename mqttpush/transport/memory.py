@@ -132,6 +132,10 @@ class MemoryTransport(Transport):
         """Queue an inbound message (called by the broker)."""
         self._queue.put_nowait(dataclasses.replace(message, received_at=time.monotonic()))
 
+    def buffered(self) -> int:
+        """Messages delivered and not yet taken."""
+        return self._queue.qsize()
+
     async def messages(self) -> AsyncIterator[Message]:
         """Yield inbound messages until the connection drops."""
         self._require()

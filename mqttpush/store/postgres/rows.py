@@ -19,13 +19,15 @@ from psycopg_pool import PoolTimeout
 
 from mqttpush.errors import ConfigurationError, StoreError, StoreUnavailableError
 from mqttpush.models import ErrorInfo, TaskState
-from mqttpush.store.base import Delivery, DeliveryState, StoredTask
+from mqttpush.store.base import Delivery, DeliveryState, Lease, StoredTask
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping
+    from collections.abc import Iterator, Mapping, Sequence
 
-__all__ = ["TERMINAL", "delivery_from_row", "delivery_params", "describe", "task_from_row",
-           "task_params", "translate"]  # fmt: skip
+    from psycopg import AsyncConnection
+
+__all__ = ["TERMINAL", "configure", "delivery_from_row", "delivery_params", "describe",
+           "lease_from", "task_from_row", "task_params", "translate"]  # fmt: skip
 
 #: The terminal states, as the ``%(terminal)s`` parameter.
 TERMINAL = [state.value for state in TaskState if state.is_terminal]
@@ -66,6 +68,18 @@ def translate(where: str) -> Iterator[None]:
         raise StoreError(f"task store {where}: {exc}") from exc
     except ValueError as exc:  # a row that does not decode (pydantic's errors included)
         raise StoreError(f"task store {where}: damaged row: {exc}") from exc
+
+
+async def configure(conn: AsyncConnection[Any]) -> None:
+    """Prepare a pooled connection: times come back in UTC whatever the server's TimeZone."""
+    await conn.execute("SET TIME ZONE 'UTC'")
+
+
+def lease_from(task_id: str, owner: str, found: Sequence[Mapping[str, Any]]) -> Lease | None:
+    """The lease a ``RETURNING lease_expires`` statement gave, if it changed a row."""
+    if not found:
+        return None
+    return Lease(task_id, owner, found[0]["lease_expires"].astimezone(UTC))
 
 
 def _json(value: Any) -> Json:  # noqa: ANN401 - any JSON value

@@ -7,10 +7,12 @@ service files and every ``sslmode`` work as with ``psql``. Its pool checks a con
 before lending it, so the store recovers by itself after the server restarts. asyncpg
 is faster per query, but untyped, and the store's cost is round trips, not decoding.
 
-Every save is committed before its method returns (autocommit; the multi-statement
-operations run in one transaction). Any database error is raised again as
-:class:`~mqttpush.errors.StoreError`, and an unreachable server, a broken connection or
-a pool that lends no connection within ``timeout`` as
+Lease renewals and take-overs run on a connection of their own, outside the pool
+(:mod:`mqttpush.store.postgres.dedicated`). Every save is committed before its method
+returns (autocommit; the multi-statement operations run in one transaction). Any
+database error is raised again as :class:`~mqttpush.errors.StoreError`, and an
+unreachable server, a broken connection or a pool that lends no connection within
+``timeout`` as
 :class:`~mqttpush.errors.StoreUnavailableError`.
 """
 
@@ -36,6 +38,8 @@ from mqttpush.store.base import (
     endpoint_options,
 )
 from mqttpush.store.postgres import rows, schema, sql
+from mqttpush.store.postgres.dedicated import DedicatedConnection
+from mqttpush.store.postgres.replies import PostgresReplies
 from mqttpush.store.records import check_lease_args
 
 if TYPE_CHECKING:
@@ -48,7 +52,7 @@ if TYPE_CHECKING:
 __all__ = ["PostgresTaskStore"]
 
 
-class PostgresTaskStore(TaskStore):
+class PostgresTaskStore(PostgresReplies, TaskStore):
     """A :class:`~mqttpush.store.TaskStore` in a PostgreSQL database, through a connection pool.
 
     Made without I/O; the pool opens on first use (or ``async with``), inside the event
@@ -59,15 +63,27 @@ class PostgresTaskStore(TaskStore):
         pool_size: Connections this process opens at most (one is kept open).
         timeout: Seconds an operation waits for a connection before it fails.
         migrate: Apply pending migrations when opening, instead of refusing the database.
+        lease_timeout: Seconds a lease renewal or take-over may take on the connection
+            kept for them, outside the pool (default: ``timeout``).
 
     Raises:
         ConfigurationError: ``url`` is not a connection string.
     """
 
     def __init__(
-        self, url: str, *, pool_size: int = 10, timeout: float = 5.0, migrate: bool = False
+        self,
+        url: str,
+        *,
+        pool_size: int = 10,
+        timeout: float = 5.0,
+        migrate: bool = False,
+        lease_timeout: float | None = None,
     ) -> None:
         self.where = rows.describe(url)
+        # Renewals never wait behind the pool's users (mqttpush.store.postgres.dedicated).
+        self.leases_connection = DedicatedConnection(
+            url, self.where, lease_timeout or timeout, "mqttpush-leases"
+        )
         self._url = url
         self._pool_size = pool_size
         self._timeout = timeout
@@ -107,7 +123,7 @@ class PostgresTaskStore(TaskStore):
             max_size=self._pool_size,
             timeout=self._timeout,
             kwargs={"autocommit": True, "application_name": "mqttpush"},
-            configure=_configure,
+            configure=rows.configure,
             check=AsyncConnectionPool.check_connection,
             name="mqttpush-store",
             open=False,
@@ -230,19 +246,21 @@ class PostgresTaskStore(TaskStore):
         check_lease_args(ttl)
         params = {**rows.task_params(task), "owner": owner, "ttl": ttl}
         found = await self._fetch(sql.CREATE_TASK, params)
-        return _lease(task.task_id, owner, found)
+        return rows.lease_from(task.task_id, owner, found)
 
     async def acquire_lease(self, task_id: str, owner: str, ttl: float) -> Lease | None:
         """Lease an unfinished task to ``owner`` unless another owner's lease is live."""
         check_lease_args(ttl)
         params = {"task_id": task_id, "owner": owner, "ttl": ttl, "terminal": rows.TERMINAL}
-        return _lease(task_id, owner, await self._fetch(sql.ACQUIRE_LEASE, params))
+        return rows.lease_from(task_id, owner, await self._fetch(sql.ACQUIRE_LEASE, params))
 
     async def renew_leases(self, owner: str, ttl: float) -> set[str]:
         """Extend ``owner``'s leases on unfinished tasks; return the ids it still holds."""
         check_lease_args(ttl)
         params = {"owner": owner, "ttl": ttl, "terminal": rows.TERMINAL}
-        return {row["task_id"] for row in await self._fetch(sql.RENEW_LEASES, params)}
+        await self._ready()
+        found = await self.leases_connection.fetch(sql.RENEW_LEASES, params)
+        return {row["task_id"] for row in found}
 
     async def release_leases(self, owner: str, task_ids: Sequence[str] | None = None) -> int:
         """Give up ``owner``'s leases (all, or those on ``task_ids``); return how many."""
@@ -260,7 +278,8 @@ class PostgresTaskStore(TaskStore):
         """Claim unfinished tasks with an expired lease or none, oldest first, atomically."""
         check_lease_args(ttl, limit)
         params = {"owner": owner, "ttl": ttl, "limit": limit, "terminal": rows.TERMINAL}
-        found = await self._fetch(sql.TAKE_OVER, params)
+        await self._ready()
+        found = await self.leases_connection.fetch(sql.TAKE_OVER, params)
         found.sort(key=lambda row: (row["created_at"], row["pos"]))
         with rows.translate(self.where):
             return [
@@ -286,17 +305,7 @@ class PostgresTaskStore(TaskStore):
         """Close the pool; later calls raise :class:`~mqttpush.errors.StoreError`."""
         self._closed = True
         pool, self._pool = self._pool, None
-        if pool is not None:
-            with rows.translate(self.where):
+        with rows.translate(self.where):
+            await self.leases_connection.close()
+            if pool is not None:
                 await pool.close()
-
-
-async def _configure(conn: AsyncConnection[Any]) -> None:
-    # Times come back in UTC whatever the server's TimeZone setting.
-    await conn.execute("SET TIME ZONE 'UTC'")
-
-
-def _lease(task_id: str, owner: str, found: list[DictRow]) -> Lease | None:
-    if not found:
-        return None
-    return Lease(task_id, owner, found[0]["lease_expires"].astimezone(UTC))

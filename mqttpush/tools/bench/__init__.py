@@ -1,8 +1,10 @@
 """The benchmark suite (``mqttpush bench``, ``make bench``): figures with same-run baselines.
 
 It starts its own Mosquitto from ``mosquitto.conf`` on a free 127.0.0.1 port, measures
-each figure and a raw baseline written directly on aiomqtt back to back, and prints
-every figure with its baseline and their ratio. See docs/benchmarks.md.
+each figure beside raw baselines on every client it compares with (the native transport
+used raw, paho-mqtt, gmqtt, aiomqtt, Mosquitto's C clients), back to back in the same
+run, and prints every figure with its baseline and their ratio. The overload and soak
+modes are opt-in parts. See docs/benchmarks.md.
 """
 
 from __future__ import annotations

@@ -2,39 +2,31 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 
 from mqttpush.agent.background import BackgroundTaskAgent
 from mqttpush.agent.base import Agent
 from mqttpush.fabric import Fabric
-from mqttpush.models import TaskState, new_id
 from mqttpush.rpc.operation import operation
-from mqttpush.settings import Settings
+from mqttpush.tools.bench import load
 from mqttpush.tools.bench.harness import (
     drive_calls,
     peak_rss_kb,
     ready,
     rss_kb,
     until_stopped,
-    wait_for_go,
 )
 from mqttpush.tools.bench.hotpath import push_cpu
 from mqttpush.tools.bench.instrumented import instruments_for
+from mqttpush.tools.bench.load import settings_for
+from mqttpush.tools.bench.procs import BenchError
+from mqttpush.tools.bench.tally import Tally
 
 if TYPE_CHECKING:
     from mqttpush.agent.context import TaskContext
-    from mqttpush.models import PushNotification
 
-__all__ = ["ROLES", "Blaster", "Ping", "Tally"]
-
-
-def settings_for(args: dict[str, Any], **agent: Any) -> Settings:  # noqa: ANN401 - section values
-    """Settings of a worker: the bench's broker and topic prefix; the rest as configured."""
-    return Settings.load(
-        None, topic_prefix=args["prefix"], broker={"port": args["port"]}, agent=agent
-    )
+__all__ = ["ROLES", "Blaster", "Ping", "settings_for"]
 
 
 class Blaster(BackgroundTaskAgent):
@@ -62,62 +54,6 @@ class Ping(Agent):
         return "pong"
 
 
-class Tally(Agent):
-    """Counts notifications per sender task: handled, handled twice, and when they came."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.handled: dict[str, set[str]] = {}
-        self.double_handled = 0
-        self.first = 0.0
-        self.last = 0.0
-        self.finished: dict[str, asyncio.Event] = {}
-
-    def expect(self, task_id: str) -> asyncio.Event:
-        """Start counting the notifications of ``task_id``; the event is set at its last one."""
-        self.handled[task_id] = set()
-        event = self.finished[task_id] = asyncio.Event()
-        return event
-
-    async def on_message(self, notification: PushNotification) -> None:
-        """Count one notification."""
-        now = time.monotonic()
-        if not self.first:
-            self.first = now
-        seen = self.handled.get(notification.task_id)
-        if seen is None:
-            await super().on_message(notification)
-            return
-        if notification.id in seen:
-            self.double_handled += 1
-        seen.add(notification.id)
-        if notification.state is not TaskState.WORKING:
-            self.last = now
-            self.finished[notification.task_id].set()
-
-    async def run_tasks(self, sender: str, tasks: int, count: int, timeout: float) -> None:
-        """Register for and start ``tasks`` tasks of ``count`` notifications on ``sender``."""
-        remote = self.remote(sender)
-
-        async def one() -> None:
-            task_id = new_id()
-            done = self.expect(task_id)
-            await remote.register_push_endpoint(
-                config={"task_id": task_id, "address": str(self.address)}
-            )
-            await remote.run_task(task_id=task_id, params={"count": count})
-            async with asyncio.timeout(timeout):
-                await done.wait()
-
-        async with asyncio.TaskGroup() as group:
-            for _ in range(tasks):
-                group.create_task(one())
-
-    def lost(self, count: int) -> int:
-        """Notifications (working ones plus the final one per task) not handled."""
-        return sum(count + 1 - len(ids) for ids in self.handled.values())
-
-
 async def push_sender(args: dict[str, Any]) -> dict[str, Any]:
     """Serve a :class:`Blaster` until stopped."""
     settings = settings_for(args, max_finished_tasks=args.get("max_finished", 10_000))
@@ -137,12 +73,19 @@ async def push_receiver(args: dict[str, Any]) -> dict[str, Any]:
         tally = Tally()
         await fabric.serve(tally, args["address"])
         ready()
-        await tally.run_tasks(args["sender"], 1, count, args["timeout"])
+        cpu = time.process_time()
+        await tally.run_tasks(args["sender"], 1, count, args["timeout"], 0.0)
+        cpu = time.process_time() - cpu
+        summary = tally.summary()
+    if summary["no_final"] or summary["rpc_failed"]:
+        raise BenchError(f"push receiver: the task did not complete ({summary})")
     return {
         "rate": count / (tally.last - tally.first),
-        "lost": tally.lost(count),
-        "double_handled": tally.double_handled,
-        "duplicates_dropped": tally.stats.notifications_duplicate,
+        "cpu": cpu,
+        "lost": summary["lost"],
+        "late": summary["late"],
+        "double_handled": summary["double_handled"],
+        "duplicates_dropped": summary["duplicates_dropped"],
         "peak_kb": peak_rss_kb(),
     }
 
@@ -167,33 +110,6 @@ async def rpc_caller(args: dict[str, Any]) -> dict[str, Any]:
             return time.perf_counter() - start
 
         return await drive_calls(call, None, args["calls"], args["concurrency"], args)
-
-
-async def scale_receivers(args: dict[str, Any]) -> dict[str, Any]:
-    """Serve ``receivers`` agents; on GO, each runs ``tasks`` tasks at once on the sender."""
-    count = args["count"]
-    async with Fabric(settings_for(args)) as fabric:
-        tallies = [Tally() for _ in args["receivers"]]
-        for tally, address in zip(tallies, args["receivers"], strict=True):
-            await fabric.serve(tally, address)
-        ready()
-        await wait_for_go()
-        start = time.monotonic()
-        async with asyncio.TaskGroup() as group:
-            for tally in tallies:
-                group.create_task(
-                    tally.run_tasks(args["sender"], args["tasks"], count, args["timeout"])
-                )
-        done = time.monotonic()
-    return {
-        "start": start,
-        "done": done,
-        "handled": sum(len(ids) for t in tallies for ids in t.handled.values()),
-        "lost": sum(t.lost(count) for t in tallies),
-        "double_handled": sum(t.double_handled for t in tallies),
-        "duplicates_dropped": sum(t.stats.notifications_duplicate for t in tallies),
-        "peak_kb": peak_rss_kb(),
-    }
 
 
 async def demo_agent(args: dict[str, Any]) -> dict[str, Any]:
@@ -233,8 +149,8 @@ ROLES = {
     "push-receiver": push_receiver,
     "ping-server": ping_server,
     "rpc-caller": rpc_caller,
-    "scale-receivers": scale_receivers,
     "demo-agent": demo_agent,
     "seed-client": seed_client,
     "push-cpu": push_cpu,
+    **load.ROLES,
 }

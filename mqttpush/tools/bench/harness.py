@@ -7,6 +7,7 @@ traffic and returns its result (or serves until SIGTERM); see :mod:`.worker`.
 from __future__ import annotations
 
 import asyncio
+import json
 import resource
 import signal
 import statistics
@@ -17,7 +18,16 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine
 
-__all__ = ["drive_calls", "peak_rss_kb", "ready", "rss_kb", "until_stopped", "wait_for_go"]
+__all__ = [
+    "drive_calls",
+    "latencies",
+    "peak_rss_kb",
+    "ready",
+    "report",
+    "rss_kb",
+    "until_stopped",
+    "wait_for_go",
+]
 
 
 def ready() -> None:
@@ -26,9 +36,16 @@ def ready() -> None:
     sys.stdout.flush()
 
 
-async def wait_for_go() -> None:
-    """Wait for the parent's start signal (a line on stdin)."""
-    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+async def wait_for_go() -> str:
+    """Wait for the parent's start signal (a line on stdin); the line, stripped."""
+    line: str = await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+    return line.strip()
+
+
+def report(result: dict[str, Any]) -> None:
+    """Send the parent one result now (a worker that reports more than once)."""
+    sys.stdout.write(f"RESULT {json.dumps(result)}\n")
+    sys.stdout.flush()
 
 
 async def until_stopped() -> None:
@@ -87,9 +104,14 @@ async def drive_calls(
     finally:
         if router is not None:
             router.cancel()
-    samples.sort()
+    return latencies(samples, elapsed)
+
+
+def latencies(samples: list[float], elapsed: float) -> dict[str, Any]:
+    """Calls per second over ``elapsed`` and the p50/p90/p99 of ``samples`` (seconds)."""
+    samples = sorted(samples)
     return {
-        "rate": calls / elapsed,
+        "rate": len(samples) / elapsed,
         "p50": statistics.median(samples),
         "p90": samples[int(len(samples) * 0.9)],
         "p99": samples[int(len(samples) * 0.99)],

@@ -1,32 +1,37 @@
 """Agent pools measured: push throughput with 1, 2 and 4 sender copies, and a copy's failover.
 
 Each copy is a ``mqttpush serve sender`` process (``agent.pool``) on the run's broker,
-sharing the PostgreSQL database that ``MQTTPUSH_BENCH_STORE_URL`` names (migrated
-here). The receivers and the caller share one process. Throughput counts every
+sharing the PostgreSQL database that ``MQTTPUSH_BENCH_STORE_URL`` names, or else a
+private PostgreSQL server started here (:mod:`mqttpush.tools.pgserver`); the schema is
+migrated here. The receivers and the caller share one process. Throughput counts every
 notification the receivers handled, from the first ``run_task`` to the last final one.
+Every round checks that each task's endpoint got each of its notifications and the
+final one (``lost`` counts what is missing).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
-import sys
 import time
 import uuid
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from mqttpush.agent.base import Agent
 from mqttpush.errors import RpcTimeoutError
 from mqttpush.fabric import Fabric
-from mqttpush.models import PushNotification, TaskPushNotificationConfig
+from mqttpush.models import PushNotification, TaskPushNotificationConfig, TaskStatus
 from mqttpush.settings import BrokerSettings, Settings
 from mqttpush.tools.bench.figures import Figure
+from mqttpush.tools.bench.poolcopy import PoolCopy
 from mqttpush.tools.bench.procs import BenchError
+from mqttpush.tools.bench.run import median
+from mqttpush.tools.pgserver import LocalPostgres
 
 if TYPE_CHECKING:
-    from pathlib import Path
+    from collections.abc import AsyncIterator
 
     from mqttpush.rpc.remote import RemoteAgent
     from mqttpush.tools.bench.run import Run
@@ -56,89 +61,61 @@ class _Receiver(Agent):
                 self.done.set()
 
 
-def _store_url() -> str:
+@contextlib.asynccontextmanager
+async def _store(run: Run) -> AsyncIterator[str]:
+    """``MQTTPUSH_BENCH_STORE_URL``, or a private PostgreSQL server's for the part's time."""
     url = os.environ.get("MQTTPUSH_BENCH_STORE_URL")
-    if not url:
-        raise BenchError(
-            "the pool benchmarks need a PostgreSQL database: "
-            "MQTTPUSH_BENCH_STORE_URL=postgresql://USER@HOST:PORT/DB"
-        )
-    return url
+    if url:
+        yield url
+        return
+    server = LocalPostgres()
+    await asyncio.to_thread(server.__enter__)
+    run.echo(f"  a private PostgreSQL on 127.0.0.1:{server.port} (no MQTTPUSH_BENCH_STORE_URL)")
+    try:
+        yield server.url()
+    finally:
+        await asyncio.to_thread(server.__exit__)
 
 
-class _Copy:
-    def __init__(self, run: Run, prefix: str, url: str, interval: float, ttl: float) -> None:
-        self.log: Path = run.log_dir / f"pool-copy-{uuid.uuid4().hex[:8]}.log"
-        self.env = {
-            **os.environ,
-            "MQTTPUSH_PROFILE": "",
-            "MQTTPUSH_TOPIC_PREFIX": prefix,
-            "MQTTPUSH_BROKER__PORT": str(run.port),
-            "MQTTPUSH_AGENT__POOL": "bench",
-            "MQTTPUSH_AGENT__STORE_URL": url,
-            "MQTTPUSH_AGENT__LEASE_TTL": str(ttl),
-            "MQTTPUSH_DEMO__NOTIFICATION_COUNT": str(_COUNT),
-            "MQTTPUSH_DEMO__NOTIFICATION_INTERVAL": str(interval),
-        }
-        self.proc: asyncio.subprocess.Process | None = None
-
-    async def start(self) -> None:
-        run_dir = self.log.parent
-        run_dir.mkdir(parents=True, exist_ok=True)
-        with self.log.open("wb") as out:
-            self.proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "mqttpush", "serve", "sender",
-                env=self.env, stdout=out, stderr=out,
-            )  # fmt: skip
-        async with asyncio.timeout(60):
-            while b"serving PushSender" not in self.log.read_bytes():
-                if self.proc.returncode is not None:
-                    raise BenchError(f"pool copy exited: see {self.log}")
-                await asyncio.sleep(0.1)
-
-    def owner(self) -> str:
-        for line in self.log.read_text().splitlines():
-            if "task leases of owner " in line:
-                return line.split("task leases of owner ")[1].split(":")[0]
-        raise BenchError(f"no lease owner in {self.log}")
-
-    def takeovers(self, owner: str) -> list[float]:
-        return [
-            datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()
-            for line in self.log.read_text().splitlines()
-            if f"taken over from {owner} " in line
-        ]
-
-    async def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.proc is not None and self.proc.returncode is None:
-            self.proc.send_signal(sig)
-            try:
-                async with asyncio.timeout(20):
-                    await self.proc.wait()
-            except TimeoutError:
-                self.proc.kill()
-                await self.proc.wait()
+def _lost(receivers: list[_Receiver], run_id: str) -> int:
+    """Notifications some task's endpoint never got (each message, and the final one)."""
+    lost = 0
+    for n in range(_TASKS):
+        got = [g for g in receivers[n % _RECEIVERS].got if g.task_id == f"{run_id}-{n}"]
+        messages = {g.message for g in got}
+        lost += sum(f"Notification #{i}" not in messages for i in range(1, _COUNT + 1))
+        lost += not any(g.state.is_terminal for g in got)
+    return lost
 
 
-async def _call(sender: RemoteAgent, method: str, params: dict[str, Any]) -> None:
+async def _call(sender: RemoteAgent, method: str, params: dict[str, Any]) -> Any:  # noqa: ANN401
     for _ in range(6):  # a request a dying copy took is asked again
         try:
-            await sender.call(method, params, timeout=10)
+            return await sender.call(method, params, timeout=10)
         except RpcTimeoutError:
             continue
-        return
     raise BenchError(f"{method} never answered")
 
 
-async def _round(run: Run, copies: int, *, kill_one: bool = False) -> dict[str, float]:
+async def _ended(sender: RemoteAgent, task_id: str, timeout: float) -> None:
+    """Wait until the store holds ``task_id`` as ended (a resumed task's end included)."""
+    async with asyncio.timeout(timeout):
+        while True:
+            raw = await _call(sender, "get_task_status", {"task_id": task_id, "wait": 5})
+            if TaskStatus.model_validate(raw).state.is_terminal:
+                return
+
+
+async def _round(run: Run, url: str, copies: int, *, kill_one: bool = False) -> dict[str, float]:
     """Run the tasks on ``copies`` copies; with ``kill_one``, SIGKILL one halfway."""
     from mqttpush.store.postgres import migrate  # noqa: PLC0415 - the postgres extra
 
-    url = _store_url()
     await migrate(url)
     prefix = f"bench/{uuid.uuid4().hex[:8]}"
     interval, ttl = (0.05, _LEASE_TTL) if kill_one else (0.0, 15.0)
-    pool = [_Copy(run, prefix, url, interval, ttl) for _ in range(copies)]
+    pool = [
+        PoolCopy(run, prefix, url, interval=interval, ttl=ttl, count=_COUNT) for _ in range(copies)
+    ]
     settings = Settings(topic_prefix=prefix, broker=BrokerSettings(port=run.port))
     try:
         await asyncio.gather(*(copy.start() for copy in pool))
@@ -173,16 +150,28 @@ async def _round(run: Run, copies: int, *, kill_one: bool = False) -> dict[str, 
                 await asyncio.gather(*(r.done.wait() for r in receivers))
             elapsed = time.monotonic() - started
             handled = sum(len(r.got) for r in receivers)
-            # Every task ended in the store too, so no later round's copies resume it.
+            # Every task ended in the store too (after a kill, the dead copy's tasks run
+            # again elsewhere), so no later round's copies resume it.
             for n in range(_TASKS):
-                await _call(sender, "get_task_status", {"task_id": f"{run_id}-{n}", "wait": 30})
-        result = {"rate": handled / elapsed, "handled": float(handled), "elapsed": elapsed}
+                await _ended(sender, f"{run_id}-{n}", run.options.timeout)
+            done_at = time.monotonic()
+            lost = _lost(receivers, run_id)  # every task ended: each was settled before
+        result = {
+            "rate": handled / elapsed,
+            "handled": float(handled),
+            "elapsed": elapsed,
+            "lost": float(lost),
+            "twice": float(
+                sum(len(r.got) - len({(g.task_id, g.seq) for g in r.got}) for r in receivers)
+            ),
+        }
         if kill_one:
             owner = pool[0].owner()
             taken = [t for copy in pool[1:] for t in copy.takeovers(owner)]
             result["taken_over"] = float(len(taken))
             result["takeover_s"] = max(taken) - killed_wall if taken else float("nan")
-            result["all_done_s"] = time.monotonic() - killed_at
+            result["first_takeover_s"] = min(taken) - killed_wall if taken else float("nan")
+            result["all_done_s"] = done_at - killed_at  # every task ended in the store
         return result
     finally:
         for copy in pool:
@@ -192,34 +181,70 @@ async def _round(run: Run, copies: int, *, kill_one: bool = False) -> dict[str, 
 async def throughput(run: Run) -> list[Figure]:
     """Push throughput of a pool of 1, 2 and 4 sender copies."""
     figures = []
-    for copies in (1, 2, 4):
-        result = await _round(run, copies)
-        run.echo(f"  pool x{copies}: {result['rate']:,.0f} notifications/s")
-        figures.append(
-            Figure(
-                name=f"pool push throughput, {copies} sender cop{'y' if copies == 1 else 'ies'}, "
-                f"{_TASKS} tasks x {_COUNT + 1} -> {_RECEIVERS} receivers, PostgreSQL store, "
-                f"{os.cpu_count()} cores",
-                unit="notifications/s",
-                value=result["rate"],
-                notes={"handled": int(result["handled"]), "elapsed_s": round(result["elapsed"], 1)},
+    async with _store(run) as url:
+        for copies in (1, 2, 4):
+            result = await _round(run, url, copies)
+            run.echo(f"  pool x{copies}: {result['rate']:,.0f} notifications/s, "
+                     f"{result['lost']:.0f} lost ({os.cpu_count()} cores)")  # fmt: skip
+            figures.append(
+                Figure(
+                    name=f"pool push throughput, {copies} sender "
+                    f"cop{'y' if copies == 1 else 'ies'}, {_TASKS} tasks x {_COUNT + 1} -> "
+                    f"{_RECEIVERS} receivers, PostgreSQL store, {os.cpu_count()} cores",
+                    unit="notifications/s",
+                    value=result["rate"],
+                    notes={
+                        "handled": int(result["handled"]),
+                        "elapsed_s": round(result["elapsed"], 1),
+                        "lost": int(result["lost"]),
+                        "handled_twice": int(result["twice"]),
+                    },
+                )
             )
-        )
     return figures
 
 
-async def failover(run: Run) -> Figure:
-    """A pool copy killed mid-run: when the others took over its tasks."""
-    result = await _round(run, 3, kill_one=True)
-    run.echo(f"  pool copy failover: last takeover {result['takeover_s']:.1f} s after SIGKILL")
-    return Figure(
-        name=f"pool copy failover: SIGKILL of 1 of 3 copies -> its last task taken over "
-        f"(lease {_LEASE_TTL:g} s)",
-        unit="s",
-        value=result["takeover_s"],
-        better="lower",
-        notes={
-            "taken_over": int(result["taken_over"]),
-            "all_tasks_done_after_kill_s": round(result["all_done_s"], 1),
-        },
-    )
+async def failover(run: Run) -> list[Figure]:
+    """A pool copy killed mid-run, ``repeat`` times: when the others took over its tasks."""
+    takeovers, firsts, done, lost, taken = [], [], [], 0, []
+    async with _store(run) as url:
+        for _ in range(run.options.repeat):
+            result = await _round(run, url, 3, kill_one=True)
+            takeovers.append(result["takeover_s"])
+            firsts.append(round(result["first_takeover_s"], 1))
+            done.append(result["all_done_s"])
+            lost += int(result["lost"])
+            taken.append(int(result["taken_over"]))
+            run.echo(f"  pool copy failover: last takeover {result['takeover_s']:.1f} s, every "
+                     f"task done {result['all_done_s']:.1f} s after SIGKILL; "
+                     f"{result['lost']:.0f} lost ({os.cpu_count()} cores)")  # fmt: skip
+    what = f"SIGKILL of 1 of 3 copies (lease {_LEASE_TTL:g} s, {os.cpu_count()} cores)"
+    return [
+        Figure(
+            name=f"pool copy failover: {what} -> its last task taken over, median",
+            unit="s",
+            value=median(takeovers),
+            better="lower",
+            runs={"mqttpush": takeovers},
+            notes={
+                "max_s": round(max(takeovers), 1),
+                "first_takeover_s": firsts,
+                "taken_over_per_kill": taken,
+            },
+        ),
+        Figure(
+            name=f"pool copy failover: {what} -> every task ended in the store, median",
+            unit="s",
+            value=median(done),
+            better="lower",
+            runs={"mqttpush": done},
+            notes={"max_s": round(max(done), 1)},
+        ),
+        Figure(
+            name="pool copy failover: notifications lost (every kill)",
+            unit="count",
+            value=float(lost),
+            better="lower",
+            limit=0,
+        ),
+    ]

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 __all__ = ["BenchError", "Worker"]
 
 _READY = "READY"
+_TICKS = os.sysconf("SC_CLK_TCK")
 _RESULT = "RESULT "
 
 
@@ -99,11 +100,30 @@ class Worker:
             raise BenchError(f"worker {self.role} exited with {code} ({self._where()})")
         return raw.decode().strip()
 
-    def go(self) -> None:
-        """Tell a worker that waits for the start signal to begin."""
+    def go(self, line: str = "GO") -> None:
+        """Tell a worker that waits for the start signal to begin (or send it ``line``)."""
         if self._proc is None or self._proc.stdin is None:
             raise BenchError(f"worker {self.role} is not started")
-        self._proc.stdin.write(b"GO\n")
+        self._proc.stdin.write(f"{line}\n".encode())
+
+    def cpu_seconds(self) -> float:
+        """The worker's CPU time so far (user + system, all threads), from ``/proc``."""
+        fields = self._proc_file("stat").rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / _TICKS
+
+    def rss_kb(self) -> int:
+        """The worker's resident memory now, in KiB, from ``/proc``."""
+        for line in self._proc_file("status").splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        raise BenchError(f"worker {self.role}: no VmRSS in /proc")
+
+    def _proc_file(self, name: str) -> str:
+        try:
+            with open(f"/proc/{self.pid}/{name}", encoding="ascii") as file:
+                return file.read()
+        except OSError as exc:
+            raise BenchError(f"worker {self.role}: cannot read /proc ({exc})") from exc
 
     async def result(self, timeout: float) -> dict[str, Any]:
         """Wait for the worker's result line."""

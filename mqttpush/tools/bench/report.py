@@ -9,8 +9,6 @@ import sys
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from mqttpush.errors import ConfigurationError
-
 if TYPE_CHECKING:
     from pathlib import Path
 
@@ -82,49 +80,11 @@ def write_json(figures: list[Figure], path: Path, command: str) -> None:
 
 
 def write_chart(figures: list[Figure], path: Path) -> None:
-    """Draw throughput and latency beside their baselines (needs ``mqttpush[bench]``).
+    """Draw the chart of the figures into ``path`` (needs ``mqttpush[bench]``).
 
     Raises:
         ConfigurationError: matplotlib is not installed.
     """
-    try:
-        import matplotlib as mpl  # noqa: PLC0415 - optional dependency
+    from mqttpush.tools.bench.chart import draw  # noqa: PLC0415 - only with --chart
 
-        mpl.use("Agg")
-        import matplotlib.pyplot as plt  # noqa: PLC0415
-    except ImportError as exc:
-        raise ConfigurationError(
-            "the chart needs matplotlib: pip install 'mqttpush[bench]'"
-        ) from exc
-    rates = [f for f in figures if f.unit.endswith("/s") and f.baseline is not None]
-    latency = [f for f in figures if f.unit == "ms" and f.name.startswith("RPC")]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for axis, chosen, title, unit in (
-        (left, rates, "Throughput (higher is better)", "per second"),
-        (right, latency, "RPC round trip (lower is better)", "ms"),
-    ):
-        labels = [_short(f.name) for f in chosen]
-        xs = range(len(chosen))
-        axis.bar([x - 0.2 for x in xs], [f.baseline or 0 for f in chosen], 0.4,
-                 label="raw aiomqtt", color="#9aa5b1")  # fmt: skip
-        axis.bar([x + 0.2 for x in xs], [f.value for f in chosen], 0.4,
-                 label="mqttpush", color="#2f6fb0")  # fmt: skip
-        for x, f in zip(xs, chosen, strict=True):
-            if f.ratio is not None:
-                axis.annotate(f"{f.ratio:.2f}x", (x + 0.2, f.value), ha="center", va="bottom")
-        axis.set_xticks(list(xs), labels)
-        axis.set_title(title)
-        axis.set_ylabel(unit)
-        axis.legend()
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def _short(name: str) -> str:
-    if name.startswith("push"):
-        return "push (notifications)"
-    if "concurrent" in name:
-        return "RPC, 64 callers"
-    return name.rsplit(", ", 1)[-1]
+    draw(figures, path)

@@ -1,12 +1,13 @@
 """Benchmark workers start here: ``python -m mqttpush.tools.bench.worker ROLE ARGS``.
 
-Roles are listed in ``ROLES`` of :mod:`.agents` (mqttpush's side) and :mod:`.raw` (the
-baselines); what they share is in :mod:`.harness`.
+Roles are listed in ``ROLES`` of :mod:`.agents` (mqttpush's side) and of each
+``raw_{client}`` module (the baselines, :mod:`.rawkit`); what they share is in :mod:`.harness`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 import logging
 import sys
@@ -19,11 +20,14 @@ __all__ = ["main"]
 
 
 def _role(name: str) -> Callable[[dict[str, Any]], Coroutine[Any, Any, dict[str, Any]]]:
-    # Only the side measured is imported: raw roles never load mqttpush's agents.
+    # Only the side measured is imported: a raw role loads its own client library only,
+    # never mqttpush's agents (raw-native loads mqttpush's transport alone).
     if name.startswith("raw-"):
-        from mqttpush.tools.bench import raw  # noqa: PLC0415
-
-        return raw.ROLES[name]
+        client = name.split("-")[1]
+        raw = importlib.import_module(f"mqttpush.tools.bench.raw_{client}")
+        roles: dict[str, Callable[[dict[str, Any]], Coroutine[Any, Any, dict[str, Any]]]]
+        roles = raw.ROLES
+        return roles[name]
     from mqttpush.tools.bench import agents  # noqa: PLC0415
 
     return agents.ROLES[name]

@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from typing import TYPE_CHECKING, Any, Protocol
+
+from paho.mqtt.enums import MQTTErrorCode
 
 from mqttpush.transport.mqtt.convert import code_of
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import aiomqtt
 
     from mqttpush.transport.gate import ReadGate
 
-__all__ = ["PahoEvents", "install_hooks"]
+__all__ = ["PahoEvents", "inflight_limit", "install_hooks"]
+
+_BURST = 64  # packets read in one readable event at most, so other work is not starved
 
 
 class PahoEvents(Protocol):
@@ -40,16 +47,7 @@ def install_hooks(client: aiomqtt.Client, gate: ReadGate, events: PahoEvents) ->
     paho = client._client
     loop = asyncio.get_running_loop()
 
-    def read() -> None:  # what aiomqtt's own reader does, behind the gate
-        try:
-            while True:
-                paho.loop_read()
-                sock: Any = paho._sock
-                if not (hasattr(sock, "pending") and sock.pending() > 0):
-                    break
-        except Exception as exc:  # noqa: BLE001 - the connection broke; aiomqtt says how
-            if not client._disconnected.done():
-                client._disconnected.set_exception(exc)
+    read = _reader(client, gate)
 
     aiomqtt_socket_open = paho.on_socket_open
 
@@ -100,3 +98,82 @@ def install_hooks(client: aiomqtt.Client, gate: ReadGate, events: PahoEvents) ->
             aiomqtt_on_publish(*args)
 
     paho.on_publish = on_publish
+    paho.on_socket_register_write, paho.on_socket_unregister_write = _writer(client, loop)
+
+
+def _reader(client: aiomqtt.Client, gate: ReadGate) -> Callable[[], None]:
+    """The socket reader that replaces aiomqtt's, behind ``gate``."""
+    paho = client._client
+
+    def read() -> None:
+        """Read what the socket holds, behind the gate: up to a burst of packets at once.
+
+        aiomqtt's own reader takes one packet per readable event (paho reads one at a
+        time), so each message cost a loop iteration and went on alone: its handler's
+        receipt and PUBACK too. Read in bursts, a burst's receipts go in one message.
+        """
+        try:
+            for _ in range(_BURST):
+                if gate.paused or paho._sock is None:
+                    break
+                rc = paho._packet_read()
+                if rc == MQTTErrorCode.MQTT_ERR_AGAIN:
+                    sock: Any = paho._sock
+                    if not (hasattr(sock, "pending") and sock.pending() > 0):
+                        break  # all read (a TLS socket may hold decrypted bytes still)
+                elif rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                    paho._loop_rc_handle(rc)  # what loop_read does on an error
+                    break
+        except Exception as exc:  # noqa: BLE001 - the connection broke; aiomqtt says how
+            if not client._disconnected.done():
+                client._disconnected.set_exception(exc)
+
+    return read
+
+
+def _writer(
+    client: aiomqtt.Client, loop: asyncio.AbstractEventLoop
+) -> tuple[Callable[..., None], Callable[..., None]]:
+    """Paho's "register write" callbacks: write what it queued at the end of the iteration.
+
+    aiomqtt adds a socket writer for each packet paho queues and removes it once written
+    (two ``epoll_ctl`` calls and a loop iteration per packet). Writing the packets queued
+    in one iteration at its end needs none of that; only a socket that cannot take them
+    all gets aiomqtt's writer, which finishes the writing.
+    """
+    paho = client._client
+    aiomqtt_register, aiomqtt_unregister = (
+        paho.on_socket_register_write,
+        paho.on_socket_unregister_write,
+    )
+    thread = threading.get_ident()
+    waiting = [False]  # aiomqtt's writer is on: the socket was full
+
+    def flush() -> None:
+        try:
+            paho.loop_write()
+        except Exception as exc:  # noqa: BLE001 - the connection broke; aiomqtt says how
+            if not client._disconnected.done():
+                client._disconnected.set_exception(exc)
+            return
+        if paho.want_write() and paho._sock is not None and aiomqtt_register is not None:
+            waiting[0] = True
+            aiomqtt_register(paho, None, paho._sock)  # the socket is full: wait for it
+
+    def register(*_: Any) -> None:  # noqa: ANN401 - paho's callback arguments
+        if threading.get_ident() == thread:
+            loop.call_soon(flush)
+        else:  # paho connects from an executor thread
+            loop.call_soon_threadsafe(flush)
+
+    def unregister(*args: Any) -> None:  # noqa: ANN401 - paho's callback arguments
+        if waiting[0] and aiomqtt_unregister is not None:
+            waiting[0] = False
+            aiomqtt_unregister(*args)
+
+    return register, unregister
+
+
+def inflight_limit(client: aiomqtt.Client) -> int:
+    """QoS 1 publishes paho keeps in flight at once; it queues the rest, in order."""
+    return int(getattr(client._client, "_max_inflight_messages", 20)) or 65_535

@@ -26,11 +26,12 @@ from mqttpush.errors import (
     SessionTakenOverError,
     TlsError,
 )
+from mqttpush.transport.ackorder import AckOrder
 from mqttpush.transport.broker import BrokerTransport
 from mqttpush.transport.gate import ReadGate
 from mqttpush.transport.limits import check_filter
 from mqttpush.transport.mqtt.convert import code_of, from_aiomqtt, to_properties
-from mqttpush.transport.mqtt.hooks import install_hooks
+from mqttpush.transport.mqtt.hooks import inflight_limit, install_hooks
 from mqttpush.transport.reasons import (
     CREDENTIALS_REFUSED,
     NO_MATCHING_SUBSCRIBERS,
@@ -71,6 +72,8 @@ class MqttTransport(BrokerTransport):
         self._client: aiomqtt.Client | None = None
         self._pubacks: dict[int, asyncio.Future[int]] = {}
         self._gate: ReadGate | None = None
+        self._acks = AckOrder()
+        self._bulk_slots = asyncio.Semaphore(18)
         self._server_reference: str | None = None
         self._disconnect_code: int | None = None
 
@@ -117,6 +120,9 @@ class MqttTransport(BrokerTransport):
         except aiomqtt.MqttError as exc:
             raise self._connect_error(exc) from exc
         self._client = client
+        self._acks = AckOrder()
+        limit = inflight_limit(client)
+        self._bulk_slots = asyncio.Semaphore(max(limit - max(limit // 10, 1), 1))
         self._generation += 1
 
     def _connect_error(self, exc: aiomqtt.MqttError) -> BrokerUnavailableError:
@@ -156,7 +162,8 @@ class MqttTransport(BrokerTransport):
         client = self._client
         if message.qos == 0 or client is None or message.generation != self._generation:
             return
-        client._client.ack(message.mid, message.qos)
+        for packet_id in self._acks.handled(message.mid):  # in receive order [MQTT-4.6.0-2]
+            client._client.ack(packet_id, 1)
 
     def _fail_pubacks(self, reason: str) -> None:
         pending, self._pubacks = self._pubacks, {}
@@ -203,6 +210,14 @@ class MqttTransport(BrokerTransport):
             False when the broker acknowledged with "no matching subscribers"
             (reason code 16): nobody, not even a stored session, will get it.
         """
+        if message.bulk and message.qos:
+            # At most paho's in-flight window less a tenth: paho queues what is over its
+            # window in order, so control messages wait behind no more than that.
+            async with self._bulk_slots:
+                return await self._publish(message)
+        return await self._publish(message)
+
+    async def _publish(self, message: Message) -> bool:
         paho = self._require()._client  # the paho client, for the PUBACK reason code
         try:
             info = paho.publish(
@@ -228,6 +243,10 @@ class MqttTransport(BrokerTransport):
         check_refusal(reason, f"the publish to {message.topic!r}")
         return reason != NO_MATCHING_SUBSCRIBERS
 
+    def buffered(self) -> int:
+        """Messages paho has received and not yet taken."""
+        return 0 if self._gate is None else self._gate.count
+
     async def messages(self) -> AsyncIterator[Message]:
         """Yield inbound messages until the connection drops."""
         client = self._require()
@@ -236,6 +255,8 @@ class MqttTransport(BrokerTransport):
             generation = self._generation
             async for raw in client.messages:
                 message = from_aiomqtt(raw, generation)
+                if message.qos:
+                    self._acks.received(message.mid)
                 if gate is not None:
                     gate.take(len(message.payload))
                 yield message

@@ -16,6 +16,11 @@ Choices that are not obvious:
   ``send`` per iteration instead of two.
 - Unacknowledged publishes are bounded by the broker's Receive Maximum; a publish waits
   for room rather than overrunning it (the broker would disconnect).
+- Two lanes wait for that room: control messages (requests, replies, receipts) and bulk
+  ones (notifications, ``Message.bulk``). Room goes to waiting control messages first;
+  bulk ones may fill the window only up to :attr:`Flow.bulk_limit`, so a tenth of it (at
+  least one) stays free for control traffic. Each lane is first come, first served, so
+  notifications leave in the order they were published.
 """
 
 from __future__ import annotations
@@ -45,6 +50,8 @@ class Flow(asyncio.Protocol):
     """
 
     __slots__ = (
+        "_bulk_granted",
+        "_bulk_waiters",
         "_drain_waiters",
         "_flushing",
         "_inbox_waiter",
@@ -52,6 +59,7 @@ class Flow(asyncio.Protocol):
         "_room_granted",
         "_room_waiters",
         "_transport",
+        "bulk_ids",
         "inbox",
         "inbox_bytes",
         "inbox_max_bytes",
@@ -73,6 +81,7 @@ class Flow(asyncio.Protocol):
         self.loop = loop
         self.where = where
         self.pending: dict[int, tuple[asyncio.Future[int], float]] = {}  # in send order
+        self.bulk_ids: set[int] = set()  # packet ids of the bulk publishes in ``pending``
         self.subacks: dict[int, asyncio.Future[SubAck]] = {}
         self.inbox: deque[Message] = deque()
         self.receive_maximum = 65_535
@@ -88,8 +97,10 @@ class Flow(asyncio.Protocol):
         self._out: list[bytes] = []
         self._flushing = False
         self._inbox_waiter: asyncio.Future[None] | None = None
-        self._room_waiters: deque[asyncio.Future[None]] = deque()
+        self._room_waiters: deque[asyncio.Future[None]] = deque()  # control messages
+        self._bulk_waiters: deque[asyncio.Future[None]] = deque()
         self._room_granted = 0  # waiters woken for room that have not taken it yet
+        self._bulk_granted = 0  # of which bulk ones
         self._drain_waiters: list[asyncio.Future[None]] = []
 
     # -- asyncio.Protocol: the socket and its buffer -------------------------------------
@@ -153,58 +164,82 @@ class Flow(asyncio.Protocol):
             packet_id = packet_id % _MAX_PACKET_ID + 1
         raise ConnectionLostError(f"no free packet id on the connection to {self.where}")
 
-    async def wait_room(self) -> None:
-        """Wait until fewer publishes than the broker's Receive Maximum are in flight.
+    @property
+    def bulk_limit(self) -> int:
+        """Bulk publishes that may be in flight at once: the Receive Maximum less a tenth."""
+        maximum = self.receive_maximum
+        return max(maximum - max(maximum // 10, 1), 1)
 
-        First come, first served: a publish never takes room a woken waiter was given,
-        nor passes waiters already queued, so publishes leave in the order they came
-        (a task's final notification does not overtake its earlier ones).
-        """
-        wait = bool(self._room_waiters) or self._room_granted > 0
-        while wait or len(self.pending) + self._room_granted >= self.receive_maximum:
-            wait = False
-            if self.lost is not None:
-                raise ConnectionLostError(self.lost)
-            waiter = self.loop.create_future()
-            self._room_waiters.append(waiter)
-            try:
-                await waiter
-            except asyncio.CancelledError:
-                if waiter.done() and not waiter.cancelled():
-                    self._room_granted = max(0, self._room_granted - 1)
-                    self._wake_room(1)  # hand on the room this waiter was given
-                raise
-            self._room_granted = max(0, self._room_granted - 1)
-        if self.lost is not None:
-            raise ConnectionLostError(self.lost)
-        spare = self.receive_maximum - len(self.pending) - self._room_granted - 1  # -1: ours
-        if spare > 0 and self._room_waiters:
-            self._wake_room(spare)  # room for more than this one: the next in line go too
-
-    def room_taken(self) -> bool:
+    def room_taken(self, *, bulk: bool = False) -> bool:
         """Whether a QoS 1 publish must queue for room: none left, or others wait first."""
-        return len(self.pending) + self._room_granted >= self.receive_maximum or bool(
-            self._room_waiters
+        if self._room_waiters or len(self.pending) + self._room_granted >= self.receive_maximum:
+            return True
+        return bulk and (
+            bool(self._bulk_waiters) or len(self.bulk_ids) + self._bulk_granted >= self.bulk_limit
         )
 
-    def _wake_room(self, count: int) -> None:
-        waiters = self._room_waiters
-        while count and waiters:
-            waiter = waiters.popleft()
+    async def wait_room(self, *, bulk: bool = False) -> None:
+        """Wait for room under the broker's Receive Maximum, in this message's lane.
+
+        Control messages go before every bulk one waiting; within a lane, first come,
+        first served: a publish never passes one queued before it, so a task's final
+        notification does not overtake its earlier ones. Once this returns, the caller
+        takes the room at once (puts its packet in :attr:`pending`).
+        """
+        waiters = self._bulk_waiters if bulk else self._room_waiters
+        if self.lost is not None:
+            raise ConnectionLostError(self.lost)
+        waiter = self.loop.create_future()
+        waiters.append(waiter)
+        self.wake_room()  # room may be free already (only others queued first)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self._ungrant(bulk=bulk)
+                self.wake_room()  # hand on the room this waiter was given
+            raise
+        if self.lost is not None:
+            raise ConnectionLostError(self.lost)
+        self._ungrant(bulk=bulk)
+
+    def _ungrant(self, *, bulk: bool) -> None:
+        self._room_granted = max(0, self._room_granted - 1)
+        if bulk:
+            self._bulk_granted = max(0, self._bulk_granted - 1)
+
+    def wake_room(self) -> None:
+        """Give the free room to waiting publishes: control ones first, then bulk ones."""
+        free = self.receive_maximum - len(self.pending) - self._room_granted
+        control = self._room_waiters
+        while free > 0 and control:
+            waiter = control.popleft()
             if not waiter.done():
                 waiter.set_result(None)
                 self._room_granted += 1
-                count -= 1
+                free -= 1
+        bulk = self._bulk_waiters
+        if free <= 0 or not bulk:
+            return
+        free = min(free, self.bulk_limit - len(self.bulk_ids) - self._bulk_granted)
+        while free > 0 and bulk:
+            waiter = bulk.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                self._room_granted += 1
+                self._bulk_granted += 1
+                free -= 1
 
     def take(self) -> Message:
         """Take the oldest message from the inbox; read the socket again once it drained."""
         message = self.inbox.popleft()
         self.inbox_bytes -= len(message.payload)
         if self.reading_paused:
-            self._resume_if_drained()
+            self.resume_if_drained()
         return message
 
-    def _resume_if_drained(self) -> None:
+    def resume_if_drained(self) -> None:
+        """Read the socket again if the inbox has drained to half of both its bounds."""
         if (
             len(self.inbox) <= self.inbox_max_messages // 2
             and self.inbox_bytes <= self.inbox_max_bytes // 2

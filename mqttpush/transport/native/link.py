@@ -8,13 +8,13 @@ Choices that are not obvious:
 
 - What MQTT 5 calls a malformed packet or a protocol error ends the connection with a
   DISCONNECT naming it: a packet over this client's Maximum Packet Size (0x95, refused
-  before it is buffered), more unacknowledged QoS 1 messages than its Receive Maximum
-  (0x93), a Topic Alias (0x94: none is ever allowed), a packet before the CONNACK or a
-  PINGRESP nobody asked for (0x82), reserved flags set (0x81).
-- On a connection that resumed a stored session, more unacknowledged QoS 1 messages
-  than the Receive Maximum are read (the inbox bound still holds), not answered with
-  0x93: Mosquitto 2.0.11 sends a resumed session's whole backlog at once, and a
-  DISCONNECT would only repeat at every reconnect.
+  before it is buffered), a Topic Alias (0x94: none is ever allowed), a packet before
+  the CONNACK or a PINGRESP nobody asked for (0x82), reserved flags set (0x81).
+- More unacknowledged QoS 1 messages than the Receive Maximum are answered with 0x93
+  only with ``strict_receive_maximum``; by default they are read (the inbox bound still
+  holds) and logged once per connection. Mosquitto 2.0.11 overruns a client's Receive
+  Maximum right after a run of PUBACKs, and sends a resumed session's whole backlog at
+  once: a DISCONNECT would only repeat. A resumed session is never refused.
 - A connection has its own protocol object, so a stale acknowledgement or message
   iterator can never touch the next connection.
 """
@@ -22,9 +22,11 @@ Choices that are not obvious:
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 
 from mqttpush.errors import ConnectionLostError, ProtocolError, SessionTakenOverError
+from mqttpush.transport.ackorder import AckOrder
 from mqttpush.transport.native.packets import (
     CONNACK,
     DISCONNECT,
@@ -53,6 +55,8 @@ from mqttpush.transport.reasons import (
 
 __all__ = ["Link"]
 
+log = logging.getLogger(__name__)
+
 _GRACE = 1.0  # seconds a closing socket may take to send its DISCONNECT before it is cut
 
 
@@ -71,6 +75,7 @@ class Link(Timer):
     __slots__ = (
         "_closed",
         "_reader",
+        "acks",
         "client_id",
         "connack",
         "disconnect_code",
@@ -78,11 +83,13 @@ class Link(Timer):
         "lost_cause",
         "maximum_packet_size",
         "maximum_qos",
+        "overruns",
         "own_receive_maximum",
         "resumed",
         "server_reference",
         "session",
         "shared",
+        "strict",
         "unacked_in",
         "wildcards",
     )
@@ -96,13 +103,17 @@ class Link(Timer):
         *,
         receive_maximum: int = 65_535,
         maximum_packet_size: int = 268_435_460,
+        strict_receive_maximum: bool = False,
     ) -> None:
         super().__init__(loop, where)
         self.client_id = client_id
         self.generation = generation
         self.own_receive_maximum = receive_maximum
         self.unacked_in = 0  # QoS 1 messages received and not yet acknowledged
+        self.overruns = 0  # times the broker went past the Receive Maximum (not strict)
+        self.acks = AckOrder()  # those taken from the inbox, in order, for their PUBACKs
         self.resumed = False  # the broker resumed a stored session on this connection
+        self.strict = strict_receive_maximum  # 0x93 past the Receive Maximum (not resumed)
         self.connack: asyncio.Future[ConnAck] = loop.create_future()
         self.maximum_qos = 2
         self.maximum_packet_size = 268_435_460  # the broker's; MQTT's largest until it says
@@ -133,6 +144,7 @@ class Link(Timer):
         generation = self.generation
         inbox = self.inbox
         pending = self.pending
+        bulk_ids = self.bulk_ids
         session = self.session
         queued = len(inbox)
         unacked = self.unacked_in
@@ -159,6 +171,8 @@ class Link(Timer):
             if kind == PUBACK:
                 packet_id, reason = decode_puback(body)
                 entry = pending.pop(packet_id, None)
+                if bulk_ids:
+                    bulk_ids.discard(packet_id)
                 if session is not None:
                     session.pop(packet_id, None)
                 if entry is not None:
@@ -176,6 +190,7 @@ class Link(Timer):
                 ready = True
                 connack = decode_connack(body)
                 self.resumed = connack.session_present  # before the PUBLISHes read with it
+                self.strict = self.strict and not self.resumed
                 self.connack.set_result(connack)
             elif kind == DISCONNECT:
                 self._broker_disconnected(body)
@@ -183,21 +198,30 @@ class Link(Timer):
             else:
                 what = "a PINGRESP without a PINGREQ" if kind == PINGRESP else f"packet type {kind}"
                 raise PacketError(f"unexpected {what} from the broker", PROTOCOL_ERROR)
+        if unacked > self.own_receive_maximum and self.unacked_in <= self.own_receive_maximum:
+            self._overrun(unacked)  # once each time the count crosses the maximum
         self.unacked_in = unacked
-        if unacked > self.own_receive_maximum and not self.resumed:
-            raise PacketError(
-                f"{unacked} unacknowledged QoS 1 messages, over this client's Receive "
-                f"Maximum of {self.own_receive_maximum}",
-                RECEIVE_MAXIMUM_EXCEEDED,
-            )
         if len(inbox) > queued:
             self.inbox_bytes += size
             self._wake_inbox()
             self._bound_inbox()
         if freed:
             self.timeouts = 0
-            if self._room_waiters:
-                self._wake_room(freed)
+            if self._room_waiters or self._bulk_waiters:
+                self.wake_room()
+
+    def _overrun(self, unacked: int) -> None:
+        """The broker sent more than the Receive Maximum: refuse it (strict), or say so."""
+        what = (
+            f"{unacked} unacknowledged QoS 1 messages, over this client's Receive "
+            f"Maximum of {self.own_receive_maximum}"
+        )
+        if self.strict:
+            raise PacketError(what, RECEIVE_MAXIMUM_EXCEEDED)
+        self.overruns += 1
+        if self.overruns == 1:
+            log.warning("%s: the broker sent %s; reading on, within the inbox bound",
+                        self.where, what)  # fmt: skip
 
     def _broker_disconnected(self, body: memoryview) -> None:
         disconnect = decode_disconnect(body)
@@ -274,6 +298,7 @@ class Link(Timer):
         if not self.connack.done():
             self.connack.set_exception(ConnectionLostError(message))
         pending, self.pending = self.pending, {}
+        self.bulk_ids.clear()
         for future, _ in pending.values():
             if not future.done():
                 future.set_exception(ConnectionLostError(message))
@@ -282,6 +307,7 @@ class Link(Timer):
             if not waiter.done():
                 waiter.set_exception(ConnectionLostError(message))
         self._release(self._room_waiters)
+        self._release(self._bulk_waiters)
         self._release(self._drain_waiters)
         self._wake_inbox()
 

@@ -3,12 +3,16 @@
 Choices that are not obvious:
 
 - Inbound QoS 1 messages are never acknowledged on receipt: :meth:`NativeTransport.ack`
-  sends the PUBACK once the handler is done, so the broker redelivers an unhandled one.
+  sends the PUBACK once the handler is done, so the broker redelivers an unhandled one;
+  PUBACKs leave in the order the messages came (:mod:`mqttpush.transport.ackorder`).
 - ``is_connected`` stays true after a drop until ``messages()`` reports it or
   ``disconnect()`` is called, as with the aiomqtt transport (the reconnect logic in
   :mod:`mqttpush.connection` relies on it).
-- A publish runs under one deadline (twice the connect timeout): waiting for the socket
-  to drain, for room under the broker's Receive Maximum, and for the PUBACK.
+- A publish waits up to twice the connect timeout for the socket to drain, and as long
+  for its PUBACK once written; waiting for room under the broker's Receive Maximum has no
+  deadline of its own (it is a queue behind this client's own publishes, which end with
+  their PUBACKs or with the connection). Control messages wait ahead of bulk ones
+  (:mod:`mqttpush.transport.native.flow`).
 - Packets are checked against the broker's announced limits before they are sent
   (:class:`~mqttpush.errors.PacketRefusedError`); the connection stays up.
 """
@@ -86,6 +90,7 @@ class NativeTransport(BrokerTransport):
             self._generation + 1,
             receive_maximum=s.receive_maximum,
             maximum_packet_size=s.maximum_packet_size,
+            strict_receive_maximum=s.strict_receive_maximum,
         )
         link.inbox_max_messages = s.inbox_max_messages
         link.inbox_max_bytes = s.inbox_max_bytes
@@ -168,7 +173,7 @@ class NativeTransport(BrokerTransport):
         check_refusal(suback.reason_codes[0], f"the subscription to {topic_filter!r}")
 
     async def publish(self, message: Message) -> bool:
-        """Publish and, for QoS 1, wait for the broker's PUBACK; all within one deadline.
+        """Publish and, for QoS 1, wait for room under the Receive Maximum, then the PUBACK.
 
         Returns:
             False when the broker acknowledged with "no matching subscribers"
@@ -176,7 +181,7 @@ class NativeTransport(BrokerTransport):
 
         Raises:
             ConnectionLostError: Not connected, the connection dropped, or the socket did
-                not drain or no PUBACK came within twice the connect timeout.
+                not drain or no PUBACK came within twice the connect timeout each.
             PacketRefusedError: The message cannot be encoded, or breaks the broker's
                 limits (QoS, Maximum Packet Size); nothing was sent.
             BrokerRefusedError: The broker refused it (``AccessDeniedError`` for 0x87).
@@ -185,23 +190,32 @@ class NativeTransport(BrokerTransport):
         if link is None or link.lost is not None:
             raise ConnectionLostError(f"not connected to the MQTT broker at {self.where}")
         loop = link.loop
-        deadline = loop.time() + self._ack_timeout
-        if link.paused or (message.qos and link.room_taken()):
+        bulk = message.bulk
+        if link.paused:
             try:
-                async with asyncio.timeout_at(deadline):
+                async with asyncio.timeout(self._ack_timeout):
                     await link.drain()
-                    if message.qos:
-                        await link.wait_room()
             except TimeoutError:
                 link.note_timeout()
                 raise self._no_ack(message) from None
         if message.qos == 0:
             link.send(self._encode(link, message, 0))
             return True
+        if link.room_taken(bulk=bulk):
+            # Queued behind this client's own publishes: no sign of a silent broker, so
+            # no deadline here; the PUBACKs of those in flight (or the connection's end)
+            # free the room.
+            await link.wait_room(bulk=bulk)
         packet_id = link.allocate_id()
-        packet = self._encode(link, message, packet_id)
+        try:
+            packet = self._encode(link, message, packet_id)
+        except PacketRefusedError:
+            link.wake_room()  # the room this one was given goes to the next in line
+            raise
         future: asyncio.Future[int] = loop.create_future()
-        link.pending[packet_id] = (future, deadline)
+        link.pending[packet_id] = (future, loop.time() + self._ack_timeout)
+        if bulk:
+            link.bulk_ids.add(packet_id)
         if link.session is not None:
             link.session[packet_id] = packet
         link.send(packet)
@@ -237,7 +251,10 @@ class NativeTransport(BrokerTransport):
         )
 
     async def ack(self, message: Message) -> None:
-        """Send the PUBACK of a handled QoS 1 message, if its connection is still this one."""
+        """Send the PUBACK of a handled QoS 1 message, if its connection is still this one.
+
+        It goes once every message received before it was acknowledged too.
+        """
         link = self._link
         if (
             message.qos == 0
@@ -246,9 +263,17 @@ class NativeTransport(BrokerTransport):
             or message.generation != self._generation
         ):
             return
-        link.send(encode_puback(message.mid))
-        if link.unacked_in:
-            link.unacked_in -= 1
+        for packet_id in link.acks.handled(message.mid):
+            link.send(encode_puback(packet_id))
+            if link.unacked_in:
+                link.unacked_in -= 1
+        if link.reading_paused:
+            link.resume_if_drained()
+
+    def buffered(self) -> int:
+        """Messages read from the socket and not yet taken."""
+        link = self._link
+        return 0 if link is None else len(link.inbox)
 
     async def messages(self) -> AsyncIterator[Message]:
         """Yield inbound messages until the connection drops.
@@ -266,7 +291,13 @@ class NativeTransport(BrokerTransport):
                 if self._link is link:
                     self._link = None
                 raise link.lost_error()
-            if inbox:
-                yield link.take()
+            if inbox:  # Flow.take, inlined: this runs once per message
+                message = inbox.popleft()
+                link.inbox_bytes -= len(message.payload)
+                if link.reading_paused:
+                    link.resume_if_drained()
+                if message.qos:
+                    link.acks.received(message.mid)
+                yield message
             else:
                 await link.wait_inbox()

@@ -8,6 +8,7 @@ that adds some never breaks parsing; bytes that do not follow MQTT 5 raise
 
 - :mod:`.wire`: packet types, limits, variable byte integers.
 - :mod:`.encode`: the encoders, and the checks that keep a broker from refusing a packet.
+- :mod:`.fields`: the strings, binary data and PUBLISH properties the encoders write.
 - :mod:`.properties`: property identifiers, read or skipped by their wire type.
 - :mod:`.decode`: the PUBLISH and PUBACK decoders.
 - :mod:`.acks`: the CONNACK, SUBACK and DISCONNECT decoders, and what they return.
@@ -31,6 +32,7 @@ from mqttpush.transport.native.packets.encode import (
     encode_publish,
     encode_subscribe,
 )
+from mqttpush.transport.native.packets.fields import encode_publish_properties
 from mqttpush.transport.native.packets.reader import PacketReader
 from mqttpush.transport.native.packets.wire import (
     CONNACK,
@@ -69,6 +71,7 @@ __all__ = [
     "encode_pingreq",
     "encode_puback",
     "encode_publish",
+    "encode_publish_properties",
     "encode_subscribe",
     "encode_varint",
 ]

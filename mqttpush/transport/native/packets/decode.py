@@ -39,10 +39,17 @@ _TOPIC_ALIAS_INVALID = 0x94
 _SUBSCRIPTION_ID = 0x0B  # may repeat in a PUBLISH, as User Property may
 _DECODE_ERRORS = (IndexError, ValueError, struct.error)  # UnicodeDecodeError is a ValueError
 
+# Content Type, Correlation Data, Response Topic, Message Expiry, User Properties.
+_Properties = tuple[str | None, bytes | None, str | None, int | None, tuple[tuple[str, str], ...]]
+_NO_PROPERTIES: _Properties = (None, None, None, None, ())
+# The property blocks of recent messages, as read: a sender's messages repeat theirs
+# (content type, envelope), so each distinct block is checked and decoded once. Blocks
+# with Correlation Data (unique per request) are not kept; the size is bounded.
+_PROPERTIES_KEPT = 256
+_seen_properties: dict[bytes, _Properties] = {}
 
-def decode_publish(  # noqa: PLR0912, PLR0915 - one branch per property, kept flat for speed
-    first: int, body: Buffer, received_at: float, generation: int
-) -> Message:
+
+def decode_publish(first: int, body: Buffer, received_at: float, generation: int) -> Message:
     """Decode a PUBLISH into a :class:`Message`.
 
     Args:
@@ -70,52 +77,26 @@ def decode_publish(  # noqa: PLR0912, PLR0915 - one branch per property, kept fl
                 raise PacketError("QoS 1 PUBLISH with packet id 0", PROTOCOL)
         elif first & 0x08:
             raise PacketError("QoS 0 PUBLISH with the DUP flag set")
-        content_type = response_topic = None
-        correlation = None
-        expiry = None
-        user: list[tuple[str, str]] = []
-        length = body[pos]
-        if length == 0:  # the common case: no properties
+        props: _Properties | None
+        if body[pos] == 0:  # the common case without properties
             pos += 1
+            props = _NO_PROPERTIES
         else:
-            pos, end = properties_end(body, pos)
-            seen = 0  # a bit per property identifier, for the ones that may not repeat
-            while pos < end:
-                ident = body[pos]
-                pos += 1
-                if ident == USER_PROPERTY:  # the common case first: it may repeat
-                    key, pos = read_string(body, pos)
-                    value, pos = read_string(body, pos)
-                    user.append((key, value))
-                    continue
-                bit = 1 << ident
-                if seen & bit:
-                    once(seen, ident, "PUBLISH")  # raises: the property came twice
-                seen |= bit
-                if ident == CORRELATION_DATA:
-                    correlation, pos = read_binary(body, pos)
-                elif ident == RESPONSE_TOPIC:
-                    response_topic, pos = read_string(body, pos)
-                elif ident == CONTENT_TYPE:
-                    content_type, pos = read_string(body, pos)
-                elif ident == MESSAGE_EXPIRY:
-                    expiry = U32.unpack_from(body, pos)[0]
-                    pos += 4
-                elif ident == TOPIC_ALIAS:
-                    raise PacketError(
-                        "PUBLISH with a Topic Alias, which this client never allows",
-                        _TOPIC_ALIAS_INVALID,
-                    )
-                else:
-                    if ident == _SUBSCRIPTION_ID:
-                        seen ^= bit  # may repeat too
-                    pos = skip_property(body, pos, ident)
-            if pos != end:
-                raise PacketError("PUBLISH properties do not end where their length says")
+            start, end = properties_end(body, pos)
+            block = bytes(body[start:end])
+            props = _seen_properties.get(block)
+            if props is None:
+                props = _read_properties(body, start, end)
+                if props[1] is None:  # Correlation Data differs on every message: not kept
+                    if len(_seen_properties) >= _PROPERTIES_KEPT:
+                        _seen_properties.clear()
+                    _seen_properties[block] = props
+            pos = end
     except _DECODE_ERRORS as exc:
         raise PacketError(f"malformed PUBLISH: {exc}") from None
     if not topic or "+" in topic or "#" in topic or "\x00" in topic:
         _bad_topic(topic)
+    content_type, correlation, response_topic, expiry, user = props
     return Message(
         topic,
         bytes(body[pos:]),
@@ -125,11 +106,53 @@ def decode_publish(  # noqa: PLR0912, PLR0915 - one branch per property, kept fl
         correlation,
         response_topic,
         expiry,
-        tuple(user),
+        user,
         received_at,
         mid,
         generation,
     )
+
+
+def _read_properties(body: Buffer, pos: int, end: int) -> _Properties:
+    """Read the PUBLISH properties from ``pos`` to ``end`` (raises if they break MQTT 5)."""
+    content_type = response_topic = None
+    correlation = None
+    expiry = None
+    user: list[tuple[str, str]] = []
+    seen = 0  # a bit per property identifier, for the ones that may not repeat
+    while pos < end:
+        ident = body[pos]
+        pos += 1
+        if ident == USER_PROPERTY:  # the common case first: it may repeat
+            key, pos = read_string(body, pos)
+            value, pos = read_string(body, pos)
+            user.append((key, value))
+            continue
+        bit = 1 << ident
+        if seen & bit:
+            once(seen, ident, "PUBLISH")  # raises: the property came twice
+        seen |= bit
+        if ident == CORRELATION_DATA:
+            correlation, pos = read_binary(body, pos)
+        elif ident == RESPONSE_TOPIC:
+            response_topic, pos = read_string(body, pos)
+        elif ident == CONTENT_TYPE:
+            content_type, pos = read_string(body, pos)
+        elif ident == MESSAGE_EXPIRY:
+            expiry = U32.unpack_from(body, pos)[0]
+            pos += 4
+        elif ident == TOPIC_ALIAS:
+            raise PacketError(
+                "PUBLISH with a Topic Alias, which this client never allows",
+                _TOPIC_ALIAS_INVALID,
+            )
+        else:
+            if ident == _SUBSCRIPTION_ID:
+                seen ^= bit  # may repeat too
+            pos = skip_property(body, pos, ident)
+    if pos != end:
+        raise PacketError("PUBLISH properties do not end where their length says")
+    return content_type, correlation, response_topic, expiry, tuple(user)
 
 
 def _bad_topic(topic: str) -> None:

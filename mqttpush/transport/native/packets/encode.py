@@ -1,4 +1,4 @@
-"""Encoders of the packets a QoS 0/1 client sends, and of the strings they carry.
+"""Encoders of the packets a QoS 0/1 client sends.
 
 The packets are CONNECT, PUBLISH, PUBACK, SUBSCRIBE, PINGREQ and DISCONNECT. A value
 that MQTT cannot carry, or that a broker would refuse (and disconnect for), raises
@@ -10,9 +10,17 @@ from __future__ import annotations
 import struct
 from typing import TYPE_CHECKING
 
-from mqttpush.address import is_mqtt_text
 from mqttpush.errors import PacketRefusedError
 from mqttpush.transport.limits import check_filter
+from mqttpush.transport.native.packets.fields import (
+    binary as _binary,
+)
+from mqttpush.transport.native.packets.fields import (
+    encode_publish_properties,
+)
+from mqttpush.transport.native.packets.fields import (
+    string as _string,
+)
 from mqttpush.transport.native.packets.properties import (
     MAXIMUM_PACKET_SIZE,
     RECEIVE_MAXIMUM,
@@ -32,7 +40,6 @@ __all__ = [
     "encode_subscribe",
 ]
 
-_MAX_STRING = 65_535
 _MAX_PACKET_ID = 65_535
 
 _PUBACK_OK = struct.Struct(">BBH")  # type, remaining length 2, packet id
@@ -40,35 +47,6 @@ _PUBACK_REASON = struct.Struct(">BBHBB")  # ... reason code, property length 0
 
 _PINGREQ = b"\xc0\x00"
 _PROTOCOL = b"\x00\x04MQTT\x05"
-
-
-def _string(value: str, what: str) -> bytes:
-    """A UTF-8 string with its two-byte length; refuses what a broker would reject."""
-    try:
-        data = value.encode()
-    except UnicodeEncodeError as exc:  # lone surrogates
-        raise PacketRefusedError(f"{what} is not valid UTF-8: {exc}") from None
-    except AttributeError:
-        raise PacketRefusedError(f"{what} must be a string, not {type(value).__name__}") from None
-    if len(data) > _MAX_STRING:
-        raise PacketRefusedError(f"{what} is {len(data)} bytes long; MQTT allows {_MAX_STRING}")
-    # isprintable() is a fast pass for almost every string; the full check is slower.
-    if not value.isprintable() and not is_mqtt_text(value):
-        raise PacketRefusedError(
-            f"{what} {value[:80]!r} contains a control character or non-character, "
-            "which brokers refuse"
-        )
-    return U16.pack(len(data)) + data
-
-
-def _binary(value: bytes, what: str) -> bytes:
-    try:
-        data = bytes(value)
-    except TypeError:
-        raise PacketRefusedError(f"{what} must be bytes, not {type(value).__name__}") from None
-    if len(data) > _MAX_STRING:
-        raise PacketRefusedError(f"{what} is {len(data)} bytes long; MQTT allows {_MAX_STRING}")
-    return U16.pack(len(data)) + data
 
 
 def _fixed_header(first: int, remaining: int) -> bytes:
@@ -165,9 +143,7 @@ def _will(will: Message) -> bytes:
     ))  # fmt: skip
 
 
-def encode_publish(  # noqa: PLR0912 - one branch per property, kept flat for speed
-    message: Message, packet_id: int = 0, *, dup: bool = False
-) -> bytes:
+def encode_publish(message: Message, packet_id: int = 0, *, dup: bool = False) -> bytes:
     """Encode ``message`` as a PUBLISH packet with its MQTT 5 properties.
 
     Args:
@@ -203,23 +179,7 @@ def encode_publish(  # noqa: PLR0912 - one branch per property, kept flat for sp
         variable = _string(topic, "topic")
     if message.retain:
         first |= 0x01
-    props = []
-    if message.content_type is not None:
-        props.append(b"\x03" + _string(message.content_type, "content type"))
-    if message.response_topic is not None:
-        props.append(b"\x08" + _string(message.response_topic, "response topic"))
-    if message.correlation_data is not None:
-        props.append(b"\x09" + _binary(message.correlation_data, "correlation data"))
-    if message.message_expiry is not None:
-        try:
-            props.append(b"\x02" + U32.pack(message.message_expiry))
-        except struct.error:
-            raise PacketRefusedError(
-                f"message expiry {message.message_expiry} is outside 0..4294967295"
-            ) from None
-    for key, value in message.user_properties:
-        props.append(b"\x26" + _string(key, "user property name") + _string(value, "user property"))
-    prop_bytes = b"".join(props)
+    prop_bytes = encode_publish_properties(message)
     prop_length = encode_varint(len(prop_bytes))
     remaining = len(variable) + len(prop_length) + len(prop_bytes) + len(payload)
     if remaining > MAX_REMAINING_LENGTH:

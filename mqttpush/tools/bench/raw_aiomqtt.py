@@ -1,10 +1,6 @@
-"""Baselines written directly on aiomqtt: what the same exchange costs without mqttpush.
+"""Raw baselines on aiomqtt (paho-mqtt underneath): the client of mqttpush's aiomqtt transport.
 
-Each baseline does the least a careful user would write by hand for the same job:
-MQTT 5, QoS 1, TCP_NODELAY, the same payload size and the same in-flight window as
-mqttpush uses, and nothing else (no validation, no deduplication, no receipts).
-This is the one place outside ``mqttpush.transport`` that imports the client library,
-because measuring it is the point.
+TCP_NODELAY, as the transport sets it. See :mod:`.rawkit` for what every baseline does.
 """
 
 from __future__ import annotations
@@ -20,6 +16,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from mqttpush.tools.bench.harness import drive_calls, peak_rss_kb, ready, until_stopped
+from mqttpush.tools.bench.rawkit import REQUEST, RESPONSE, Arrivals, payload
 
 __all__ = ["ROLES"]
 
@@ -36,28 +33,17 @@ def _client(port: int) -> aiomqtt.Client:
     )
 
 
-def payload(size: int) -> bytes:
-    """A JSON object of about ``size`` bytes, like a notification."""
-    filler = "x" * max(0, size - 40)
-    return f'{{"seq": 1, "state": "working", "message": "{filler}"}}'.encode()
-
-
 async def raw_subscriber(args: dict[str, Any]) -> dict[str, Any]:
     """Count ``count`` QoS 1 messages on ``topic``; the rate is first to last message."""
-    count, first, last = args["count"], 0.0, 0.0
+    arrivals = Arrivals(args["count"])
     async with _client(args["port"]) as client:
         await client.subscribe(args["topic"], qos=1)
         ready()
-        received = 0
         async with asyncio.timeout(args["timeout"]):
             async for _ in client.messages:
-                received += 1
-                if received == 1:
-                    first = time.monotonic()
-                if received == count:
-                    last = time.monotonic()
+                if arrivals.arrived():
                     break
-    return {"rate": (count - 1) / (last - first), "received": received, "peak_kb": peak_rss_kb()}
+    return arrivals.result()
 
 
 async def raw_publisher(args: dict[str, Any]) -> dict[str, Any]:
@@ -72,12 +58,12 @@ async def raw_publisher(args: dict[str, Any]) -> dict[str, Any]:
             for _ in next_index:
                 await client.publish(args["topic"], body, qos=1)
 
-        start = time.monotonic()
+        start, cpu = time.monotonic(), time.process_time()
         async with asyncio.timeout(args["timeout"]), asyncio.TaskGroup() as group:
             for _ in range(window):
                 group.create_task(lane())
-        elapsed = time.monotonic() - start
-    return {"elapsed": elapsed}
+        elapsed, cpu = time.monotonic() - start, time.process_time() - cpu
+    return {"elapsed": elapsed, "cpu": cpu}
 
 
 async def raw_responder(args: dict[str, Any]) -> dict[str, Any]:
@@ -95,7 +81,7 @@ async def raw_responder(args: dict[str, Any]) -> dict[str, Any]:
                 topic = message.properties.ResponseTopic  # type: ignore[union-attr]
                 # Concurrent replies: awaiting each PUBACK here would serialise the calls.
                 reply = asyncio.create_task(
-                    client.publish(topic, b'{"result": "pong"}', qos=1, properties=props)
+                    client.publish(topic, RESPONSE, qos=1, properties=props)
                 )
                 replies.add(reply)
                 reply.add_done_callback(replies.discard)
@@ -134,7 +120,7 @@ async def raw_caller(args: dict[str, Any]) -> dict[str, Any]:
             future = asyncio.get_running_loop().create_future()
             pending[cid] = future
             start = time.perf_counter()
-            await client.publish(args["topic"], b'{"method": "ping"}', qos=1, properties=props)
+            await client.publish(args["topic"], REQUEST, qos=1, properties=props)
             await future
             return time.perf_counter() - start
 
@@ -142,8 +128,8 @@ async def raw_caller(args: dict[str, Any]) -> dict[str, Any]:
 
 
 ROLES = {
-    "raw-subscriber": raw_subscriber,
-    "raw-publisher": raw_publisher,
-    "raw-responder": raw_responder,
-    "raw-caller": raw_caller,
+    "raw-aiomqtt-subscriber": raw_subscriber,
+    "raw-aiomqtt-publisher": raw_publisher,
+    "raw-aiomqtt-responder": raw_responder,
+    "raw-aiomqtt-caller": raw_caller,
 }
