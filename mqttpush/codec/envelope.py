@@ -98,7 +98,7 @@ class Envelope:
             (TOKEN, self.token),
             (PRIORITY, self.priority),
         )
-        kept = tuple((k, v) for k, v in pairs if v is not None and _fits(v))
+        kept = tuple((k, v) for k, v in pairs if v is not None and _fits_ascii(v))
         return kept + self.headers if self.headers else kept
 
     @classmethod
@@ -137,6 +137,13 @@ _EMPTY = Envelope()
 # and receipts repeat theirs. Bounded.
 _ENVELOPES_KEPT = 256
 _parsed: dict[tuple[tuple[str, str], ...], Envelope] = {}
+
+
+def _fits_ascii(value: str) -> bool:
+    # Ids and trace ids differ per message: ASCII is checked in C, without the cache.
+    if value.isascii():
+        return len(value) <= _MAX_PROPERTY and value.isprintable()
+    return _fits(value)
 
 
 @functools.lru_cache(maxsize=4096)  # the same sender, operation and token on every message
