@@ -122,8 +122,9 @@ class Envelope:
             get(SENDER), get(OPERATION), get(CORRELATION_ID), get(TRACE_ID), get(TOKEN),
             get(PRIORITY),
         )  # fmt: skip
-        # Kept unless something in it differs per message: an id, a trace context.
-        if len(values) == len(pairs) and CORRELATION_ID not in values and TRACE_ID not in values:
+        # Kept unless something in it differs per message: an id, a trace context. A
+        # trace id is a task's: the same on each of its notifications.
+        if len(values) == len(pairs) and CORRELATION_ID not in values:
             if len(_parsed) >= _ENVELOPES_KEPT:
                 _parsed.clear()
             with contextlib.suppress(TypeError):
