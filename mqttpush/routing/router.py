@@ -39,7 +39,8 @@ class Route:
         handle: The handler; the message is acknowledged once it returns (or raises).
         concurrent: Run the handlers in tasks apart from the loop, so slow handlers do
             not hold up the others (a handler that waits leaves the next messages to
-            another task); otherwise the loop awaits it (keep those short).
+            another task; handlers that share a task share its context variables);
+            otherwise the loop awaits it (keep those short).
         lane: Which inbound lane its messages take: the messages already read are handled
             lane by lane, each lane in the order its messages came.
     """
