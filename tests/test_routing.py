@@ -77,6 +77,51 @@ async def test_concurrent_handlers_are_acknowledged_when_each_ends():
     await eventually(lambda: events == ["handled n1", "ack n1"])
 
 
+async def test_a_waiting_concurrent_handler_does_not_hold_up_the_next_messages():
+    events: list[str] = []
+    transport = Recording(MemoryBroker(), events)
+    spawner = Spawner()
+    loop = MessageLoop(transport, spawner)
+    release = asyncio.Event()
+
+    async def handle(m: Message) -> None:
+        if m.payload.startswith(b"slow"):
+            await release.wait()
+        events.append(f"handled {m.payload.decode()}")
+
+    route = Route(handle, concurrent=True)
+    loop.router.add_children("push", route)
+    for text in ("quick1", "slow1", "slow2", "quick2", "quick3"):
+        loop._queued.append((route, message(text, "push/t")))  # read together
+    await loop.dispatch(message("quick4", "push/t"))
+    await eventually(lambda: events.count("ack quick4") == 1)
+    assert events == [
+        "handled quick1", "ack quick1", "handled quick2", "ack quick2", "handled quick3",
+        "ack quick3", "handled quick4", "ack quick4",
+    ]  # fmt: skip
+    assert len(spawner.tasks) == 3  # one more per handler that waits
+    release.set()
+    await eventually(lambda: len(events) == 12)
+    assert set(events[8:]) == {"handled slow1", "ack slow1", "handled slow2", "ack slow2"}
+
+
+async def test_concurrent_handlers_that_do_not_wait_share_one_task():
+    events: list[str] = []
+    transport = Recording(MemoryBroker(), events)
+    spawner = Spawner()
+    loop = MessageLoop(transport, spawner)
+
+    async def handle(m: Message) -> None:
+        events.append(f"handled {m.payload.decode()}")
+
+    loop.router.add_children("push", Route(handle, concurrent=True))
+    for i in range(10):
+        await loop._run(loop.router.find("push/t"), message(f"n{i}", "push/t"))
+    await eventually(lambda: len(events) == 20)
+    assert events[:4] == ["handled n0", "ack n0", "handled n1", "ack n1"]
+    assert len(spawner.tasks) == 1
+
+
 async def test_a_message_without_a_route_waits_then_is_dropped_and_acknowledged():
     events: list[str] = []
     transport = Recording(MemoryBroker(), events)

@@ -98,7 +98,7 @@ class Envelope:
             (TOKEN, self.token),
             (PRIORITY, self.priority),
         )
-        kept = tuple((k, v) for k, v in pairs if v is not None and _fits(v))
+        kept = tuple((k, v) for k, v in pairs if v is not None and _fits_ascii(v))
         return kept + self.headers if self.headers else kept
 
     @classmethod
@@ -122,8 +122,9 @@ class Envelope:
             get(SENDER), get(OPERATION), get(CORRELATION_ID), get(TRACE_ID), get(TOKEN),
             get(PRIORITY),
         )  # fmt: skip
-        # Kept unless something in it differs per message: an id, a trace context.
-        if len(values) == len(pairs) and CORRELATION_ID not in values and TRACE_ID not in values:
+        # Kept unless something in it differs per message: an id, a trace context. A
+        # trace id is a task's: the same on each of its notifications.
+        if len(values) == len(pairs) and CORRELATION_ID not in values:
             if len(_parsed) >= _ENVELOPES_KEPT:
                 _parsed.clear()
             with contextlib.suppress(TypeError):
@@ -137,6 +138,13 @@ _EMPTY = Envelope()
 # and receipts repeat theirs. Bounded.
 _ENVELOPES_KEPT = 256
 _parsed: dict[tuple[tuple[str, str], ...], Envelope] = {}
+
+
+def _fits_ascii(value: str) -> bool:
+    # Ids and trace ids differ per message: ASCII is checked in C, without the cache.
+    if value.isascii():
+        return len(value) <= _MAX_PROPERTY and value.isprintable()
+    return _fits(value)
 
 
 @functools.lru_cache(maxsize=4096)  # the same sender, operation and token on every message

@@ -75,6 +75,12 @@ def decode_request(
     if max_bytes is not None and len(payload) > max_bytes:
         detail = f"request of {len(payload)} bytes is over the limit of {max_bytes} bytes"
         return None, InvalidRequestError(data={"detail": detail})
+    try:  # one pass for a valid request; anything else is read again to say what is wrong
+        request = JsonRpcRequest.model_validate_json(payload)
+    except ValidationError:
+        pass
+    else:
+        return request.id, request
     surrogate: list[str | int] | None = None
     try:
         obj = pydantic_core.from_json(payload)

@@ -92,6 +92,10 @@ class MessageLoop:
             deque() for _ in Lane if _ is not Lane.CONTROL
         )
         self._waiting = 0  # messages in the lanes
+        # Messages of concurrent routes, taken in order by worker tasks (see _work).
+        self._queued: deque[tuple[Route, Message]] = deque()
+        self._starter: asyncio.Task[Any] | None = None  # a worker that has not started yet
+        self._check_due = False
 
     async def dispatch(self, message: Message) -> None:
         """Route one message: requests and replies at once, others once nothing is buffered.
@@ -139,10 +143,45 @@ class MessageLoop:
             self._drop(message)
             await settle(self._transport, message)
         elif route.concurrent:
-            with contextlib.suppress(FabricClosedError):  # closing: the broker redelivers
-                self._spawn(self._handle(route, message), name="mqttpush-handle")
+            self._queued.append((route, message))
+            if self._starter is None or self._starter.done():
+                self._start_worker()
         else:
             await self._handle(route, message)
+
+    def _start_worker(self) -> None:
+        with contextlib.suppress(FabricClosedError):  # closing: the broker redelivers
+            self._starter = self._spawn(self._work(), name="mqttpush-handle")
+
+    async def _work(self) -> None:
+        """Handle queued messages of concurrent routes in turn, until none is left.
+
+        One task takes every message whose handler does not wait; when a handler does
+        wait (the task yields to the loop with messages still queued), another worker
+        starts on the next, so a slow handler never holds up the others.
+        """
+        self._starter = None
+        queued = self._queued
+        try:
+            while queued:
+                route, message = queued.popleft()
+                if queued:
+                    self._check_soon()
+                await self._handle(route, message)
+        finally:
+            if queued:  # cancelled: any others are for another worker
+                self._check_soon()
+
+    def _check_soon(self) -> None:
+        if not self._check_due:
+            self._check_due = True
+            asyncio.get_running_loop().call_soon(self._check)
+
+    def _check(self) -> None:
+        """Start another worker if messages wait while every worker waits in a handler."""
+        self._check_due = False
+        if self._queued and (self._starter is None or self._starter.done()):
+            self._start_worker()
 
     async def _handle(self, route: Route, message: Message) -> None:
         try:

@@ -37,8 +37,10 @@ class Route:
 
     Attributes:
         handle: The handler; the message is acknowledged once it returns (or raises).
-        concurrent: Run each message's handler in a task of its own, so slow handlers
-            do not hold up the others; otherwise the loop awaits it (keep those short).
+        concurrent: Run the handlers in tasks apart from the loop, so slow handlers do
+            not hold up the others (a handler that waits leaves the next messages to
+            another task; handlers that share a task share its context variables);
+            otherwise the loop awaits it (keep those short).
         lane: Which inbound lane its messages take: the messages already read are handled
             lane by lane, each lane in the order its messages came.
     """

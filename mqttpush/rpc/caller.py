@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 from typing import TYPE_CHECKING, Any
 
 from mqttpush import codec
@@ -21,6 +20,7 @@ from mqttpush.errors import (
     RpcTimeoutError,
     rpc_error_from_code,
 )
+from mqttpush.models import new_id
 from mqttpush.observe import Instruments
 
 if TYPE_CHECKING:
@@ -83,7 +83,7 @@ class RpcCaller:
             ConnectionLostError: No connection to the broker for the rest of ``timeout``.
             ProtocolError: The reply could not be decoded.
         """
-        correlation_id = uuid.uuid4().hex
+        correlation_id = new_id()
         started = time.perf_counter()
         outcome = "ok"
         try:

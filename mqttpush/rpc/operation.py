@@ -78,6 +78,8 @@ class Operation:
                 "params must be an object (by name)", data={"method": self.name}
             )
         model = self.params_model
+        if not params and not self._names:  # nothing to validate: no params, none expected
+            return {}
         try:
             validated = model.model_validate(params or {})
         except ValidationError as exc:
