@@ -26,8 +26,8 @@ from mqttpush.store.base import (
     TaskStore,
 )
 from mqttpush.store.ledger import FinishedLedger
+from mqttpush.store.memory_replies import MemoryReplies, Replies
 from mqttpush.store.records import check_lease_args
-from mqttpush.store.replies import ReplyClaim, check_reply_args
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -42,7 +42,7 @@ __all__ = ["ROW_BYTES", "MemoryTaskStore"]
 ROW_BYTES = 400
 
 
-class MemoryTaskStore(TaskStore):
+class MemoryTaskStore(MemoryReplies, TaskStore):
     """A :class:`~mqttpush.store.TaskStore` kept in dicts.
 
     Args:
@@ -64,9 +64,7 @@ class MemoryTaskStore(TaskStore):
         self._deliveries: dict[str, dict[tuple[str, str], Delivery]] = {}
         self._delivery_task: dict[tuple[str, str], str] = {}
         self._leases: dict[str, Lease] = {}
-        # key -> (owner, claim expires, reply): oldest first
-        self._replies: collections.OrderedDict[str, tuple[str, datetime, bytes | None]]
-        self._replies = collections.OrderedDict()
+        self._replies = Replies()
         self._closed = False
 
     def _check_open(self) -> None:
@@ -292,49 +290,6 @@ class MemoryTaskStore(TaskStore):
             return None
         self._tasks[task_id] = dataclasses.replace(task, pushed=task.pushed + count)
         return range(task.pushed + 1, task.pushed + count + 1)
-
-    async def claim_reply(self, key: str, owner: str, ttl: float) -> ReplyClaim:
-        """Claim ``key`` for ``owner`` unless a reply or another live claim is there."""
-        self._check_open()
-        check_reply_args(ttl)
-        now = datetime.now(UTC)
-        found = self._replies.get(key)
-        if found is not None and (found[2] is not None or found[1] > now):
-            return ReplyClaim(claimed=False, reply=found[2], owner=found[0])
-        self._replies.pop(key, None)  # an expired claim: its place is now the newest
-        self._replies[key] = (owner, now + timedelta(seconds=ttl), None)
-        return ReplyClaim(claimed=True, owner=owner)
-
-    async def save_reply(self, key: str, owner: str, reply: bytes) -> bool:
-        """Keep the reply under ``key``; False if the claim is gone or a reply is kept."""
-        self._check_open()
-        found = self._replies.get(key)
-        if found is None or found[2] is not None:
-            return False
-        self._replies[key] = (owner, found[1], bytes(reply))
-        return True
-
-    async def drop_reply(self, key: str, owner: str) -> None:
-        """Give up ``owner``'s claim on ``key`` when no reply was kept."""
-        self._check_open()
-        found = self._replies.get(key)
-        if found is not None and found[0] == owner and found[2] is None:
-            del self._replies[key]
-
-    async def prune_replies(self, keep: int, keep_bytes: int) -> int:
-        """Delete the oldest replies beyond ``keep`` rows or ``keep_bytes``."""
-        self._check_open()
-        if keep < 0 or keep_bytes < 0:
-            raise ValueError(f"keep and keep_bytes must be >= 0, got {keep}, {keep_bytes}")
-        total = 0
-        doomed = []
-        for kept, (key, (_owner, _expires, reply)) in enumerate(reversed(self._replies.items()), 1):
-            total += len(key.encode()) + len(reply or b"")
-            if kept > keep or total > keep_bytes:
-                doomed.append(key)
-        for key in doomed:
-            del self._replies[key]
-        return len(doomed)
 
     async def close(self) -> None:
         """Drop everything; later calls raise :class:`~mqttpush.errors.StoreError`."""
