@@ -16,7 +16,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from mqttpush.tools.bench.harness import drive_calls, peak_rss_kb, ready, until_stopped
-from mqttpush.tools.bench.rawkit import REQUEST, RESPONSE, Arrivals, payload
+from mqttpush.tools.bench.rawkit import REQUEST, RESPONSE, Arrivals, payload, timed_lanes
 
 __all__ = ["ROLES"]
 
@@ -58,12 +58,7 @@ async def raw_publisher(args: dict[str, Any]) -> dict[str, Any]:
             for _ in next_index:
                 await client.publish(args["topic"], body, qos=1)
 
-        start, cpu = time.monotonic(), time.process_time()
-        async with asyncio.timeout(args["timeout"]), asyncio.TaskGroup() as group:
-            for _ in range(window):
-                group.create_task(lane())
-        elapsed, cpu = time.monotonic() - start, time.process_time() - cpu
-    return {"elapsed": elapsed, "cpu": cpu}
+        return await timed_lanes(lane, window, args["timeout"])
 
 
 async def raw_responder(args: dict[str, Any]) -> dict[str, Any]:

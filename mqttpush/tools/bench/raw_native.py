@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from mqttpush.settings import BrokerSettings
 from mqttpush.tools.bench.harness import drive_calls, peak_rss_kb, ready, until_stopped
-from mqttpush.tools.bench.rawkit import REQUEST, RESPONSE, Arrivals, payload
+from mqttpush.tools.bench.rawkit import REQUEST, RESPONSE, Arrivals, payload, timed_lanes
 from mqttpush.transport.base import Message
 from mqttpush.transport.native import NativeTransport
 
@@ -62,12 +62,7 @@ async def raw_publisher(args: dict[str, Any]) -> dict[str, Any]:
             for _ in next_index:
                 await client.publish(message)
 
-        start, cpu = time.monotonic(), time.process_time()
-        async with asyncio.timeout(args["timeout"]), asyncio.TaskGroup() as group:
-            for _ in range(window):
-                group.create_task(lane())
-        elapsed, cpu = time.monotonic() - start, time.process_time() - cpu
-    return {"elapsed": elapsed, "cpu": cpu}
+        return await timed_lanes(lane, window, args["timeout"])
 
 
 async def raw_responder(args: dict[str, Any]) -> dict[str, Any]:

@@ -12,13 +12,17 @@ pair), ``responder`` and ``caller`` (the RPC round trip).
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mqttpush.tools.bench.harness import peak_rss_kb
 
-__all__ = ["REQUEST", "RESPONSE", "Arrivals", "payload"]
+if TYPE_CHECKING:
+    from collections.abc import Callable, Coroutine
+
+__all__ = ["REQUEST", "RESPONSE", "Arrivals", "payload", "timed_lanes"]
 
 REQUEST = b'{"jsonrpc": "2.0", "method": "ping", "id": 1}'
 RESPONSE = b'{"jsonrpc": "2.0", "result": "pong", "id": 1}'
@@ -28,6 +32,17 @@ def payload(size: int) -> bytes:
     """A JSON object of about ``size`` bytes, like a notification."""
     filler = "x" * max(0, size - 40)
     return f'{{"seq": 1, "state": "working", "message": "{filler}"}}'.encode()
+
+
+async def timed_lanes(
+    lane: Callable[[], Coroutine[Any, Any, None]], window: int, timeout: float
+) -> dict[str, Any]:
+    """Run ``window`` copies of ``lane`` at once: their wall and CPU time, as a publisher's."""
+    start, cpu = time.monotonic(), time.process_time()
+    async with asyncio.timeout(timeout), asyncio.TaskGroup() as group:
+        for _ in range(window):
+            group.create_task(lane())
+    return {"elapsed": time.monotonic() - start, "cpu": time.process_time() - cpu}
 
 
 @dataclass
