@@ -284,6 +284,16 @@ class Fabric:
         """
         return await self._transport.publish(message)
 
+    def start_publish(self, message: Message) -> asyncio.Future[bool] | None:
+        """Start a publish with no task awaiting it, when the transport can (else None).
+
+        Raises:
+            FabricClosedError: The fabric is not open, or is closing.
+        """
+        if self._group is None or self._link.closing:
+            raise FabricClosedError("the fabric is not open")
+        return self._transport.start_publish(message)
+
     async def wait_connected(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds for the connection to be up; return whether it is."""
         try:

@@ -100,6 +100,10 @@ class FakeHost:
         self.published.append(message)
         return self.matched
 
+    def start_publish(self, message: Message) -> asyncio.Future[bool] | None:
+        """None: every publish is recorded through :meth:`publish`."""
+        return None
+
     def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str) -> asyncio.Task[Any]:
         """Run ``coro`` as a task, cancelled when the host closes."""
         if not self._open:

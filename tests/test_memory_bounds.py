@@ -47,7 +47,7 @@ def _delivery(n: int, task_id: str = "t") -> TrackedDelivery:
         detail=None,
         updated_at=utc_now(),
     )
-    return TrackedDelivery(row, Message("t/push", b"{}", qos=1))
+    return TrackedDelivery.of_row(row, Message("t/push", b"{}", qos=1))
 
 
 # The resend queue, alone ---------------------------------------------------------------

@@ -21,6 +21,7 @@ publications are under way at once, across all endpoints (:mod:`mqttpush.agent.b
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from typing import TYPE_CHECKING
@@ -31,14 +32,13 @@ from mqttpush.agent.resend import ResendQueue
 from mqttpush.agent.tracked import NOBODY, TrackedDelivery, info_of
 from mqttpush.agent.window import Pacer, Windows
 from mqttpush.errors import ConnectionLostError, FabricClosedError, ProtocolError
-from mqttpush.models import DeliveryInfo, DeliveryState, Receipt, utc_now
+from mqttpush.models import DeliveryInfo, DeliveryState, Receipt
 from mqttpush.observe import AgentMetrics
-from mqttpush.store import Delivery
 
 if TYPE_CHECKING:
     from mqttpush.agent.host import Host
     from mqttpush.models import PushNotification
-    from mqttpush.store import TaskStore
+    from mqttpush.store import Delivery, TaskStore
     from mqttpush.transport.base import Message
 
 __all__ = ["DeliveryTracker", "info_of"]
@@ -105,25 +105,21 @@ class DeliveryTracker:
                 self._windows.release(endpoint, size)
             raise
         self._metrics.notification_sent(len(messages))
+        host = self._host
+        seq = notification.seq
         for index, (endpoint, message) in enumerate(messages.items()):
-            row = Delivery(
-                notification_id=notification.id,
-                task_id=notification.task_id,
-                seq=notification.seq,
-                endpoint=endpoint,
-                state=DeliveryState.QUEUED,
-                attempts=0,
-                detail=None,
-                updated_at=utc_now(),
-            )
-            delivery = TrackedDelivery(row, message)
+            delivery = TrackedDelivery(notification.id, task_id, seq, endpoint, message)
             self._kept.add(delivery)
             self._unsettled += 1
             self._unsettled_bytes += delivery.size
             try:
-                self._host.spawn(self._first_publish(delivery), name="mqttpush-publish")
+                started = host.start_publish(message)
+                if started is None:
+                    host.spawn(self._first_publish(delivery), name="mqttpush-publish")
+                else:
+                    started.add_done_callback(functools.partial(self._first_done, delivery))
             except FabricClosedError as exc:  # the fabric is closing: never leave one queued
-                self._backlog.leave(task_id, len(messages) - index)  # those never spawned
+                self._backlog.leave(task_id, len(messages) - index)  # those never started
                 self._final(delivery, DeliveryState.FAILED, f"not published: {exc}")
                 raise
 
@@ -159,28 +155,63 @@ class DeliveryTracker:
         """Times the resend loop woke for a deadline (it sleeps untimed when none is due)."""
         return self._resends.wakeups
 
-    async def _first_publish(self, delivery: TrackedDelivery) -> None:
+    async def _first_publish(
+        self, delivery: TrackedDelivery, lost: ConnectionLostError | None = None
+    ) -> None:
         try:
-            await self._publish(delivery)
+            await self._publish(delivery, lost)
         finally:
-            self._backlog.leave(delivery.row.task_id)
+            self._backlog.leave(delivery.task_id)
+
+    def _first_done(self, delivery: TrackedDelivery, started: asyncio.Future[bool]) -> None:
+        """A first publish started with ``start_publish`` ended: record how, or retry."""
+        if started.cancelled():
+            error: BaseException | None = FabricClosedError("the publish was cancelled")
+        else:
+            error = started.exception()
+        if error is None:
+            self._backlog.leave(delivery.task_id)
+            self._acknowledged(delivery, started.result())
+            return
+        if isinstance(error, ConnectionLostError):  # retried as publish() would be
+            try:
+                self._host.spawn(self._first_publish(delivery, error), name="mqttpush-publish")
+            except FabricClosedError:
+                pass  # shutting down: failed below
+            else:
+                return
+        self._backlog.leave(delivery.task_id)
+        if isinstance(error, ProtocolError):  # refused by the broker (not authorized, too big...)
+            self._fail(delivery, str(error))
+        elif delivery.state is DeliveryState.QUEUED:
+            self._final(delivery, DeliveryState.FAILED, "not published: shutting down")
 
     async def published(self, task_id: str) -> None:
         """Wait until every notification of a task queued so far was published (or failed)."""
         await self._backlog.published(task_id, self._publish_window + self._receipt_timeout)
 
-    async def _publish(self, delivery: TrackedDelivery) -> None:
+    async def _publish(
+        self, delivery: TrackedDelivery, lost: ConnectionLostError | None = None
+    ) -> None:
+        """Publish (again) until the broker acknowledges it, for up to ``publish_window``.
+
+        ``lost`` is the error of a first attempt made already: wait for the connection.
+        """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._publish_window
         while delivery.message is not None:
-            try:
-                matched = await self._host.publish(delivery.message)
-            except ConnectionLostError as exc:
+            if lost is not None:
                 await asyncio.sleep(0.05)  # yield: let the fabric notice the drop first
                 left = deadline - loop.time()
                 if left <= 0 or not await self._host.wait_connected(left):
-                    self._fail(delivery, f"not published within {self._publish_window:g} s: {exc}")
+                    self._fail(delivery, f"not published within {self._publish_window:g} s: {lost}")
                     return
+                lost = None
+                continue
+            try:
+                matched = await self._host.publish(delivery.message)
+            except ConnectionLostError as exc:
+                lost = exc
                 continue
             except ProtocolError as exc:  # refused by the broker (not authorized, too big...)
                 self._fail(delivery, str(exc))
@@ -189,25 +220,28 @@ class DeliveryTracker:
                 if delivery.state is DeliveryState.QUEUED:
                     self._final(delivery, DeliveryState.FAILED, "not published: shutting down")
                 raise
-            if delivery.state.is_final:
-                return  # a receipt (or expiry) arrived while this copy was being published
-            first = delivery.state is DeliveryState.QUEUED
-            delivery.published(None if matched else NOBODY)
-            self._resends.schedule(delivery)
-            if first:
-                self._metrics.delivery_moved(DeliveryState.PUBLISHED)
+            self._acknowledged(delivery, matched)
             return
+
+    def _acknowledged(self, delivery: TrackedDelivery, matched: bool) -> None:  # noqa: FBT001
+        if delivery.state.is_final:
+            return  # a receipt (or expiry) arrived while this copy was being published
+        first = delivery.state is DeliveryState.QUEUED
+        delivery.published(None if matched else NOBODY)
+        self._resends.schedule(delivery)
+        if first:
+            self._metrics.delivery_moved(DeliveryState.PUBLISHED)
 
     def _fail(self, delivery: TrackedDelivery, why: str) -> None:
         self._final(delivery, DeliveryState.FAILED, why)
-        log.warning("notification %s to %s failed: %s", delivery.row.notification_id,
+        log.warning("notification %s to %s failed: %s", delivery.notification_id,
                     delivery.endpoint, why)  # fmt: skip
 
     def _final(self, delivery: TrackedDelivery, state: DeliveryState, detail: str | None) -> None:
         if not delivery.state.is_final:
             self._release(delivery)
-            if self._kept.settled_one(delivery.row.task_id):
-                self._fold_later(delivery.row.task_id)
+            if self._kept.settled_one(delivery.task_id):
+                self._fold_later(delivery.task_id)
             if state is DeliveryState.DELIVERED:
                 self._metrics.delivery_latency(time.monotonic() - delivery.queued_at)
         if delivery.state is not state:  # a repeated receipt moves nothing

@@ -65,6 +65,16 @@ class Host(Protocol):
         """
         ...
 
+    def start_publish(self, message: Message) -> asyncio.Future[bool] | None:
+        """Start a publish with no task awaiting it: the future gets what ``publish`` gives.
+
+        None when the transport cannot (then await :meth:`publish`).
+
+        Raises:
+            FabricClosedError: The host is closing.
+        """
+        ...
+
     def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str) -> asyncio.Task[Any]:
         """Run ``coro`` as a named task owned by the host.
 

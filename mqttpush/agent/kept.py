@@ -28,8 +28,8 @@ class KeptDeliveries:
 
     def add(self, delivery: TrackedDelivery) -> None:
         """Keep a new delivery (not final yet)."""
-        task_id = delivery.row.task_id
-        self._tasks.setdefault(task_id, {})[(delivery.row.notification_id, delivery.endpoint)] = (
+        task_id = delivery.task_id
+        self._tasks.setdefault(task_id, {})[(delivery.notification_id, delivery.endpoint)] = (
             delivery
         )
         self._pending[task_id] = self._pending.get(task_id, 0) + 1
@@ -77,7 +77,7 @@ class KeptDeliveries:
     def status(self, task_id: str) -> list[DeliveryInfo]:
         """Every delivery record of a task, by sequence number then endpoint."""
         deliveries = self._tasks.get(task_id, {}).values()
-        return [d.to_info() for d in sorted(deliveries, key=lambda d: (d.row.seq, d.endpoint))]
+        return [d.to_info() for d in sorted(deliveries, key=lambda d: (d.seq, d.endpoint))]
 
     def summary(self, task_id: str) -> dict[DeliveryState, int]:
         """How many deliveries of a task are in each state (folded tasks included)."""

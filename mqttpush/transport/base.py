@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import asyncio
     from collections.abc import AsyncIterator
 
     from mqttpush.servers import Server
@@ -133,6 +134,19 @@ class Transport(ABC):
         Returns:
             False when the broker said no subscriber (nor stored session) matched.
         """
+
+    def start_publish(self, message: Message) -> asyncio.Future[bool] | None:
+        """Start publishing ``message`` without a task awaiting it, if this transport can.
+
+        The message is sent in its turn (behind the publishes waiting before it); the
+        future gets what :meth:`publish` would have returned, or its exception. A sender
+        of many notifications thus needs no task per publish.
+
+        Returns:
+            None when this transport cannot, or not now (not connected, or it would
+            first have to wait for its socket): await :meth:`publish` instead.
+        """
+        return None
 
     async def ack(self, message: Message) -> None:  # noqa: B027 - acknowledging is optional
         """Acknowledge a received QoS 1/2 message (PUBACK) once it has been handled.

@@ -21,6 +21,10 @@ Choices that are not obvious:
   bulk ones may fill the window only up to :attr:`Flow.bulk_limit`, so a tenth of it (at
   least one) stays free for control traffic. Each lane is first come, first served, so
   notifications leave in the order they were published.
+- A lane holds two kinds of waiters: a future that wakes a ``publish()`` call, and a
+  :class:`Queued` publish (``start_publish``), which is sent by whatever frees the room
+  (a PUBACK, mostly) without a task of its own to wake: a sender's notifications cost no
+  task and no wake-up each, only the packet.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections import deque
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Protocol, cast
 
 from mqttpush.errors import ConnectionLostError
 
@@ -36,9 +40,28 @@ if TYPE_CHECKING:
     from mqttpush.transport.base import Message
     from mqttpush.transport.native.packets import SubAck
 
-__all__ = ["Flow"]
+__all__ = ["Flow", "Queued"]
 
 _MAX_PACKET_ID = 65_535
+
+
+class Queued(Protocol):
+    """A publish waiting in a lane that is sent, not woken, when it gets room."""
+
+    def done(self) -> bool:
+        """Whether it ended already (failed, or its caller gave it up)."""
+        ...
+
+    def send(self) -> bool:
+        """Send it now (its packet goes into ``pending``); False if it failed instead."""
+        ...
+
+    def fail(self, why: str) -> None:
+        """End it with :class:`~mqttpush.errors.ConnectionLostError`: the connection ended."""
+        ...
+
+
+_Waiter = asyncio.Future[None] | Queued
 
 
 class Flow(asyncio.Protocol):
@@ -97,8 +120,8 @@ class Flow(asyncio.Protocol):
         self._out: list[bytes] = []
         self._flushing = False
         self._inbox_waiter: asyncio.Future[None] | None = None
-        self._room_waiters: deque[asyncio.Future[None]] = deque()  # control messages
-        self._bulk_waiters: deque[asyncio.Future[None]] = deque()
+        self._room_waiters: deque[_Waiter] = deque()  # control messages
+        self._bulk_waiters: deque[_Waiter] = deque()
         self._room_granted = 0  # waiters woken for room that have not taken it yet
         self._bulk_granted = 0  # of which bulk ones
         self._drain_waiters: list[asyncio.Future[None]] = []
@@ -189,7 +212,7 @@ class Flow(asyncio.Protocol):
         waiters = self._bulk_waiters if bulk else self._room_waiters
         if self.lost is not None:
             raise ConnectionLostError(self.lost)
-        waiter = self.loop.create_future()
+        waiter: asyncio.Future[None] = self.loop.create_future()
         waiters.append(waiter)
         self.wake_room()  # room may be free already (only others queued first)
         try:
@@ -203,6 +226,11 @@ class Flow(asyncio.Protocol):
             raise ConnectionLostError(self.lost)
         self._ungrant(bulk=bulk)
 
+    def queue(self, queued: Queued, *, bulk: bool = False) -> None:
+        """Put ``queued`` in its lane, behind every publish waiting there; it is sent in turn."""
+        (self._bulk_waiters if bulk else self._room_waiters).append(queued)
+        self.wake_room()  # room may be free already (only others queued first)
+
     def _ungrant(self, *, bulk: bool) -> None:
         self._room_granted = max(0, self._room_granted - 1)
         if bulk:
@@ -213,22 +241,27 @@ class Flow(asyncio.Protocol):
         free = self.receive_maximum - len(self.pending) - self._room_granted
         control = self._room_waiters
         while free > 0 and control:
-            waiter = control.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                self._room_granted += 1
+            if self._grant(control.popleft(), bulk=False):
                 free -= 1
         bulk = self._bulk_waiters
         if free <= 0 or not bulk:
             return
         free = min(free, self.bulk_limit - len(self.bulk_ids) - self._bulk_granted)
         while free > 0 and bulk:
-            waiter = bulk.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                self._room_granted += 1
-                self._bulk_granted += 1
+            if self._grant(bulk.popleft(), bulk=True):
                 free -= 1
+
+    def _grant(self, waiter: _Waiter, *, bulk: bool) -> bool:
+        """Give one waiter room: wake a ``publish()``, or send a queued publish; say if taken."""
+        if waiter.done():
+            return False
+        if isinstance(waiter, asyncio.Future):
+            waiter.set_result(None)
+            self._room_granted += 1
+            if bulk:
+                self._bulk_granted += 1
+            return True
+        return waiter.send()
 
     def take(self) -> Message:
         """Take the oldest message from the inbox; read the socket again once it drained."""
@@ -270,9 +303,13 @@ class Flow(asyncio.Protocol):
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    @staticmethod
-    def _release(waiters: list[asyncio.Future[None]] | deque[asyncio.Future[None]]) -> None:
+    def _release(self, waiters: list[asyncio.Future[None]] | deque[_Waiter]) -> None:
+        """Wake every waiter (they find the connection lost); fail every queued publish."""
         for waiter in waiters:
-            if not waiter.done():
+            if waiter.done():
+                continue
+            if isinstance(waiter, asyncio.Future):
                 waiter.set_result(None)
+            else:
+                waiter.fail(self.lost or f"connection to {self.where} lost")
         waiters.clear()

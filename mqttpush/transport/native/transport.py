@@ -26,16 +26,21 @@ from mqttpush.errors import ConfigurationError, ConnectionLostError, PacketRefus
 from mqttpush.transport.broker import BrokerTransport
 from mqttpush.transport.native.connect import handshake
 from mqttpush.transport.native.link import Link
+from mqttpush.transport.native.outgoing import (
+    QueuedPublish,
+    check_limits,
+    encode,
+    outcome,
+    put_in_flight,
+)
 from mqttpush.transport.native.packets import (
     SubAck,
     encode_connect,
     encode_puback,
-    encode_publish,
     encode_subscribe,
 )
 from mqttpush.transport.native.session import Session
-from mqttpush.transport.native.timer import NO_ACK
-from mqttpush.transport.reasons import NO_MATCHING_SUBSCRIBERS, check_refusal
+from mqttpush.transport.reasons import check_refusal
 from mqttpush.transport.tls import tls_context
 
 if TYPE_CHECKING:
@@ -147,7 +152,7 @@ class NativeTransport(BrokerTransport):
             )
         packet_id = link.allocate_id()
         packet = encode_subscribe(packet_id, topic_filter, qos)
-        self._check_limits(link, packet, f"the subscription to {topic_filter!r}")
+        check_limits(link, packet, f"the subscription to {topic_filter!r}")
         if not link.wildcards and ("+" in topic_filter or "#" in topic_filter):
             raise PacketRefusedError(
                 f"cannot subscribe to {topic_filter!r}: the broker allows no wildcards"
@@ -189,7 +194,6 @@ class NativeTransport(BrokerTransport):
         link = self._link
         if link is None or link.lost is not None:
             raise ConnectionLostError(f"not connected to the MQTT broker at {self.where}")
-        loop = link.loop
         bulk = message.bulk
         if link.paused:
             try:
@@ -199,50 +203,35 @@ class NativeTransport(BrokerTransport):
                 link.note_timeout()
                 raise self._no_ack(message) from None
         if message.qos == 0:
-            link.send(self._encode(link, message, 0))
+            link.send(encode(link, message, 0))
             return True
         if link.room_taken(bulk=bulk):
             # Queued behind this client's own publishes: no sign of a silent broker, so
             # no deadline here; the PUBACKs of those in flight (or the connection's end)
             # free the room.
             await link.wait_room(bulk=bulk)
-        packet_id = link.allocate_id()
         try:
-            packet = self._encode(link, message, packet_id)
+            future = put_in_flight(link, message, self._ack_timeout)
         except PacketRefusedError:
             link.wake_room()  # the room this one was given goes to the next in line
             raise
-        future: asyncio.Future[int] = loop.create_future()
-        link.pending[packet_id] = (future, loop.time() + self._ack_timeout)
-        if bulk:
-            link.bulk_ids.add(packet_id)
-        if link.session is not None:
-            link.session[packet_id] = packet
-        link.send(packet)
-        reason = await future
-        if reason == NO_ACK:
-            raise self._no_ack(message)
-        check_refusal(reason, f"the publish to {message.topic!r}")
-        return reason != NO_MATCHING_SUBSCRIBERS
+        return outcome(message, await future)
 
-    @staticmethod
-    def _check_limits(link: Link, packet: bytes, what: str) -> None:
-        if len(packet) > link.maximum_packet_size:
-            raise PacketRefusedError(
-                f"cannot send {what}: {len(packet)} bytes exceed the broker's maximum "
-                f"packet size of {link.maximum_packet_size}"
-            )
+    def start_publish(self, message: Message) -> asyncio.Future[bool] | None:
+        """Send a QoS 1 publish in its turn, with no task waiting for it (see the base class).
 
-    @classmethod
-    def _encode(cls, link: Link, message: Message, packet_id: int) -> bytes:
-        if message.qos > link.maximum_qos:
-            raise PacketRefusedError(
-                f"cannot publish to {message.topic!r}: the broker accepts QoS up to "
-                f"{link.maximum_qos}"
-            )
-        packet = encode_publish(message, packet_id)
-        cls._check_limits(link, packet, f"the publish to {message.topic!r}")
-        return packet
+        None when it would first have to wait for the socket to drain or for the
+        connection: ``publish()`` waits for those.
+        """
+        link = self._link
+        if link is None or link.lost is not None or link.paused or message.qos != 1:
+            return None
+        queued = QueuedPublish(link, message, self._ack_timeout)
+        if link.room_taken(bulk=message.bulk):
+            link.queue(queued, bulk=message.bulk)
+        else:
+            queued.send()
+        return queued.result
 
     @staticmethod
     def _no_ack(message: Message) -> ConnectionLostError:
