@@ -3,10 +3,15 @@
 An endpoint whose filter refuses the notification gets nothing (and nothing is tracked
 for it); the others get it in their chosen format (mqttpush's own JSON, or a
 CloudEvent), with their token and the priority in user properties.
+
+A task sends many notifications to the same endpoints: each endpoint's topic and user
+properties are the same every time (unless a trace context travels with each), so they
+are kept, in bounded caches, rather than built again for every notification.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING
 
 from mqttpush import codec
@@ -48,16 +53,35 @@ def fan_out(
     """
     out = Fanout()
     priority = notification.priority.value
+    task_id = notification.task_id
     for config in endpoints:
         if config.filter is not None and not config.filter.matches(notification):
             continue
         cloudevents = config.format is PushFormat.CLOUDEVENTS
-        out.messages[config.address] = codec.encode_notification(
-            topics.push(Address.parse(config.address), notification.task_id),
+        if headers:  # a trace context per notification: nothing to keep
+            envelope = codec.Envelope(sender, "push", None, trace_id, config.token, priority,
+                                      headers)  # fmt: skip
+            properties = envelope.to_user_properties()
+        else:
+            properties = _properties(sender, trace_id, config.token, priority)
+        out.messages[config.address] = codec.encode_push(
+            _topic(topics, config.address, task_id),
             notification,
-            codec.Envelope(sender, "push", None, trace_id, config.token, priority, headers),
+            properties,
             cloudevents_source=sender if cloudevents else None,
         )
         if config.rate is not None:
             out.rates[config.address] = config.rate
     return out
+
+
+@functools.lru_cache(maxsize=4096)
+def _topic(topics: Topics, address: str, task_id: str) -> str:
+    return topics.push(Address.parse(address), task_id)
+
+
+@functools.lru_cache(maxsize=1024)
+def _properties(
+    sender: str, trace_id: str | None, token: str | None, priority: str
+) -> tuple[tuple[str, str], ...]:
+    return codec.Envelope(sender, "push", None, trace_id, token, priority).to_user_properties()

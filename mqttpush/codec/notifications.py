@@ -30,6 +30,7 @@ __all__ = [
     "decode_notification",
     "decode_receipts",
     "encode_notification",
+    "encode_push",
     "encode_receipt_rows",
     "encode_receipts",
     "receipt_of",
@@ -82,11 +83,31 @@ def encode_notification(
     Raises:
         ProtocolError: Its payload would be over :data:`MAX_NOTIFICATION_BYTES`.
     """
+    return encode_push(
+        topic, notification, envelope.to_user_properties(), cloudevents_source=cloudevents_source
+    )
+
+
+def encode_push(
+    topic: str,
+    notification: PushNotification,
+    user_properties: tuple[tuple[str, str], ...],
+    *,
+    cloudevents_source: str | None = None,
+) -> Message:
+    """:func:`encode_notification`, given the envelope's user properties already made.
+
+    A sender keeps those per endpoint (they repeat on every notification of a task).
+
+    Raises:
+        ProtocolError: Its payload would be over :data:`MAX_NOTIFICATION_BYTES`.
+    """
+    body = notification.__pydantic_serializer__.to_json(notification, exclude_none=True)
     if cloudevents_source is None:
-        message = _json_message(topic, notification, envelope, bulk=True)
+        payload = body
+        content_type = CONTENT_TYPE
     else:
-        body = notification.__pydantic_serializer__.to_json(notification, exclude_none=True)
-        event = b"".join((
+        payload = b"".join((
             b'{"specversion":"1.0","type":"', CLOUDEVENTS_TYPE.encode(),
             b'","source":', pydantic_core.to_json(f"mqttpush:{cloudevents_source}"),
             b',"id":', pydantic_core.to_json(notification.id),
@@ -94,17 +115,17 @@ def encode_notification(
             b',"subject":', pydantic_core.to_json(notification.task_id),
             b',"datacontenttype":"application/json","data":', body, b"}",
         ))  # fmt: skip
-        message = Message(
-            topic=topic,
-            payload=event,
-            qos=1,
-            content_type=CLOUDEVENTS_CONTENT_TYPE,
-            user_properties=envelope.to_user_properties(),
-            bulk=True,
-        )
-    if len(message.payload) > MAX_NOTIFICATION_BYTES:
-        raise ProtocolError(_too_large("notification", len(message.payload)))
-    return message
+        content_type = CLOUDEVENTS_CONTENT_TYPE
+    if len(payload) > MAX_NOTIFICATION_BYTES:
+        raise ProtocolError(_too_large("notification", len(payload)))
+    return Message(
+        topic=topic,
+        payload=payload,
+        qos=1,
+        content_type=content_type,
+        user_properties=user_properties,
+        bulk=True,
+    )
 
 
 class _CloudEvent(WireModel):

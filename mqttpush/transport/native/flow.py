@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from mqttpush.transport.base import Message
     from mqttpush.transport.native.packets import SubAck
 
-__all__ = ["Flow", "Queued"]
+__all__ = ["Acked", "Flow", "Queued"]
 
 _MAX_PACKET_ID = 65_535
 
@@ -62,6 +62,22 @@ class Queued(Protocol):
 
 
 _Waiter = asyncio.Future[None] | Queued
+
+
+class Acked(Protocol):
+    """What waits for a publish's PUBACK in ``pending``: a future, or a queued publish."""
+
+    def done(self) -> bool:
+        """Whether it ended already."""
+        ...
+
+    def set_result(self, reason: int, /) -> None:
+        """The PUBACK's reason code (or NO_ACK: none came in time)."""
+        ...
+
+    def set_exception(self, exc: BaseException, /) -> None:
+        """The connection ended first."""
+        ...
 
 
 class Flow(asyncio.Protocol):
@@ -103,7 +119,7 @@ class Flow(asyncio.Protocol):
     def __init__(self, loop: asyncio.AbstractEventLoop, where: str) -> None:
         self.loop = loop
         self.where = where
-        self.pending: dict[int, tuple[asyncio.Future[int], float]] = {}  # in send order
+        self.pending: dict[int, tuple[Acked, float]] = {}  # in send order
         self.bulk_ids: set[int] = set()  # packet ids of the bulk publishes in ``pending``
         self.subacks: dict[int, asyncio.Future[SubAck]] = {}
         self.inbox: deque[Message] = deque()

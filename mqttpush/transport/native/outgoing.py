@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     import asyncio
 
     from mqttpush.transport.base import Message
+    from mqttpush.transport.native.flow import Acked
     from mqttpush.transport.native.link import Link
 
 __all__ = ["QueuedPublish", "check_limits", "encode", "outcome", "put_in_flight"]
@@ -45,8 +46,8 @@ def encode(link: Link, message: Message, packet_id: int) -> bytes:
     return packet
 
 
-def put_in_flight(link: Link, message: Message, ack_timeout: float) -> asyncio.Future[int]:
-    """Send a QoS 1 ``message`` now; the future gets its PUBACK's reason code (or NO_ACK).
+def put_in_flight(link: Link, message: Message, ack_timeout: float, acked: Acked) -> None:
+    """Send a QoS 1 ``message`` now; ``acked`` gets its PUBACK's reason code (or NO_ACK).
 
     The caller has the room for it under the broker's Receive Maximum.
 
@@ -59,14 +60,12 @@ def put_in_flight(link: Link, message: Message, ack_timeout: float) -> asyncio.F
         raise ConnectionLostError(link.lost)
     packet_id = link.allocate_id()
     packet = encode(link, message, packet_id)
-    future: asyncio.Future[int] = link.loop.create_future()
-    link.pending[packet_id] = (future, link.loop.time() + ack_timeout)
+    link.pending[packet_id] = (acked, link.loop.time() + ack_timeout)
     if message.bulk:
         link.bulk_ids.add(packet_id)
     if link.session is not None:
         link.session[packet_id] = packet
     link.send(packet)
-    return future
 
 
 def outcome(message: Message, reason: int) -> bool:
@@ -90,8 +89,10 @@ def outcome(message: Message, reason: int) -> bool:
 class QueuedPublish:
     """A QoS 1 publish sent when its lane gives it room; :attr:`result` gets its outcome.
 
-    The result is what ``publish()`` would have returned (or raised): no task waits for
-    the PUBACK; the link sends the packet when room frees, and the PUBACK settles it.
+    The result is what ``publish()`` would have returned (or raised). No task waits for
+    the PUBACK: the link sends the packet when room frees, and the PUBACK's reason code
+    comes straight here (this stands in ``pending`` where a future would), so the
+    result is set in the same loop step the PUBACK is read.
     """
 
     __slots__ = ("_ack_timeout", "_link", "message", "result")
@@ -103,36 +104,33 @@ class QueuedPublish:
         self.result: asyncio.Future[bool] = link.loop.create_future()
 
     def done(self) -> bool:
-        """Whether it ended already (failed, or its caller cancelled the result)."""
+        """Whether it ended already (failed, acknowledged, or given up by its caller)."""
         return self.result.done()
 
     def send(self) -> bool:
         """Put it in flight now; False if it could not be sent (its result says why)."""
         try:
-            acked = put_in_flight(self._link, self.message, self._ack_timeout)
+            put_in_flight(self._link, self.message, self._ack_timeout, self)
         except (ConnectionLostError, PacketRefusedError) as exc:
             self.result.set_exception(exc)
             return False
-        acked.add_done_callback(self._acked)
         return True
 
     def fail(self, why: str) -> None:
         """The connection ended before it was sent."""
-        if not self.result.done():
-            self.result.set_exception(ConnectionLostError(why))
+        self.set_exception(ConnectionLostError(why))
 
-    def _acked(self, acked: asyncio.Future[int]) -> None:
+    def set_result(self, reason: int) -> None:
+        """Its PUBACK came with ``reason`` (or NO_ACK: none came in time)."""
         result = self.result
         if result.done():
             return
-        if acked.cancelled():
-            result.cancel()
-            return
-        error = acked.exception()
-        if error is not None:
-            result.set_exception(error)
-            return
         try:
-            result.set_result(outcome(self.message, acked.result()))
+            result.set_result(outcome(self.message, reason))
         except MqttPushError as exc:
             result.set_exception(exc)
+
+    def set_exception(self, exc: BaseException) -> None:
+        """The connection ended while it was in flight."""
+        if not self.result.done():
+            self.result.set_exception(exc)

@@ -210,8 +210,9 @@ class NativeTransport(BrokerTransport):
             # no deadline here; the PUBACKs of those in flight (or the connection's end)
             # free the room.
             await link.wait_room(bulk=bulk)
+        future: asyncio.Future[int] = link.loop.create_future()
         try:
-            future = put_in_flight(link, message, self._ack_timeout)
+            put_in_flight(link, message, self._ack_timeout, future)
         except PacketRefusedError:
             link.wake_room()  # the room this one was given goes to the next in line
             raise
