@@ -39,7 +39,7 @@ def test_pubacks_wait_for_every_earlier_message():
 
 def _flow(receive_maximum: int) -> Flow:
     flow = Flow(asyncio.get_running_loop(), "test")
-    flow.receive_maximum = receive_maximum
+    flow.set_receive_maximum(receive_maximum)
     return flow
 
 

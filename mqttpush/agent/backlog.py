@@ -45,6 +45,14 @@ class Backlog:
     def _fits(self, count: int) -> bool:
         return self._used == 0 or self._used + count <= self._limit
 
+    def try_enter(self, task_id: str, count: int = 1) -> bool:
+        """Take ``count`` slots at once if they are free and nobody waits; say whether taken."""
+        if self._waiters or not self._fits(count):
+            return False
+        self._used += count
+        self._per_task[task_id] = self._per_task.get(task_id, 0) + count
+        return True
+
     async def enter(self, task_id: str, count: int = 1) -> None:
         """Take ``count`` slots for first publications of ``task_id``, behind earlier pushes."""
         if not self._waiters and self._fits(count):

@@ -90,19 +90,22 @@ class DeliveryTracker:
         way; it does not wait for the broker's acknowledgements, so a sender keeps up
         to ``window`` notifications in flight per endpoint instead of one.
         """
-        rank = notification.priority.rank
         task_id = notification.task_id
+        windows = self._windows
         taken: list[tuple[str, int]] = []
         try:
             for endpoint, message in messages.items():
-                await self._windows.acquire(endpoint, rank, len(message.payload))
-                taken.append((endpoint, len(message.payload)))
+                size = len(message.payload)
+                if not windows.try_acquire(endpoint, size):  # full: wait, by priority
+                    await windows.acquire(endpoint, notification.priority.rank, size)
+                taken.append((endpoint, size))
                 if rates and (rate := rates.get(endpoint)) is not None:
                     await self._pacer.wait(task_id, endpoint, rate)
-            await self._backlog.enter(task_id, len(messages))
+            if not self._backlog.try_enter(task_id, len(messages)):
+                await self._backlog.enter(task_id, len(messages))
         except BaseException:
             for endpoint, size in taken:
-                self._windows.release(endpoint, size)
+                windows.release(endpoint, size)
             raise
         self._metrics.notification_sent(len(messages))
         host = self._host

@@ -61,10 +61,16 @@ class Windows:
         self._outstanding[endpoint] = self._outstanding.get(endpoint, 0) + 1
         self._held_bytes[endpoint] = self._held_bytes.get(endpoint, 0) + nbytes
 
-    async def acquire(self, endpoint: str, rank: int, nbytes: int = 0) -> None:
-        """Take a slot of ``endpoint`` for ``nbytes`` of payload, behind higher ranks if full."""
+    def try_acquire(self, endpoint: str, nbytes: int = 0) -> bool:
+        """Take a slot of ``endpoint`` if one is free and nobody waits; say whether taken."""
         if not self._waiting.get(endpoint) and self._fits(endpoint, nbytes):
             self._take(endpoint, nbytes)
+            return True
+        return False
+
+    async def acquire(self, endpoint: str, rank: int, nbytes: int = 0) -> None:
+        """Take a slot of ``endpoint`` for ``nbytes`` of payload, behind higher ranks if full."""
+        if self.try_acquire(endpoint, nbytes):
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         heapq.heappush(

@@ -99,6 +99,7 @@ class Flow(asyncio.Protocol):
         "_room_waiters",
         "_transport",
         "bulk_ids",
+        "bulk_limit",
         "inbox",
         "inbox_bytes",
         "inbox_max_bytes",
@@ -123,7 +124,8 @@ class Flow(asyncio.Protocol):
         self.bulk_ids: set[int] = set()  # packet ids of the bulk publishes in ``pending``
         self.subacks: dict[int, asyncio.Future[SubAck]] = {}
         self.inbox: deque[Message] = deque()
-        self.receive_maximum = 65_535
+        self.receive_maximum = self.bulk_limit = 0  # bulk_limit: bulk publishes in flight
+        self.set_receive_maximum(65_535)
         self.next_id = 1
         self.paused = False
         self.lost: str | None = None  # why the connection ended, once it has
@@ -203,11 +205,10 @@ class Flow(asyncio.Protocol):
             packet_id = packet_id % _MAX_PACKET_ID + 1
         raise ConnectionLostError(f"no free packet id on the connection to {self.where}")
 
-    @property
-    def bulk_limit(self) -> int:
-        """Bulk publishes that may be in flight at once: the Receive Maximum less a tenth."""
-        maximum = self.receive_maximum
-        return max(maximum - max(maximum // 10, 1), 1)
+    def set_receive_maximum(self, maximum: int) -> None:
+        """Take the broker's Receive Maximum; bulk publishes may fill it less a tenth."""
+        self.receive_maximum = maximum
+        self.bulk_limit = max(maximum - max(maximum // 10, 1), 1)
 
     def room_taken(self, *, bulk: bool = False) -> bool:
         """Whether a QoS 1 publish must queue for room: none left, or others wait first."""

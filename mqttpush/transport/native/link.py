@@ -243,7 +243,7 @@ class Link(Timer):
 
     def start(self, connack: ConnAck, keepalive: int, ack_timeout: float) -> None:
         """Apply the broker's limits from its CONNACK and start the keep-alive timer."""
-        self.receive_maximum = connack.receive_maximum
+        self.set_receive_maximum(connack.receive_maximum)
         self.maximum_qos = connack.maximum_qos
         self.wildcards, self.shared = connack.wildcards, connack.shared
         if connack.maximum_packet_size is not None:
