@@ -153,6 +153,15 @@ class MemoryTaskStore(MemoryReplies, TaskStore):
     async def save_delivery(self, delivery: Delivery) -> None:
         """Insert a delivery, or replace the one with the same notification id and endpoint."""
         self._check_open()
+        self._save_delivery(delivery)
+
+    async def save_deliveries(self, deliveries: Sequence[Delivery]) -> None:
+        """Save several deliveries, in order (no await between them: nothing to wait for)."""
+        self._check_open()
+        for delivery in deliveries:
+            self._save_delivery(delivery)
+
+    def _save_delivery(self, delivery: Delivery) -> None:
         key = (delivery.notification_id, delivery.endpoint)
         previous_task = self._delivery_task.get(key)
         if previous_task is not None and previous_task != delivery.task_id:
