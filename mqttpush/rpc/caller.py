@@ -22,6 +22,7 @@ from mqttpush.errors import (
 )
 from mqttpush.models import new_id
 from mqttpush.observe import Instruments
+from mqttpush.rpc.deadline import Deadline
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -128,12 +129,12 @@ class RpcCaller:
         )
         lost: ConnectionLostError | None = None
         attempts = 0
+        loop = asyncio.get_running_loop()
         try:
-            async with asyncio.timeout(timeout):
+            with Deadline(loop, loop.time() + timeout):
                 while True:
                     attempts += 1
-                    future: asyncio.Future[JsonRpcResponse]
-                    future = asyncio.get_running_loop().create_future()
+                    future: asyncio.Future[JsonRpcResponse] = loop.create_future()
                     self._pending[correlation_id] = future
                     try:
                         await self._publish(request)
