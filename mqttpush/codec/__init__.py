@@ -14,6 +14,7 @@ from mqttpush.codec.envelope import (
     TOKEN,
     TRACE_ID,
     Envelope,
+    correlation_and_trace,
     remaining_expiry,
     validation_detail,
 )
@@ -29,7 +30,16 @@ from mqttpush.codec.notifications import (
     encode_receipts,
     receipt_of,
 )
-from mqttpush.codec.rpc import decode_request, decode_response, encode_reply, encode_request
+from mqttpush.codec.rpc import (
+    Reply,
+    Request,
+    decode_request,
+    decode_response,
+    encode_reply,
+    encode_request,
+    read_request,
+    read_response,
+)
 
 __all__ = [
     "CLOUDEVENTS_CONTENT_TYPE",
@@ -46,6 +56,9 @@ __all__ = [
     "TRACE_ID",
     "Envelope",
     "ReceiptRow",
+    "Reply",
+    "Request",
+    "correlation_and_trace",
     "decode_notification",
     "decode_receipts",
     "decode_request",
@@ -55,6 +68,8 @@ __all__ = [
     "encode_receipts",
     "encode_reply",
     "encode_request",
+    "read_request",
+    "read_response",
     "receipt_of",
     "remaining_expiry",
     "validation_detail",

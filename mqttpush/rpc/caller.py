@@ -27,7 +27,6 @@ from mqttpush.rpc.deadline import Deadline
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
-    from mqttpush.models import JsonRpcResponse
     from mqttpush.transport.base import Message
 
 __all__ = ["RpcCaller"]
@@ -49,7 +48,7 @@ class RpcCaller:
         self._instruments = instruments or Instruments()
         self._connected = connected
         self._reply_base = reply_base
-        self._pending: dict[str, asyncio.Future[JsonRpcResponse]] = {}
+        self._pending: dict[str, asyncio.Future[codec.Reply]] = {}
         self.unmatched_replies = 0
 
     @property
@@ -134,7 +133,7 @@ class RpcCaller:
             with Deadline(loop, loop.time() + timeout):
                 while True:
                     attempts += 1
-                    future: asyncio.Future[JsonRpcResponse] = loop.create_future()
+                    future: asyncio.Future[codec.Reply] = loop.create_future()
                     self._pending[correlation_id] = future
                     try:
                         await self._publish(request)
@@ -173,7 +172,7 @@ class RpcCaller:
             log.debug("reply %s matches no pending call (late or unknown)", correlation_id)
             return
         try:
-            future.set_result(codec.decode_response(message.payload))
+            future.set_result(codec.read_response(message.payload))
         except ProtocolError as exc:
             future.set_exception(exc)
 
