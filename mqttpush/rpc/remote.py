@@ -120,6 +120,8 @@ class RemoteAgent:
             return await self.call(method, params)
 
         bound.__name__ = method
+        # Kept on the instance: the next ``remote.<method>`` finds it without coming here.
+        self.__dict__[method] = bound
         return bound
 
     def __repr__(self) -> str:
