@@ -22,7 +22,7 @@ from mqttpush.errors import (
 )
 from mqttpush.models import new_id
 from mqttpush.observe import Instruments
-from mqttpush.rpc.deadline import Deadline
+from mqttpush.rpc.deadline import Deadlines
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -49,6 +49,7 @@ class RpcCaller:
         self._connected = connected
         self._reply_base = reply_base
         self._pending: dict[str, asyncio.Future[codec.Reply]] = {}
+        self._deadlines: Deadlines | None = None  # made in the loop of the first call
         self.unmatched_replies = 0
 
     @property
@@ -129,8 +130,11 @@ class RpcCaller:
         lost: ConnectionLostError | None = None
         attempts = 0
         loop = asyncio.get_running_loop()
+        deadlines = self._deadlines
+        if deadlines is None or deadlines.loop is not loop:
+            deadlines = self._deadlines = Deadlines(loop)
         try:
-            with Deadline(loop, loop.time() + timeout):
+            with deadlines.start(timeout):
                 while True:
                     attempts += 1
                     future: asyncio.Future[codec.Reply] = loop.create_future()
