@@ -76,7 +76,8 @@ class RpcCaller:
 
         If the connection drops, the call waits for it to come back and publishes the
         same request again (same correlation id, so the agent answers a repeat from its
-        response cache rather than running it twice), all within ``timeout``.
+        response cache rather than running it twice), all within ``timeout``. Of
+        ``envelope``, the request carries the sender and the trace id.
 
         Raises:
             RpcTimeoutError: No reply within ``timeout`` (also a TimeoutError).
@@ -84,14 +85,29 @@ class RpcCaller:
             ConnectionLostError: No connection to the broker for the rest of ``timeout``.
             ProtocolError: The reply could not be decoded.
         """
+        return await self.call_as(
+            envelope.sender, envelope.trace_id, topic, method, params,
+            timeout=timeout, address=address,
+        )  # fmt: skip
+
+    async def call_as(
+        self,
+        sender: str | None,
+        trace_id: str | None,
+        topic: str,
+        method: str,
+        params: Any,  # noqa: ANN401 - any JSON-serialisable object or pydantic model
+        *,
+        timeout: float,
+        address: str,
+    ) -> Any:  # noqa: ANN401 - the operation's JSON result
+        """:meth:`call` with the sender and trace id given as they are, no envelope built first."""
         correlation_id = new_id()
         started = time.perf_counter()
         outcome = "ok"
         try:
             with self._instruments.tracing.rpc_client(method, topic, correlation_id) as headers:
-                envelope = codec.Envelope(
-                    envelope.sender, method, correlation_id, envelope.trace_id, headers=headers
-                )
+                envelope = codec.Envelope(sender, method, correlation_id, trace_id, headers=headers)
                 return await self._call(topic, params, envelope, timeout=timeout, address=address)
         except RpcError as exc:
             outcome = str(exc.code)
