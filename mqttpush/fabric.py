@@ -94,7 +94,9 @@ class Fabric:
         reply_base = self.topics.reply_base(
             self._transport.client_id, self.settings.broker.username
         )
-        self._caller = RpcCaller(self.publish, reply_base, self.connected, self.instruments)
+        # The transport's own publish: Fabric.publish only hands a message on to it.
+        publish = self._transport.publish
+        self._caller = RpcCaller(publish, reply_base, self.connected, self.instruments)
         self._loop = MessageLoop(self._transport, self.spawn, metrics=metrics)
         metrics.watch("held", "", self._loop.router.held)
         metrics.watch("pending_calls", "", lambda: (self._caller.pending, None))

@@ -2,6 +2,7 @@ import json
 
 import pydantic
 import pytest
+from pydantic import ValidationError
 
 from mqttpush import codec
 from mqttpush.errors import InvalidRequestError, ParseError, ProtocolError
@@ -146,3 +147,72 @@ def test_validation_details_are_bounded_in_count_and_name_length():
     assert detail[0]["loc"] == ["k" * codec.MAX_LOC_CHARS + "…"]
     assert detail[-1] == {"loc": [], "msg": "401 more errors not listed", "type": "too_many_errors"}
     assert len(json.dumps(detail)) < 20_000
+
+
+_REQUESTS = [
+    b'{"jsonrpc": "2.0", "id": "a", "method": "m"}',
+    b'{"jsonrpc": "2.0", "id": 7, "method": "m", "params": {"k": [1, 2.5, null]}}',
+    b'{"jsonrpc": "2.0", "id": 123456789012345678901234567890, "method": "m"}',
+    b'{"jsonrpc": "2.0", "id": null, "method": "m", "params": null}',
+    b'{"jsonrpc": "2.0", "method": "m", "params": [1, 2]}',
+    b'{"method": "m", "jsonrpc": "2.0", "params": {}, "id": ""}',
+    b'{"jsonrpc": "2.0", "id": true, "method": "m"}',
+    b'{"jsonrpc": "2.0", "id": 1.0, "method": "m"}',
+    b'{"jsonrpc": "2.0", "id": 1e2, "method": "m"}',
+    b'{"jsonrpc": "2.0", "id": [], "method": "m"}',
+    b'{"jsonrpc": 2.0, "id": 1, "method": "m"}',
+    b'{"jsonrpc": "2.0 ", "id": 1, "method": "m"}',
+    b'{"jsonrpc": "2.0", "id": 1, "method": ""}',
+    b'{"jsonrpc": "2.0", "id": 1, "method": 5}',
+    b'{"jsonrpc": "2.0", "id": 1}',
+    b'{"jsonrpc": "2.0", "id": 1, "method": "m", "params": "p"}',
+    b'{"jsonrpc": "2.0", "id": 1, "method": "m", "params": 3}',
+    b'{"jsonrpc": "2.0", "id": 1, "method": "m", "extra": 0}',
+    b'{"id": 1, "method": "m"}',
+    b"[]",
+    b"null",
+]
+
+
+@pytest.mark.parametrize("payload", _REQUESTS)
+def test_a_request_reads_as_the_model_reads_it(payload: bytes) -> None:
+    request_id, read = codec.read_request(payload)
+    try:
+        model = JsonRpcRequest.model_validate_json(payload)
+    except ValidationError:
+        assert isinstance(read, InvalidRequestError)
+        return
+    assert read == codec.Request(model.id, model.method, model.params)
+    assert request_id == model.id
+    decoded = codec.decode_request(payload)[1]
+    assert isinstance(decoded, JsonRpcRequest)
+    assert (decoded.id, decoded.method, decoded.params) == (model.id, model.method, model.params)
+
+
+_RESPONSES = [
+    b'{"jsonrpc": "2.0", "id": "a", "result": "pong"}',
+    b'{"jsonrpc": "2.0", "id": 3, "result": {"k": [1, null]}}',
+    b'{"jsonrpc": "2.0", "id": null, "result": null}',
+    b'{"result": [], "id": "a", "jsonrpc": "2.0"}',
+    b'{"jsonrpc": "2.0", "id": "a", "error": {"code": -32001, "message": "m", "data": 1}}',
+    b'{"jsonrpc": "2.0", "id": "a", "result": 1, "error": null}',
+    b'{"jsonrpc": "2.0", "id": "a"}',
+    b'{"jsonrpc": "2.0", "id": true, "result": 1}',
+    b'{"jsonrpc": "2.0", "id": 1.5, "result": 1}',
+    b'{"jsonrpc": "1.0", "id": "a", "result": 1}',
+    b'{"jsonrpc": "2.0", "id": "a", "result": 1, "extra": 2}',
+    b'{"jsonrpc": "2.0", "result": 1}',
+    b"[1]",
+    b"{nope",
+]
+
+
+@pytest.mark.parametrize("payload", _RESPONSES)
+def test_a_response_reads_as_the_model_reads_it(payload: bytes) -> None:
+    try:
+        model = codec.decode_response(payload)
+    except ProtocolError:
+        with pytest.raises(ProtocolError):
+            codec.read_response(payload)
+        return
+    assert codec.read_response(payload) == codec.Reply(model.result, model.error)

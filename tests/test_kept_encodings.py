@@ -59,6 +59,24 @@ def test_user_properties_encode_alike_whether_seen_before_or_not() -> None:
     assert decode_publish(*_publish(listed), 0.0, 1).user_properties == (("k", "v"),)
 
 
+def test_new_values_under_known_names_and_content_types_read_back_as_sent() -> None:
+    for n in range(3):
+        pairs = (("mqttpush-cid", f"c{n}"), ("mqttpush-trace", f"t{n}" * n))
+        for content_type in ("application/json", f"text/plain; n={n}"):
+            message = Message("a/b", b"x", content_type=content_type, user_properties=pairs)
+            decoded = decode_publish(*_publish(message), 0.0, 1)
+            assert decoded.user_properties == pairs
+            assert decoded.content_type == content_type
+
+
+def test_a_bad_user_property_name_or_content_type_is_refused_every_time() -> None:
+    for _ in range(2):
+        with pytest.raises(PacketRefusedError, match="control character"):
+            encode_publish(Message("a/b", b"x", user_properties=(("k\x01", "v"),)), 1)
+        with pytest.raises(PacketRefusedError, match="control character"):
+            encode_publish(Message("a/b", b"x", content_type="text\x01"), 1)
+
+
 def test_a_bad_user_property_is_refused_every_time() -> None:
     message = Message("a/b", b"x", user_properties=(("k", "bad\x01"),))
     for _ in range(2):

@@ -257,3 +257,16 @@ async def test_many_concurrent_calls_each_get_their_own_reply(kit):
         texts = [f"m{i}" for i in range(300)]
         assert await asyncio.gather(*(remote.echo(text=t) for t in texts)) == texts
         assert client.caller.pending == 0
+
+
+async def test_a_proxy_method_is_made_once_and_calls_by_its_name(kit):
+    new_fabric, _ = kit
+    async with new_fabric() as fabric:
+        await fabric.serve(Echo(), ADDRESS)
+        remote = fabric.remote(ADDRESS)
+        assert remote.echo is remote.echo
+        assert remote.echo.__name__ == "echo"
+        assert await remote.echo(text="a") == "a"
+        assert await remote.echo(text="b", times=2) == "bb"
+        with pytest.raises(AttributeError):
+            remote._private  # noqa: B018 - the attribute access is the test

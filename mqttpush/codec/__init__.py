@@ -14,6 +14,7 @@ from mqttpush.codec.envelope import (
     TOKEN,
     TRACE_ID,
     Envelope,
+    correlation_and_trace,
     remaining_expiry,
     validation_detail,
 )
@@ -30,7 +31,16 @@ from mqttpush.codec.notifications import (
     encode_receipts,
     receipt_of,
 )
-from mqttpush.codec.rpc import decode_request, decode_response, encode_reply, encode_request
+from mqttpush.codec.rpc import (
+    Reply,
+    Request,
+    decode_request,
+    decode_response,
+    encode_reply,
+    encode_request,
+    read_request,
+    read_response,
+)
 
 __all__ = [
     "CLOUDEVENTS_CONTENT_TYPE",
@@ -47,6 +57,9 @@ __all__ = [
     "TRACE_ID",
     "Envelope",
     "ReceiptRow",
+    "Reply",
+    "Request",
+    "correlation_and_trace",
     "decode_notification",
     "decode_receipts",
     "decode_request",
@@ -57,6 +70,8 @@ __all__ = [
     "encode_receipts",
     "encode_reply",
     "encode_request",
+    "read_request",
+    "read_response",
     "receipt_of",
     "remaining_expiry",
     "validation_detail",

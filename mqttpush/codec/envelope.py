@@ -24,6 +24,7 @@ __all__ = [
     "TOKEN",
     "TRACE_ID",
     "Envelope",
+    "correlation_and_trace",
     "remaining_expiry",
     "validation_detail",
 ]
@@ -90,15 +91,18 @@ class Envelope:
         MQTT string, or is longer than 1,024 bytes, is left out rather than making
         the broker refuse the whole message.
         """
-        pairs = (
-            (SENDER, self.sender),
-            (OPERATION, self.operation),
-            (CORRELATION_ID, self.correlation_id),
-            (TRACE_ID, self.trace_id),
-            (TOKEN, self.token),
-            (PRIORITY, self.priority),
-        )
-        kept = tuple((k, v) for k, v in pairs if v is not None and _fits_ascii(v))
+        kept = _leading(self.sender, self.operation)  # the same on most messages: kept
+        correlation_id, trace_id, token, priority = (
+            self.correlation_id, self.trace_id, self.token, self.priority
+        )  # fmt: skip
+        if correlation_id is not None and _fits_ascii(correlation_id):
+            kept += ((CORRELATION_ID, correlation_id),)
+        if trace_id is not None and _fits_ascii(trace_id):
+            kept += ((TRACE_ID, trace_id),)
+        if token is not None and _fits_ascii(token):
+            kept += ((TOKEN, token),)
+        if priority is not None and _fits_ascii(priority):
+            kept += ((PRIORITY, priority),)
         return kept + self.headers if self.headers else kept
 
     @classmethod
@@ -132,12 +136,33 @@ class Envelope:
         return envelope
 
 
+def correlation_and_trace(message: Message) -> tuple[str | None, str | None]:
+    """The ``mqttpush-cid`` and ``mqttpush-trace`` of a received message (first values).
+
+    All a reply needs of its request's envelope, read without building one.
+    """
+    correlation_id = trace_id = None
+    for name, value in message.user_properties:
+        if name == CORRELATION_ID:
+            if correlation_id is None:
+                correlation_id = value
+        elif name == TRACE_ID and trace_id is None:
+            trace_id = value
+    return correlation_id, trace_id
+
+
 _FIELDS = frozenset((SENDER, OPERATION, CORRELATION_ID, TRACE_ID, TOKEN, PRIORITY))
 _EMPTY = Envelope()
 # The envelopes of recent messages by their user properties: a sender's notifications
 # and receipts repeat theirs. Bounded.
 _ENVELOPES_KEPT = 256
 _parsed: dict[tuple[tuple[str, str], ...], Envelope] = {}
+
+
+@functools.lru_cache(maxsize=4096)  # a sender's messages repeat its address and operation
+def _leading(sender: str | None, operation: str | None) -> tuple[tuple[str, str], ...]:
+    pairs = ((SENDER, sender), (OPERATION, operation))
+    return tuple((k, v) for k, v in pairs if v is not None and _fits_ascii(v))
 
 
 def _fits_ascii(value: str) -> bool:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pydantic_core
 from pydantic import ValidationError
@@ -17,6 +18,7 @@ from mqttpush.errors import (
     RpcError,
 )
 from mqttpush.models import (
+    JsonRpcError,
     JsonRpcRequest,
     JsonRpcResponse,
 )
@@ -26,7 +28,16 @@ if TYPE_CHECKING:
     from mqttpush.models import JsonRpcId
 from mqttpush.codec.envelope import CONTENT_TYPE, Envelope, remaining_expiry, validation_detail
 
-__all__ = ["decode_request", "decode_response", "encode_reply", "encode_request"]
+__all__ = [
+    "Reply",
+    "Request",
+    "decode_request",
+    "decode_response",
+    "encode_reply",
+    "encode_request",
+    "read_request",
+    "read_response",
+]
 
 _ID_ERROR = {"loc": ["id"], "msg": "id must be a string, an integer or null", "type": "id_type"}
 _SURROGATE = "lone surrogate escape (\\ud800-\\udfff without its pair): not valid Unicode"
@@ -58,10 +69,33 @@ def encode_request(
     )
 
 
+class Request(NamedTuple):
+    """A request that passed every check: what an agent needs to run it."""
+
+    id: JsonRpcId
+    method: str
+    params: dict[str, Any] | list[Any] | None
+
+
+_MEMBERS = frozenset(("jsonrpc", "id", "method", "params"))
+_new_request = functools.partial(tuple.__new__, Request)  # a third of Request()'s cost
+
+
 def decode_request(
     payload: bytes, max_bytes: int | None = None
 ) -> tuple[JsonRpcId, JsonRpcRequest | RpcError]:
-    """Decode a request payload.
+    """Decode a request payload into the wire model (see :func:`read_request`)."""
+    request_id, read = read_request(payload, max_bytes)
+    if isinstance(read, RpcError):
+        return request_id, read
+    body = {"jsonrpc": "2.0", "id": read.id, "method": read.method, "params": read.params}
+    return request_id, JsonRpcRequest.model_validate(body)
+
+
+def read_request(
+    payload: bytes, max_bytes: int | None = None
+) -> tuple[JsonRpcId, Request | RpcError]:
+    """Read a request payload.
 
     Args:
         payload: The message's payload.
@@ -75,27 +109,42 @@ def decode_request(
     if max_bytes is not None and len(payload) > max_bytes:
         detail = f"request of {len(payload)} bytes is over the limit of {max_bytes} bytes"
         return None, InvalidRequestError(data={"detail": detail})
-    try:  # one pass for a valid request; anything else is read again to say what is wrong
-        request = JsonRpcRequest.model_validate_json(payload)
-    except ValidationError:
-        pass
-    else:
-        return request.id, request
-    surrogate: list[str | int] | None = None
     try:
         obj = pydantic_core.from_json(payload)
     except ValueError as exc:
         obj = _with_lone_surrogates(payload, exc)
         if obj is None:
             return None, ParseError(data={"detail": str(exc)})
-        surrogate = _lone_surrogate_at(obj)
-    return _check_request(obj, surrogate)
+        return _check_request(obj, _lone_surrogate_at(obj))
+    request = _plain_request(obj)
+    if request is not None:
+        return request.id, request
+    return _check_request(obj, None)  # the model says what is wrong
+
+
+def _plain_request(obj: Any) -> Request | None:  # noqa: ANN401 - any JSON
+    """``obj`` as a request when it plainly is one (the common case), else None.
+
+    Accepts only what :class:`JsonRpcRequest` accepts; anything else, valid or not, is
+    left to the model, so the model alone says what an invalid request gets.
+    """
+    if type(obj) is not dict or obj.get("jsonrpc") != "2.0":
+        return None
+    method = obj.get("method")
+    if type(method) is not str or not method or not obj.keys() <= _MEMBERS:
+        return None
+    params, request_id = obj.get("params"), obj.get("id")
+    if (params is None or type(params) is dict or type(params) is list) and (
+        request_id is None or type(request_id) is str or type(request_id) is int
+    ):
+        return _new_request((request_id, method, params))
+    return None
 
 
 def _check_request(
     obj: Any,  # noqa: ANN401 - any JSON
     surrogate: list[str | int] | None,
-) -> tuple[JsonRpcId, JsonRpcRequest | RpcError]:
+) -> tuple[JsonRpcId, Request | RpcError]:
     if not isinstance(obj, dict):
         kind = (
             "batch requests are not supported"
@@ -117,9 +166,10 @@ def _check_request(
             return request_id, InvalidParamsError(data=[{**error, "loc": surrogate[1:]}])
         return request_id, InvalidRequestError(data=[error])
     try:
-        return request_id, JsonRpcRequest.model_validate(obj)
+        request = JsonRpcRequest.model_validate(obj)
     except ValidationError as exc:
         return request_id, InvalidRequestError(data=validation_detail(exc))
+    return request_id, Request(request.id, request.method, request.params)
 
 
 def _with_lone_surrogates(payload: bytes, exc: ValueError) -> Any:  # noqa: ANN401 - any JSON
@@ -212,3 +262,35 @@ def decode_response(payload: bytes) -> JsonRpcResponse:
         return JsonRpcResponse.model_validate_json(payload)
     except ValidationError as exc:
         raise ProtocolError(f"malformed JSON-RPC response: {validation_detail(exc)}") from exc
+
+
+class Reply(NamedTuple):
+    """What a caller takes from a response: its result, or its error."""
+
+    result: Any
+    error: JsonRpcError | None = None
+
+
+_RESULT_MEMBERS = frozenset(("jsonrpc", "id", "result"))
+_new_reply = functools.partial(tuple.__new__, Reply)
+
+
+def read_response(payload: bytes) -> Reply:
+    """Read a response payload: a plain result at once, anything else through the model.
+
+    Raises:
+        ProtocolError: Not a JSON-RPC 2.0 response object.
+    """
+    try:
+        obj = pydantic_core.from_json(payload)
+    except ValueError:
+        obj = None
+    if (
+        type(obj) is dict
+        and obj.keys() == _RESULT_MEMBERS
+        and obj["jsonrpc"] == "2.0"
+        and (obj["id"] is None or type(obj["id"]) is str or type(obj["id"]) is int)
+    ):
+        return _new_reply((obj["result"], None))
+    response = decode_response(payload)  # says what is wrong, or reads an error
+    return Reply(response.result, response.error)

@@ -117,7 +117,9 @@ class MessageLoop:
             log.exception("routing a message on %s failed", message.topic)
             await settle(self._transport, message)
             return
-        if route is None or route.lane is Lane.CONTROL:
+        if route is not None and route.lane is Lane.CONTROL and not route.concurrent:
+            await self._handle(route, message)  # requests and replies: no stop at _run
+        elif route is None or route.lane is Lane.CONTROL:
             await self._run(route, message)
         else:
             self._lanes[route.lane - 1].append((route, message))

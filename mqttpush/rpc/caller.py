@@ -22,11 +22,11 @@ from mqttpush.errors import (
 )
 from mqttpush.models import new_id
 from mqttpush.observe import Instruments
+from mqttpush.rpc.deadline import Deadlines
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
-    from mqttpush.models import JsonRpcResponse
     from mqttpush.transport.base import Message
 
 __all__ = ["RpcCaller"]
@@ -48,7 +48,8 @@ class RpcCaller:
         self._instruments = instruments or Instruments()
         self._connected = connected
         self._reply_base = reply_base
-        self._pending: dict[str, asyncio.Future[JsonRpcResponse]] = {}
+        self._pending: dict[str, asyncio.Future[codec.Reply]] = {}
+        self._deadlines: Deadlines | None = None  # made in the loop of the first call
         self.unmatched_replies = 0
 
     @property
@@ -75,7 +76,8 @@ class RpcCaller:
 
         If the connection drops, the call waits for it to come back and publishes the
         same request again (same correlation id, so the agent answers a repeat from its
-        response cache rather than running it twice), all within ``timeout``.
+        response cache rather than running it twice), all within ``timeout``. Of
+        ``envelope``, the request carries the sender and the trace id.
 
         Raises:
             RpcTimeoutError: No reply within ``timeout`` (also a TimeoutError).
@@ -83,14 +85,29 @@ class RpcCaller:
             ConnectionLostError: No connection to the broker for the rest of ``timeout``.
             ProtocolError: The reply could not be decoded.
         """
+        return await self.call_as(
+            envelope.sender, envelope.trace_id, topic, method, params,
+            timeout=timeout, address=address,
+        )  # fmt: skip
+
+    async def call_as(
+        self,
+        sender: str | None,
+        trace_id: str | None,
+        topic: str,
+        method: str,
+        params: Any,  # noqa: ANN401 - any JSON-serialisable object or pydantic model
+        *,
+        timeout: float,
+        address: str,
+    ) -> Any:  # noqa: ANN401 - the operation's JSON result
+        """:meth:`call` with the sender and trace id given as they are, no envelope built first."""
         correlation_id = new_id()
         started = time.perf_counter()
         outcome = "ok"
         try:
             with self._instruments.tracing.rpc_client(method, topic, correlation_id) as headers:
-                envelope = codec.Envelope(
-                    envelope.sender, method, correlation_id, envelope.trace_id, headers=headers
-                )
+                envelope = codec.Envelope(sender, method, correlation_id, trace_id, headers=headers)
                 return await self._call(topic, params, envelope, timeout=timeout, address=address)
         except RpcError as exc:
             outcome = str(exc.code)
@@ -128,12 +145,15 @@ class RpcCaller:
         )
         lost: ConnectionLostError | None = None
         attempts = 0
+        loop = asyncio.get_running_loop()
+        deadlines = self._deadlines
+        if deadlines is None or deadlines.loop is not loop:
+            deadlines = self._deadlines = Deadlines(loop)
         try:
-            async with asyncio.timeout(timeout):
+            with deadlines.start(timeout):
                 while True:
                     attempts += 1
-                    future: asyncio.Future[JsonRpcResponse]
-                    future = asyncio.get_running_loop().create_future()
+                    future: asyncio.Future[codec.Reply] = loop.create_future()
                     self._pending[correlation_id] = future
                     try:
                         await self._publish(request)
@@ -172,7 +192,7 @@ class RpcCaller:
             log.debug("reply %s matches no pending call (late or unknown)", correlation_id)
             return
         try:
-            future.set_result(codec.decode_response(message.payload))
+            future.set_result(codec.read_response(message.payload))
         except ProtocolError as exc:
             future.set_exception(exc)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
-from mqttpush import _context, codec
+from mqttpush import _context
 from mqttpush.errors import AgentOfflineError, UsageError
 from mqttpush.models import new_id
 
@@ -49,6 +49,7 @@ class RemoteAgent:
         self._lookup = lookup
         self._caller = caller
         self._address = address
+        self._address_text = str(address)
         self._topic = topics.rpc(address)
         self._sender = sender
         self._timeout = timeout
@@ -82,10 +83,10 @@ class RemoteAgent:
         wait = self._timeout if timeout is None else timeout
         if not wait > 0 or wait == math.inf:
             raise UsageError(f"{method}: the timeout must be a finite number of seconds above 0")
-        envelope = codec.Envelope(sender=self._sender, trace_id=_context.trace_id.get() or new_id())
-        return await self._caller.call(
-            self._topic, method, params, timeout=wait, envelope=envelope, address=str(self._address)
-        )
+        return await self._caller.call_as(
+            self._sender, _context.trace_id.get() or new_id(), self._topic, method, params,
+            timeout=wait, address=self._address_text,
+        )  # fmt: skip
 
     async def ensure_served(self, timeout: float = 2.0) -> AgentCard:
         """Check, from its presence card, that an agent is served at this address.
@@ -120,6 +121,8 @@ class RemoteAgent:
             return await self.call(method, params)
 
         bound.__name__ = method
+        # Kept on the instance: the next ``remote.<method>`` finds it without coming here.
+        self.__dict__[method] = bound
         return bound
 
     def __repr__(self) -> str:

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from contextlib import AbstractAsyncContextManager
 
     from mqttpush.address import Address
-    from mqttpush.models import JsonRpcId, JsonRpcRequest
+    from mqttpush.models import JsonRpcId
     from mqttpush.rpc.operation import Operation
     from mqttpush.transport.base import Message
 
@@ -104,6 +104,7 @@ class Responder:
         tracing: Tracing | None = None,
     ) -> None:
         self._agent = agent
+        self._sender = str(agent.address)  # replies carry it; served agents keep theirs
         self._publish = publish
         self._metrics = metrics or AgentMetrics()
         self._tracing = tracing or Tracing()
@@ -116,11 +117,11 @@ class Responder:
     async def answer(self, message: Message) -> None:
         """Answer one request message (the agent holds a request slot meanwhile)."""
         started = time.perf_counter()
-        request_id, decoded = codec.decode_request(message.payload, self._max_request_bytes)
+        request_id, decoded = codec.read_request(message.payload, self._max_request_bytes)
         method = None if isinstance(decoded, RpcError) else decoded.method
         outcome = "ok"
         try:
-            with self._tracing.rpc_server(message, method, str(self._agent.address)):
+            with self._tracing.rpc_server(message, method, self._sender):
                 outcome = await self._answer(message, request_id, decoded, method)
         finally:
             known = method if method is None or self._agent.operation(method) else "_unknown"
@@ -132,13 +133,13 @@ class Responder:
         self,
         message: Message,
         request_id: JsonRpcId,
-        decoded: JsonRpcRequest | RpcError,
+        decoded: codec.Request | RpcError,
         method: str | None,
     ) -> str:
         """Answer, and return the outcome: ``ok``, ``repeated`` or the error code."""
         self._agent.stats.requests += 1
-        envelope = codec.Envelope.of(message)
-        _context.trace_id.set(envelope.trace_id or new_id())
+        ids = codec.correlation_and_trace(message)
+        _context.trace_id.set(ids[1] or new_id())
         key = _request_key(message, request_id)
         if key is not None and (earlier := self._cache.lookup(key)) is not None:
             # A repeat (broker redelivery or a caller's retry): answer, do not run again.
@@ -157,7 +158,7 @@ class Responder:
             if key is not None and shared is not None:
                 ran_here, reply = await self._from_pool(shared, key, message)
             if ran_here:
-                outcome, reply = await self._run(message, request_id, decoded, method, envelope)
+                outcome, reply = await self._run(message, request_id, decoded, method, ids)
             else:  # another copy of the pool ran it
                 self._agent.stats.requests_repeated += 1
                 outcome = "repeated"
@@ -195,57 +196,57 @@ class Responder:
         self,
         message: Message,
         request_id: JsonRpcId,
-        decoded: JsonRpcRequest | RpcError,
+        decoded: codec.Request | RpcError,
         method: str | None,
-        envelope: codec.Envelope,
+        ids: tuple[str | None, str | None],
     ) -> tuple[str, Message | None]:
         """Run the request; return the outcome (``ok`` or the error code) and the reply."""
         try:
-            result = await self._execute(message, decoded)
+            op, kwargs = self._prepare(message, decoded)
+            result = op.dump_result(await getattr(self._agent, op.attr)(**kwargs))
         except RpcError as exc:
             self._agent.stats.request_errors += 1
-            reply = self._build_reply(message, request_id, method, envelope, error=exc)
+            reply = self._build_reply(message, request_id, method, ids, error=exc)
             return str(exc.code), reply
         except Exception as exc:
             self._agent.stats.request_errors += 1
             self._agent.stats.handler_failures += 1
             log.exception("%s: operation %s failed", self._agent.address, method)
             error = InternalError(data={"type": type(exc).__name__, "message": str(exc)})
-            reply = self._build_reply(message, request_id, method, envelope, error=error)
+            reply = self._build_reply(message, request_id, method, ids, error=error)
             return str(InternalError.code), reply
-        return "ok", self._build_reply(message, request_id, method, envelope, result=result)
+        return "ok", self._build_reply(message, request_id, method, ids, result=result)
 
-    async def _execute(self, message: Message, decoded: JsonRpcRequest | RpcError) -> Any:  # noqa: ANN401
+    def _prepare(
+        self, message: Message, decoded: codec.Request | RpcError
+    ) -> tuple[Operation, dict[str, Any]]:
+        """The operation to run and its arguments, or the error to answer with instead."""
         if isinstance(decoded, RpcError):
             raise decoded
         left = codec.remaining_expiry(message)
         if left is not None and left <= 0:
             self._agent.stats.requests_expired += 1
             raise RequestExpiredError(data={"method": decoded.method})
-        return await self._invoke(decoded.method, decoded.params)
-
-    async def _invoke(self, method: str, params: dict[str, Any] | list[Any] | None) -> Any:  # noqa: ANN401
-        op = self._agent.operation(method)
+        op = self._agent.operation(decoded.method)
         if op is None:
             raise MethodNotFoundError(
-                data={"method": method, "available": sorted(self._agent.operations())}
+                data={"method": decoded.method, "available": sorted(self._agent.operations())}
             )
-        kwargs = op.validate(params)
-        return op.dump_result(await getattr(self._agent, op.attr)(**kwargs))
+        return op, op.validate(decoded.params)
 
     def _build_reply(
         self,
         request: Message,
         request_id: JsonRpcId,
         method: str | None,
-        envelope: codec.Envelope,
+        ids: tuple[str | None, str | None],
         *,
         result: Any = None,  # noqa: ANN401
         error: RpcError | None = None,
     ) -> Message | None:
-        reply_envelope = codec.Envelope(
-            str(self._agent.address), method, envelope.correlation_id, envelope.trace_id
-        )
+        if not request.response_topic:
+            return None
+        reply_envelope = codec.Envelope(self._sender, method, ids[0], ids[1])
         reply = codec.encode_reply(
             request, request_id, result=result, error=error, envelope=reply_envelope
         )

@@ -8,7 +8,6 @@ messages repeat theirs (its envelope), so most publishes look them up.
 
 from __future__ import annotations
 
-import contextlib
 import struct
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +24,8 @@ _MAX_STRING = 65_535
 _KEPT = 256  # distinct user properties, and sets of them, kept encoded
 _encoded_users: dict[tuple[tuple[str, str], ...], bytes] = {}
 _encoded_pairs: dict[tuple[str, str], bytes] = {}
+_encoded_names: dict[str, bytes] = {}  # with the User Property identifier before
+_encoded_types: dict[str, bytes] = {}  # content types, with their identifier before
 
 
 def string(value: str, what: str) -> bytes:
@@ -65,8 +66,14 @@ def encode_publish_properties(message: Message) -> bytes:
             a Message Expiry out of range.
     """
     props = []
-    if message.content_type is not None:
-        props.append(b"\x03" + string(message.content_type, "content type"))
+    content_type = message.content_type
+    if content_type is not None:
+        try:
+            props.append(_encoded_types[content_type])
+        except (KeyError, TypeError):
+            encoded = b"\x03" + string(content_type, "content type")
+            _keep(_encoded_types, content_type, encoded)
+            props.append(encoded)
     if message.response_topic is not None:
         props.append(b"\x08" + string(message.response_topic, "response topic"))
     if message.correlation_data is not None:
@@ -84,7 +91,10 @@ def encode_publish_properties(message: Message) -> bytes:
 
 
 def _user_properties(pairs: tuple[tuple[str, str], ...]) -> bytes:
-    """User properties, encoded and checked once per distinct pair and set (senders repeat)."""
+    """User properties, encoded and checked once per distinct pair and set (senders repeat).
+
+    A pair seen for the first time (an id) still finds its name encoded: names repeat.
+    """
     try:
         return _encoded_users[pairs]
     except (KeyError, TypeError):  # not seen yet, or not hashable (a list): encoded below
@@ -96,7 +106,12 @@ def _user_properties(pairs: tuple[tuple[str, str], ...]) -> bytes:
             part = _encoded_pairs[pair]
         except (KeyError, TypeError):
             key, value = pair
-            part = b"\x26" + string(key, "user property name") + string(value, "user property")
+            try:
+                name = _encoded_names[key]
+            except (KeyError, TypeError):
+                name = b"\x26" + string(key, "user property name")
+                _keep(_encoded_names, key, name)
+            part = name + string(value, "user property")
             _keep(_encoded_pairs, pair, part)
             repeated = False
         parts.append(part)
@@ -109,5 +124,7 @@ def _user_properties(pairs: tuple[tuple[str, str], ...]) -> bytes:
 def _keep(kept: dict[Any, bytes], key: object, value: bytes) -> None:
     if len(kept) >= _KEPT:
         kept.clear()
-    with contextlib.suppress(TypeError):  # a list is not kept
+    try:  # noqa: SIM105 - not contextlib.suppress: this runs for every new pair, ids included
         kept[key] = value
+    except TypeError:  # a list is not kept
+        pass
