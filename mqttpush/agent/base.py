@@ -20,6 +20,7 @@ from mqttpush import _context, codec
 from mqttpush.agent.host import current_host
 from mqttpush.agent.receipts import ReceiptBatcher
 from mqttpush.agent.recent import PushTokens, RecentIds
+from mqttpush.agent.slots import Slots
 from mqttpush.errors import ProtocolError, UsageError
 from mqttpush.observe import AgentMetrics, Tracing
 from mqttpush.rpc.operation import Operation, operations_of
@@ -86,7 +87,7 @@ class Agent:
     def __init__(self, *, max_concurrency: int | None = None) -> None:
         self._max_concurrency = max_concurrency
         self._request_slots = asyncio.Semaphore(1)
-        self._push_slots = asyncio.Semaphore(1)
+        self._push_slots = Slots(1)
         self._seen = RecentIds(1)
         self._tokens = PushTokens(10_000)  # resized when served; tokens expected before kept
         self._require_tokens = False
@@ -138,7 +139,7 @@ class Agent:
         settings = host.settings
         limit = self._max_concurrency or settings.rpc.max_concurrency
         self._request_slots = asyncio.Semaphore(limit)
-        self._push_slots = asyncio.Semaphore(limit)
+        self._push_slots = Slots(limit)
         self._seen = RecentIds(settings.agent.dedup_window)
         self._tokens = self._tokens.resized(settings.agent.dedup_window)
         self._require_tokens = settings.agent.require_push_token
@@ -233,7 +234,7 @@ class Agent:
     async def handle_push(self, message: Message, task_id: str) -> None:
         """Handle one push notification message (called by the fabric)."""
         slots = self._push_slots
-        await slots.acquire()  # not ``async with``: two coroutines fewer per notification
+        await slots.take()
         try:
             try:
                 notification = _decode_push(message, task_id)
@@ -280,7 +281,7 @@ class Agent:
             if self._receipts is not None:
                 self._receipts.queue(notification, envelope.sender, handled=handled)
         finally:
-            slots.release()
+            slots.give()
 
 
 def _decode_push(message: Message, task_id: str) -> PushNotification:
