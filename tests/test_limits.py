@@ -262,6 +262,16 @@ def test_recent_ids_are_bounded_in_bytes_as_well_as_in_count():
     assert "9" + "x" * 199 in recent
 
 
+def test_recent_ids_forget_the_oldest_beyond_the_window_in_the_order_first_added():
+    recent = RecentIds(3)
+    for key in ("a", "b", "c", "a", "d"):  # "a" again keeps its place: oldest
+        recent.add(key)
+    assert len(recent) == 3
+    assert "a" not in recent
+    assert all(key in recent for key in ("b", "c", "d"))
+    assert recent.bytes == 3
+
+
 async def test_held_messages_are_bounded_in_bytes():
     expired: list[Message] = []
     router = Router(expired.append, hold_max_bytes=1_000)

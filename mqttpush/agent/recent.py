@@ -14,13 +14,17 @@ class RecentIds:
     An id older than the window is forgotten: a duplicate arriving after ``size``
     newer ids would be handled again (documented in docs/reliability.md). Ids come
     from the wire and may be long; the byte bound keeps long ones from costing more.
+    A set answers the lookups and a queue keeps the order they are forgotten in (an
+    id added again keeps its place): cheaper than an ordered dict, taken once per
+    notification.
     """
 
     def __init__(self, size: int, max_bytes: int = 1 << 20) -> None:
         self._size = size
         self._max_bytes = max_bytes
         self._bytes = 0
-        self._ids: collections.OrderedDict[str, None] = collections.OrderedDict()
+        self._ids: set[str] = set()
+        self._order: collections.deque[str] = collections.deque()
 
     def __contains__(self, key: str) -> bool:
         return key in self._ids
@@ -30,13 +34,16 @@ class RecentIds:
 
     def add(self, key: str) -> None:
         """Remember ``key``, forgetting the oldest beyond the window."""
-        if key in self._ids:
-            self._ids.move_to_end(key)
+        ids = self._ids
+        if key in ids:
             return
-        self._ids[key] = None
+        ids.add(key)
+        self._order.append(key)
         self._bytes += len(key)
-        while len(self._ids) > self._size or self._bytes > self._max_bytes:
-            self._bytes -= len(self._ids.popitem(last=False)[0])
+        while len(ids) > self._size or self._bytes > self._max_bytes:
+            oldest = self._order.popleft()
+            ids.discard(oldest)
+            self._bytes -= len(oldest)
 
     @property
     def bytes(self) -> int:
