@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import TYPE_CHECKING
 
@@ -20,10 +21,13 @@ from mqttpush import (
 from mqttpush.address import Address
 from mqttpush.codec import Envelope, decode_receipts, encode_notification, encode_request
 from mqttpush.errors import StoreUnavailableError, TaskNotFoundError, UsageError
+from mqttpush.observe import Instruments, Tracing
 from mqttpush.store import MemoryTaskStore
 from mqttpush.testing import Collector, FakeHost, eventually
 
 if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+
     from mqttpush.models import Receipt
     from mqttpush.store import StoredTask
     from mqttpush.transport.base import Message
@@ -98,6 +102,31 @@ async def test_a_notification_is_handled_once_and_each_copy_gets_a_receipt():
         receipt_topic = host.topics.receipts(Address.parse(SENDER))
         assert {m.topic for m in host.published} == {receipt_topic}
         assert {r.id for r in receipts(host)} == {notification.id}
+
+
+class Recording(Tracing):
+    """Tracing that records the notifications it was asked to trace."""
+
+    def __init__(self) -> None:
+        self.processed: list[str] = []
+
+    def process(
+        self, message: Message, notification_id: str, agent: str
+    ) -> AbstractContextManager[None]:
+        del message
+        self.processed.append(f"{agent} {notification_id}")
+        return contextlib.nullcontext()
+
+
+async def test_a_tracing_that_traces_notifications_is_entered_for_each_one_handled():
+    async with FakeHost() as host:
+        tracing = Recording()
+        host.instruments = Instruments(tracing=tracing)
+        collector = await host.serve(Collector(), ADDRESS)
+        notification = PushNotification(task_id="t", seq=1, message="hi")
+        for _ in range(2):  # the copy is not handled: not traced
+            await collector.handle_push(push(host, notification), "t")
+        assert tracing.processed == [f"{ADDRESS} {notification.id}"]
 
 
 async def test_a_notification_with_a_wrong_token_is_rejected_without_a_receipt():

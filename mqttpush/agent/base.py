@@ -97,6 +97,7 @@ class Agent:
         self._address: Address | None = None
         self._metrics = AgentMetrics()
         self._tracing = Tracing()
+        self._spans = False  # whether the tracing opens a span per notification
         self.stats = AgentStats()
 
     def _not_served(self) -> UsageError:
@@ -145,6 +146,8 @@ class Agent:
         self._require_tokens = settings.agent.require_push_token
         self._metrics = host.instruments.metrics.agent(str(address))
         self._tracing = host.instruments.tracing
+        # The default tracing opens no span: its context manager is not even entered.
+        self._spans = type(self._tracing).process is not Tracing.process
         self._responder = Responder(
             self,
             host.publish,
@@ -262,12 +265,16 @@ class Agent:
                 self._metrics.notification_received("duplicate")
             else:
                 self.stats.notifications += 1
-                _context.trace_id.set(envelope.trace_id)
+                if _context.trace_id.get() != envelope.trace_id:  # the same all through a task
+                    _context.trace_id.set(envelope.trace_id)
                 try:
                     model = self.notification_model
                     if model is not None and notification.data is not None:
                         notification.data_as(model)  # a mismatch is a handler failure
-                    with self._tracing.process(message, notification.id, str(self._address)):
+                    if self._spans:
+                        with self._tracing.process(message, notification.id, str(self._address)):
+                            await self.on_message(notification)
+                    else:
                         await self.on_message(notification)
                     self._seen.add(notification.id)  # a failed one may be tried again
                     self._metrics.notification_received("handled", notification.timestamp)
