@@ -12,6 +12,7 @@ publish the notification again, and the duplicate is answered with a new receipt
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import TYPE_CHECKING
 
@@ -45,34 +46,35 @@ class ReceiptBatcher:
         self._host = host
         self._endpoint = endpoint
         self._queued: dict[str, list[codec.ReceiptRow]] = {}
-        self._topics: dict[str, str | None] = {}
+        self._topics: dict[str | None, str | None] = {}
         self._timer: asyncio.TimerHandle | None = None
 
     def queue(self, notification: PushNotification, sender: str | None, *, handled: bool) -> None:
         """Queue a receipt for ``sender``; nothing when the sender is not an agent."""
-        topic = self._topic(sender)
+        topic = self._topics.get(sender, "")  # "": not looked up yet
+        if topic == "":
+            topic = self._topic(sender)
         if topic is None:
             return  # not from an agent: nobody to tell
         receipt = codec.receipt_of(notification, self._endpoint, handled=handled)
-        if not self._queued:
-            self._timer = asyncio.get_running_loop().call_later(GATHER, self.flush)
-        queued = self._queued.setdefault(topic, [])
+        queued = self._queued.get(topic)
+        if queued is None:
+            if not self._queued:
+                self._timer = asyncio.get_running_loop().call_later(GATHER, self.flush)
+            queued = self._queued[topic] = []
         queued.append(receipt)
         if len(queued) >= _RECEIPTS_PER_MESSAGE:
             self.flush()
 
     def _topic(self, sender: str | None) -> str | None:
-        if sender is None:
-            return None
-        topic = self._topics.get(sender, "")
-        if topic == "":
-            try:
+        """The receipt topic of ``sender`` (None: not an agent's address), then kept."""
+        topic = None
+        if sender is not None:
+            with contextlib.suppress(InvalidAddressError):
                 topic = self._host.topics.receipts(Address.parse(sender))
-            except InvalidAddressError:
-                topic = None
-            if len(self._topics) >= _TOPICS_KEPT:
-                self._topics.clear()
-            self._topics[sender] = topic
+        if len(self._topics) >= _TOPICS_KEPT:
+            self._topics.clear()
+        self._topics[sender] = topic
         return topic
 
     def flush(self) -> None:
