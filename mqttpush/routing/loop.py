@@ -27,7 +27,7 @@ from mqttpush.observe import Metrics
 from mqttpush.routing.router import Lane, Router
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncGenerator, Callable
+    from collections.abc import AsyncGenerator, Callable, Coroutine
 
     from mqttpush.routing.router import Route
     from mqttpush.transport.base import Message, Transport
@@ -102,28 +102,30 @@ class MessageLoop:
 
         A message with no route yet is held.
         """
-        await self._route(message)
+        now = self._route(message)
+        if now is not None:
+            await now
         if self._waiting and (self._waiting >= READ_AHEAD or not self._transport.buffered()):
             await self.flush()
 
-    async def _route(self, message: Message) -> None:
+    def _route(self, message: Message) -> Coroutine[Any, Any, None] | None:
+        """Put a receipt or notification in its lane; for others, what handles them now."""
         try:
             route = self.router.find(message.topic)
             if route is None and self.router.hold(message):
                 self._metrics.message_held()
-                return  # acknowledged once handled after all, or dropped
+                return None  # acknowledged once handled after all, or dropped
         except Exception:  # a bug in routing one message must not stop the rest
             self.failures += 1
             log.exception("routing a message on %s failed", message.topic)
-            await settle(self._transport, message)
-            return
+            return settle(self._transport, message)
         if route is not None and route.lane is Lane.CONTROL and not route.concurrent:
-            await self._handle(route, message)  # requests and replies: no stop at _run
-        elif route is None or route.lane is Lane.CONTROL:
-            await self._run(route, message)
-        else:
-            self._lanes[route.lane - 1].append((route, message))
-            self._waiting += 1
+            return self._handle(route, message)  # requests and replies: no stop at _run
+        if route is None or route.lane is Lane.CONTROL:
+            return self._run(route, message)
+        self._lanes[route.lane - 1].append((route, message))
+        self._waiting += 1
+        return None
 
     async def flush(self) -> None:
         """Handle the messages waiting in the lanes, receipts before notifications."""
@@ -131,7 +133,10 @@ class MessageLoop:
             while lane:
                 route, message = lane.popleft()
                 self._waiting -= 1
-                await self._run(route, message)
+                if route.concurrent:
+                    self._enqueue(route, message)
+                else:
+                    await self._handle(route, message)
 
     def replay(self) -> None:
         """Route the held messages again (a route was just added)."""
@@ -145,11 +150,15 @@ class MessageLoop:
             self._drop(message)
             await settle(self._transport, message)
         elif route.concurrent:
-            self._queued.append((route, message))
-            if self._starter is None or self._starter.done():
-                self._start_worker()
+            self._enqueue(route, message)
         else:
             await self._handle(route, message)
+
+    def _enqueue(self, route: Route, message: Message) -> None:
+        """Queue a message of a concurrent route for the workers; start one if none is due."""
+        self._queued.append((route, message))
+        if self._starter is None or self._starter.done():
+            self._start_worker()
 
     def _start_worker(self) -> None:
         with contextlib.suppress(FabricClosedError):  # closing: the broker redelivers
@@ -167,7 +176,7 @@ class MessageLoop:
         try:
             while queued:
                 route, message = queued.popleft()
-                if queued:
+                if queued and not self._check_due:
                     self._check_soon()
                 await self._handle(route, message)
         finally:
