@@ -234,13 +234,18 @@ class Agent:
         """
         log.debug("%s: receipt on %s ignored", self._address, message.topic)
 
-    async def handle_push(self, message: Message, task_id: str) -> None:
-        """Handle one push notification message (called by the fabric)."""
+    async def handle_push(self, message: Message, task_id: str | None = None) -> None:
+        """Handle one push notification message (called by the fabric).
+
+        ``task_id`` is the last level of the message's topic, read from it if not given.
+        """
         slots = self._push_slots
         await slots.take()
         try:
             try:
-                notification = _decode_push(message, task_id)
+                notification = _decode_push(
+                    message, message.topic.rpartition("/")[2] if task_id is None else task_id
+                )
             except ProtocolError as exc:
                 self.stats.notifications_malformed += 1
                 self._metrics.notification_received("malformed")

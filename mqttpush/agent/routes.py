@@ -44,12 +44,12 @@ def agent_routes(
     async def take_receipt(message: Message) -> None:
         agent.handle_receipt(message)
 
-    async def take_push(message: Message) -> None:
-        await agent.handle_push(message, message.topic.rpartition("/")[2])
-
     router.add(rpc_topic, Route(accept_request))
     router.add(receipt_topic, Route(take_receipt, lane=Lane.RECEIPTS))
-    router.add_children(push_base, Route(take_push, concurrent=True, lane=Lane.NOTIFICATIONS))
+    # The agent reads the task id from the topic itself: no coroutine in between.
+    router.add_children(
+        push_base, Route(agent.handle_push, concurrent=True, lane=Lane.NOTIFICATIONS)
+    )
     filters = [rpc_topic, f"{push_base}/+", receipt_topic]
     if pool is not None:
         # One copy of a pool: requests and notifications go to one copy each; every
