@@ -32,6 +32,7 @@ from mqttpush.transport.native.packets import (
     encode_subscribe,
     encode_varint,
 )
+from mqttpush.transport.native.packets.properties import properties_end
 
 
 def s(text: str) -> bytes:
@@ -95,6 +96,22 @@ def test_variable_byte_integers_at_their_boundaries(value, size):
     assert all(byte & 0x80 for byte in data[:-1])
     assert not data[-1] & 0x80
     assert decode_varint(b"\xaa" + data + b"\xbb", 1) == (value, 1 + size)
+
+
+@pytest.mark.parametrize("length", [0, 1, 127, 128, 150, 16_383, 16_384, 20_000])
+def test_a_property_length_of_any_size_gives_where_the_properties_end(length):
+    data = b"\xaa" + encode_varint(length) + b"\x00" * length
+    start = 1 + len(encode_varint(length))
+    assert properties_end(data, 1) == (start, start + length)
+
+
+@pytest.mark.parametrize(
+    "properties",
+    [b"\x80", b"\x96\x01" + b"\x00" * 10, b"\x80\x80", b"\xff\xff\xff\xff\x01"],
+)
+def test_a_publish_whose_property_length_is_cut_short_or_too_long_is_refused(properties):
+    with pytest.raises(ProtocolError):
+        decode_publish(0x30, s("t") + properties, 0.0, 1)
 
 
 def test_variable_byte_integer_known_encodings():

@@ -8,7 +8,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from mqttpush.transport.native.packets.wire import PROTOCOL, PacketError, decode_varint
+from mqttpush.transport.native.packets.wire import (
+    CONTINUATION,
+    PROTOCOL,
+    PacketError,
+    decode_varint,
+)
 
 if TYPE_CHECKING:
     from mqttpush.transport.native.packets.wire import Buffer
@@ -123,7 +128,14 @@ def read_binary(data: Buffer, pos: int) -> tuple[bytes, int]:
 
 def properties_end(data: Buffer, pos: int) -> tuple[int, int]:
     """Read a property length at ``pos``; return (first property, end of properties)."""
-    length, pos = decode_varint(data, pos)
+    length = data[pos]
+    if length < CONTINUATION:  # under 128 bytes: the length in one byte
+        pos += 1
+    elif data[pos + 1] < CONTINUATION:  # under 16 KiB (an envelope's): in two bytes
+        length = (length & 0x7F) | data[pos + 1] << 7
+        pos += 2
+    else:
+        length, pos = decode_varint(data, pos)
     end = pos + length
     if end > len(data):
         raise PacketError("properties run past the end of their packet")
