@@ -5,6 +5,7 @@ import pytest
 from pydantic import ValidationError
 
 from mqttpush import codec
+from mqttpush.codec import envelope as envelope_module
 from mqttpush.errors import InvalidRequestError, ParseError, ProtocolError
 from mqttpush.models import JsonRpcRequest, PushNotification, Receipt, TaskState
 from mqttpush.transport.base import Message
@@ -216,3 +217,14 @@ def test_a_response_reads_as_the_model_reads_it(payload: bytes) -> None:
             codec.read_response(payload)
         return
     assert codec.read_response(payload) == codec.Reply(model.result, model.error)
+
+
+def test_values_too_long_to_send_never_become_keys_of_the_envelope_caches():
+    module = envelope_module
+    before = (module._leading.cache_info().currsize, module._fits.cache_info().currsize)
+    for n in range(20):
+        huge = ("é" if n % 2 else "x") * (200_000 + n)  # a request's method can be this long
+        pairs = codec.Envelope(sender="a@b.fabric", operation=huge).to_user_properties()
+        assert pairs == (("mqttpush-sender", "a@b.fabric"),)  # left out, as before
+    after = (module._leading.cache_info().currsize, module._fits.cache_info().currsize)
+    assert after == before

@@ -91,7 +91,11 @@ class Envelope:
         MQTT string, or is longer than 1,024 bytes, is left out rather than making
         the broker refuse the whole message.
         """
-        kept = _leading(self.sender, self.operation)  # the same on most messages: kept
+        sender, operation = self.sender, self.operation
+        if _short(sender) and _short(operation):
+            kept = _leading(sender, operation)  # the same on most messages: kept
+        else:  # a value this long is left out; it never becomes a key of the cache
+            kept = _leading.__wrapped__(sender, operation)
         correlation_id, trace_id, token, priority = (
             self.correlation_id, self.trace_id, self.token, self.priority
         )  # fmt: skip
@@ -165,11 +169,16 @@ def _leading(sender: str | None, operation: str | None) -> tuple[tuple[str, str]
     return tuple((k, v) for k, v in pairs if v is not None and _fits_ascii(v))
 
 
+def _short(value: str | None) -> bool:
+    """Short enough to be sent, so to be a key of a kept envelope (bounds its bytes)."""
+    return value is None or len(value) <= _MAX_PROPERTY
+
+
 def _fits_ascii(value: str) -> bool:
     # Ids and trace ids differ per message: ASCII is checked in C, without the cache.
     if value.isascii():
         return len(value) <= _MAX_PROPERTY and value.isprintable()
-    return _fits(value)
+    return len(value) <= _MAX_PROPERTY and _fits(value)  # a longer one is never kept
 
 
 @functools.lru_cache(maxsize=4096)  # the same sender, operation and token on every message
