@@ -272,3 +272,14 @@ async def client(broker: ScriptedBroker, **values) -> AsyncIterator[NativeTransp
 def disconnect_codes(broker: ScriptedBroker) -> list[int]:
     """The reason codes of the DISCONNECTs the client sent (0 for the short form)."""
     return [p.body[0] if p.body else 0 for p in broker.of_kind(DISCONNECT)]
+
+
+@contextlib.asynccontextmanager
+async def connected(settings: BrokerSettings) -> AsyncIterator[NativeTransport]:
+    """A native transport connected with ``settings``, disconnected on exit."""
+    transport = NativeTransport(settings)
+    await transport.connect()
+    try:
+        yield transport
+    finally:
+        await transport.disconnect()

@@ -33,7 +33,7 @@ from mqttpush.transport.base import Message
 from mqttpush.transport.native import NativeTransport
 from tests.conftest import CONFIG
 from tests.scripted_broker import Reader as Inbox
-from tests.scripted_broker import ScriptedBroker, connack
+from tests.scripted_broker import ScriptedBroker, connack, connected
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator
@@ -45,16 +45,6 @@ def new_topic() -> str:
 
 def broker_settings(host: str, port: int, **values) -> BrokerSettings:
     return BrokerSettings(host=host, port=port, **values)
-
-
-@contextlib.asynccontextmanager
-async def connected(settings: BrokerSettings) -> AsyncIterator[NativeTransport]:
-    transport = NativeTransport(settings)
-    await transport.connect()
-    try:
-        yield transport
-    finally:
-        await transport.disconnect()
 
 
 # --- the real broker ----------------------------------------------------------------------

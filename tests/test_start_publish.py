@@ -20,22 +20,13 @@ from mqttpush.settings import BrokerSettings
 from mqttpush.testing import FakeHost
 from mqttpush.transport.base import Message
 from mqttpush.transport.memory import MemoryBroker
-from mqttpush.transport.native import NativeTransport
 from tests.scripted_broker import Reader as Inbox
-from tests.scripted_broker import ScriptedBroker, connack
+from tests.scripted_broker import ScriptedBroker, connack, connected
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
-
-@contextlib.asynccontextmanager
-async def connected(settings: BrokerSettings) -> AsyncIterator[NativeTransport]:
-    transport = NativeTransport(settings)
-    await transport.connect()
-    try:
-        yield transport
-    finally:
-        await transport.disconnect()
+    from mqttpush.transport.native import NativeTransport
 
 
 @contextlib.asynccontextmanager
