@@ -9,9 +9,16 @@ import pytest
 from pydantic import ValidationError
 
 from mqttpush import codec
+from mqttpush.address import Topics
+from mqttpush.agent import fanout
 from mqttpush.agent.window import Pacer, Windows
 from mqttpush.errors import ProtocolError
-from mqttpush.models import NotificationFilter, Priority, PushNotification
+from mqttpush.models import (
+    NotificationFilter,
+    Priority,
+    PushNotification,
+    TaskPushNotificationConfig,
+)
 from mqttpush.transport.base import Message
 from mqttpush.transport.native.packets import encode_connect
 
@@ -113,3 +120,18 @@ async def test_the_pacer_spaces_one_registration_and_forgets_what_no_longer_hold
     assert loop.time() - started >= 2 / 50 * 0.9  # the second and third waited
     await pacer.wait("other", "e", 50.0)  # another registration does not wait
     assert len(pacer) == 2
+
+
+def test_fan_out_keeps_properties_only_for_trace_ids_short_enough_to_send():
+    note = PushNotification(task_id="t-kept", seq=1, message="m")
+    endpoint = [TaskPushNotificationConfig(task_id="t-kept", address="r@d.fabric", token="tok")]
+    before = fanout._properties.cache_info().currsize
+    for n in range(10):
+        long_trace = "x" * (200_000 + n)  # a caller's trace id can be this long
+        out = fanout.fan_out(note, endpoint, sender="s@d.fabric", trace_id=long_trace,
+                             topics=Topics("p"))  # fmt: skip
+        assert out.messages["r@d.fabric"].user_property("mqttpush-trace") is None  # not sent
+        assert out.messages["r@d.fabric"].user_property("mqttpush-token") == "tok"
+    assert fanout._properties.cache_info().currsize == before
+    fanout.fan_out(note, endpoint, sender="s@d.fabric", trace_id="short", topics=Topics("p"))
+    assert fanout._properties.cache_info().currsize == before + 1

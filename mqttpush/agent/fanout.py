@@ -58,7 +58,8 @@ def fan_out(
         if config.filter is not None and not config.filter.matches(notification):
             continue
         cloudevents = config.format is PushFormat.CLOUDEVENTS
-        if headers:  # a trace context per notification: nothing to keep
+        if headers or (trace_id is not None and len(trace_id) > _TRACE_KEPT):
+            # a trace context per notification, or a trace id too long to send: not kept
             envelope = codec.Envelope(sender, "push", None, trace_id, config.token, priority,
                                       headers)  # fmt: skip
             properties = envelope.to_user_properties()
@@ -73,6 +74,10 @@ def fan_out(
         if config.rate is not None:
             out.rates[config.address] = config.rate
     return out
+
+
+#: The longest trace id the kept properties are keyed by (a longer one is not sent).
+_TRACE_KEPT = 1024
 
 
 @functools.lru_cache(maxsize=4096)
